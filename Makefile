@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make run` (whole pipeline, default params) and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PARAMS ?= params/default.yaml
+RUN_DIR ?=
+STAMP := $(VENV)/.setup-stamp
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
+export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
+
+.PHONY: setup run test test-fast bench clean-outputs
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt scripts/setup.sh
+	bash scripts/setup.sh
+	@touch $@
+
+run: setup
+	$(VENV)/bin/valuelex run --params $(PARAMS) $(if $(RUN_DIR),--run-dir $(RUN_DIR),)
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+test-fast: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests
+
+bench: setup
+	$(PY) -m valuelex_utils.bench all
+
+clean-outputs:
+	rm -rf outputs/*/ && touch outputs/.gitkeep

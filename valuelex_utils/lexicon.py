@@ -1,0 +1,94 @@
+"""The value lexicon and the respondent x word matrix (paper Sec. 3.2 step 1 -> step 2, Eq. 1, appendix A.3).
+
+f (the extractor) turns each answer into value descriptors; here they are counted into the lexicon (word, frequency,
+respondents, share per training type) and into the count matrix that factor analysis reads. Words used by too few
+answers or respondents carry no co-occurrence signal and only add noise columns, so they are left out of the matrix
+(`lexicon.min_frequency`, `lexicon.min_respondents`), as the paper reduces 43,884 elicited words to 197 terms.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+TRAININGS = ("pretrained", "instruction-tuned", "aligned")
+
+
+def descriptor_table(answers: pd.DataFrame, extract: Callable[[str], list[str]]) -> pd.DataFrame:
+    """One row per (answer, descriptor) with the answer's respondent attributes and the word's position."""
+    keep = ["respondent", "model", "family", "size", "training", "config", "prompt_id", "sample", "key"]
+    rows = []
+    for ans in answers.itertuples(index=False):
+        words = extract(ans.text) if isinstance(ans.text, str) else []
+        base = {k: getattr(ans, k) for k in keep if hasattr(ans, k)}
+        rows += [{**base, "position": i, "word": w} for i, w in enumerate(words)]
+    columns = [k for k in keep if k in answers.columns] + ["position", "word"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def build_lexicon(descriptors: pd.DataFrame, people: pd.DataFrame) -> pd.DataFrame:
+    """word, frequency, respondents, answers, and per training type the share of its respondents who used the word
+    (a share, not a count, so groups of different sizes compare)."""
+    if descriptors.empty:
+        return pd.DataFrame(columns=["word", "frequency", "respondents", "answers"])
+    g = descriptors.groupby("word")
+    lex = pd.DataFrame({"frequency": g.size(), "respondents": g["respondent"].nunique(), "answers": g["key"].nunique()})
+    group_size = people.groupby("training")["respondent"].nunique()
+    used = descriptors.drop_duplicates(["word", "respondent"]).groupby(["word", "training"]).size().unstack(fill_value=0)
+    for training in TRAININGS:
+        if training in group_size.index:
+            col = used[training] if training in used.columns else 0
+            lex[f"share_{training}"] = (pd.Series(col, index=lex.index).reindex(lex.index).fillna(0)
+                                        / group_size[training]).round(4)
+    lex = lex.reset_index().sort_values(["frequency", "respondents", "word"], ascending=[False, False, True])
+    return lex.reset_index(drop=True)
+
+
+def kept_words(lexicon: pd.DataFrame, min_frequency: int, min_respondents: int) -> list[str]:
+    mask = (lexicon["frequency"] >= min_frequency) & (lexicon["respondents"] >= min_respondents)
+    return lexicon.loc[mask, "word"].tolist()
+
+
+def build_matrix(descriptors: pd.DataFrame, respondents: Iterable[str], words: list[str]) -> pd.DataFrame:
+    """Respondent x word counts over the kept words; every respondent is a row, even one that named none of them."""
+    idx = pd.Index(list(respondents), name="respondent")
+    sub = descriptors[descriptors["word"].isin(words)]
+    counts = sub.groupby(["respondent", "word"]).size().unstack(fill_value=0)
+    return counts.reindex(index=idx, columns=words, fill_value=0).fillna(0).astype(int)
+
+
+def growth_curve(descriptors: pd.DataFrame, respondents: list[str], n_orders: int = 20, seed: int = 0) -> pd.DataFrame:
+    """Unique words as respondents are added in random orders: does the lexicon saturate? (mean and 5-95% band)"""
+    rng = np.random.default_rng(seed)
+    sets = descriptors.groupby("respondent")["word"].agg(set).reindex(respondents).apply(
+        lambda s: s if isinstance(s, set) else set())
+    curves = np.zeros((n_orders, len(respondents)))
+    for o in range(n_orders):
+        seen: set[str] = set()
+        for i, r in enumerate(rng.permutation(respondents)):
+            seen |= sets[r]
+            curves[o, i] = len(seen)
+    return pd.DataFrame({"respondents": np.arange(1, len(respondents) + 1), "mean": curves.mean(0),
+                         "lo": np.percentile(curves, 5, axis=0), "hi": np.percentile(curves, 95, axis=0)})
+
+
+def unique_to_training(lexicon: pd.DataFrame) -> pd.DataFrame:
+    """Words that respondents of exactly one training type used, with that type."""
+    shares = [c for c in lexicon.columns if c.startswith("share_")]
+    if len(shares) < 2:
+        return pd.DataFrame(columns=["word", "training", "frequency"])
+    used = lexicon[shares] > 0
+    only = lexicon[used.sum(axis=1) == 1].copy()
+    only["training"] = used.loc[only.index].idxmax(axis=1).str.removeprefix("share_")
+    return only[["word", "training", "frequency", "respondents"]].reset_index(drop=True)
+
+
+def lexicon_counts(descriptors: pd.DataFrame, lexicon: pd.DataFrame, kept: list[str]) -> dict[str, int]:
+    """The figures the paper reports: words elicited, unique terms, terms kept (43,884 -> 197 for aligned models)."""
+    out = {"answers": int(descriptors["key"].nunique()) if "key" in descriptors else 0,
+           "words_elicited": int(len(descriptors)), "unique_words": int(len(lexicon)), "kept_words": len(kept)}
+    for training, grp in descriptors.groupby("training"):
+        out[f"words_elicited_{training}"] = int(len(grp))
+        out[f"unique_words_{training}"] = int(grp["word"].nunique())
+    return out

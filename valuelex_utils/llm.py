@@ -1,0 +1,295 @@
+"""The one LLM call path: every model call in ValueLex goes through LiteLLM.
+
+Importing this module registers the embedded GGUF models as the LiteLLM provider `local`, so that
+`litellm.completion(model="local/smollm2-135m-instruct", ...)` works like any other LiteLLM id and notebooks never
+special-case them. `run_requests` is the async batch API: bounded concurrency, retries with exponential backoff on
+429/5xx/timeouts, a per-call timeout, a token tally, and the raw store written before anything parses an answer.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import litellm  # noqa: E402
+from litellm import CustomLLM  # noqa: E402
+
+from . import embedded  # noqa: E402
+from .errors import UserError  # noqa: E402
+from .store import ResponseStore, request_key  # noqa: E402
+
+litellm.suppress_debug_info = True
+litellm.telemetry = False
+
+DECODING_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop")
+
+
+class EmbeddedProvider(CustomLLM):
+    """LiteLLM custom provider for the embedded models (`local/<name>`)."""
+
+    def _generate(self, model: str, messages: list[dict[str, Any]], optional_params: dict[str, Any]) -> litellm.ModelResponse:
+        name = model.split("/", 1)[1] if model.startswith("local/") else model
+        engine = embedded.get_engine(name)
+        opts = {k: optional_params[k] for k in DECODING_KEYS if optional_params.get(k) is not None}
+        if "max_completion_tokens" in optional_params and "max_tokens" not in opts:
+            opts["max_tokens"] = optional_params["max_completion_tokens"]
+        started = time.perf_counter()
+        result = engine.generate(messages, **opts)
+        return litellm.ModelResponse(
+            model=f"local/{name}",
+            choices=[{"index": 0, "finish_reason": result.finish_reason,
+                      "message": {"role": "assistant", "content": result.text}}],
+            usage={"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+                   "total_tokens": result.prompt_tokens + result.completion_tokens},
+            _response_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def completion(self, *args: Any, **kwargs: Any) -> litellm.ModelResponse:  # type: ignore[override]
+        return self._generate(kwargs["model"], kwargs["messages"], kwargs.get("optional_params") or {})
+
+    async def acompletion(self, *args: Any, **kwargs: Any) -> litellm.ModelResponse:  # type: ignore[override]
+        return await asyncio.to_thread(self.completion, *args, **kwargs)
+
+
+_provider = EmbeddedProvider()
+
+
+def register_local_provider() -> None:
+    """Idempotently add the `local` provider to LiteLLM's custom provider map."""
+    entries = [e for e in (litellm.custom_provider_map or []) if e.get("provider") != "local"]
+    litellm.custom_provider_map = entries + [{"provider": "local", "custom_handler": _provider}]
+    litellm.utils.custom_llm_setup()
+
+
+register_local_provider()
+
+
+# -- requests, records, tally -------------------------------------------------------------------------------------
+@dataclass
+class LLMRequest:
+    """One call: what is hashed (model, messages, decoding params, sample) and what is only carried along (meta,
+    deployment). `deployment` holds endpoint details such as `api_base`; keys are read from the environment at call
+    time and never stored."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    params: dict[str, Any] = field(default_factory=dict)
+    sample: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+    deployment: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return request_key(self.model, self.messages, self.params, self.sample)
+
+
+@dataclass
+class ModelTally:
+    calls: int = 0
+    cached: int = 0
+    errors: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass
+class Tally:
+    """Calls, cache hits, retries and tokens per model for one batch; appended to `calls.jsonl` of the run."""
+
+    per_model: dict[str, ModelTally] = field(default_factory=dict)
+
+    def of(self, model: str) -> ModelTally:
+        return self.per_model.setdefault(model, ModelTally())
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {m: vars(t).copy() for m, t in self.per_model.items()}
+
+    def total(self, attr: str) -> float:
+        return sum(getattr(t, attr) for t in self.per_model.values())
+
+
+class ProviderError(UserError):
+    """A failure that retrying cannot fix (bad key, unknown model): stop with one line naming the model."""
+
+
+TRANSIENT = (litellm.RateLimitError, litellm.InternalServerError, litellm.ServiceUnavailableError, litellm.Timeout,
+             litellm.APIConnectionError, litellm.BadGatewayError if hasattr(litellm, "BadGatewayError") else litellm.APIError)
+HARD = (litellm.AuthenticationError, litellm.NotFoundError, litellm.PermissionDeniedError, litellm.BadRequestError)
+
+
+def response_text(record: dict[str, Any]) -> str:
+    """The answer text of a stored record (chat `message.content`, or `text` for completion endpoints)."""
+    response = record.get("response") or {}
+    choice = (response.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    return message.get("content") or choice.get("text") or ""
+
+
+def _deployment_kwargs(deployment: dict[str, Any]) -> dict[str, Any]:
+    kwargs = {k: v for k, v in deployment.items() if k in ("api_base", "custom_llm_provider") and v}
+    env = deployment.get("api_key_env")
+    if env:
+        if env not in os.environ:
+            raise UserError(f"environment variable {env} (api_key_env) is not set")
+        kwargs["api_key"] = os.environ[env]
+    return kwargs
+
+
+def _is_hard(err: BaseException) -> bool:
+    if isinstance(err, UserError):
+        return True
+    if isinstance(err, litellm.BadRequestError) and "timeout" in str(err).lower():
+        return False
+    if isinstance(err, HARD):
+        return True
+    status = getattr(err, "status_code", None)
+    return status in (400, 401, 403, 404)
+
+
+def _backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+    return min(cap, base * 2 ** attempt) * (0.5 + random.random() / 2)
+
+
+class BatchRunner:
+    """Runs many requests against the store with bounded concurrency and retries."""
+
+    def __init__(self, store: ResponseStore, *, concurrency: int = 4, retries: int = 4, timeout: float = 120.0,
+                 router: Any | None = None, backoff_base: float = 0.5) -> None:
+        self.store = store
+        self.concurrency = concurrency
+        self.retries = retries
+        self.timeout = timeout
+        self.router = router
+        self.backoff_base = backoff_base
+        self.tally = Tally()
+
+    async def _call(self, req: LLMRequest) -> Any:
+        kwargs = {k: v for k, v in req.params.items() if v is not None}
+        if self.router is not None and req.model in self.router.model_names:
+            return await self.router.acompletion(model=req.model, messages=req.messages, timeout=self.timeout, **kwargs)
+        return await litellm.acompletion(model=req.model, messages=req.messages, timeout=self.timeout,
+                                         num_retries=0, **kwargs, **_deployment_kwargs(req.deployment))
+
+    async def _one(self, req: LLMRequest, sem: asyncio.Semaphore) -> dict[str, Any]:
+        key = req.key
+        tally = self.tally.of(req.model)
+        cached = self.store.get(key)
+        if cached is not None:
+            tally.cached += 1
+            return cached
+        async with sem:
+            attempt = 0
+            while True:
+                started = time.perf_counter()
+                try:
+                    response = await asyncio.wait_for(self._call(req), timeout=self.timeout * 1.5)
+                except Exception as err:  # noqa: BLE001 - classify, store, then retry or stop
+                    latency = time.perf_counter() - started
+                    hard = _is_hard(err)
+                    self.store.put(self._record(req, key, error=f"{type(err).__name__}: {err}"[:2000],
+                                                latency=latency, attempt=attempt))
+                    if hard:
+                        raise ProviderError(f"model {req.model}: {type(err).__name__}: "
+                                            f"{str(err).splitlines()[0][:300] if str(err) else 'failed'}") from None
+                    if attempt >= self.retries:
+                        tally.errors += 1
+                        return {"key": key, "error": str(err), "response": None}
+                    tally.retries += 1
+                    await asyncio.sleep(_backoff(attempt, self.backoff_base))
+                    attempt += 1
+                    continue
+                latency = time.perf_counter() - started
+                raw = response.model_dump() if hasattr(response, "model_dump") else dict(response)
+                record = self.store.put(self._record(req, key, response=raw, latency=latency, attempt=attempt))
+                usage = raw.get("usage") or {}
+                tally.calls += 1
+                tally.seconds += latency
+                tally.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+                tally.completion_tokens += int(usage.get("completion_tokens") or 0)
+                tally.cost_usd += _cost(response)
+                return record
+
+    @staticmethod
+    def _record(req: LLMRequest, key: str, *, response: Any = None, error: str | None = None, latency: float,
+                attempt: int) -> dict[str, Any]:
+        usage = (response or {}).get("usage") or {}
+        return {
+            "key": key, "model": req.model, "sample": req.sample,
+            "request": {"messages": req.messages, "params": req.params},
+            "meta": req.meta, "response": response, "error": error,
+            "tokens": {"prompt": usage.get("prompt_tokens"), "completion": usage.get("completion_tokens")},
+            "latency": round(latency, 4), "attempt": attempt,
+        }
+
+    async def arun(self, requests: Sequence[LLMRequest], progress: bool = True, desc: str = "LLM calls") -> list[dict[str, Any]]:
+        """Answer every request (from the store when it is there); results align with `requests`."""
+        sem = asyncio.Semaphore(self.concurrency)
+        bar = _progress(len(requests), desc, progress)
+        tasks = [asyncio.ensure_future(self._one(r, sem)) for r in requests]
+        for task in tasks:
+            task.add_done_callback(lambda _t: bar.update(1))
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            bar.close()
+
+    def run(self, requests: Sequence[LLMRequest], progress: bool = True, desc: str = "LLM calls") -> list[dict[str, Any]]:
+        """Synchronous wrapper; in Jupyter (a loop is already running) use `await runner.arun(...)`."""
+        return asyncio.run(self.arun(requests, progress=progress, desc=desc))
+
+
+def _cost(response: Any) -> float:
+    try:
+        return float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:  # noqa: BLE001 - unknown models (local, self-hosted) have no price
+        return 0.0
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, mininterval=1.0)
+
+
+def append_tally(run_dir: str | Path, step: str, tally: Tally, seconds: float) -> None:
+    """Record one batch's counts in `<run_dir>/calls.jsonl`, which the manifest sums per step."""
+    path = Path(run_dir) / "calls.jsonl"
+    line = {"step": step, "time": time.time(), "seconds": round(seconds, 3), "models": tally.to_dict()}
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(line) + "\n")
+
+
+def ping(model: str, deployment: dict[str, Any] | None = None, timeout: float = 60.0) -> tuple[bool, str]:
+    """Whether a model answers a one-token call, and what it said (or the error)."""
+    try:
+        response = litellm.completion(model=model, messages=[{"role": "user", "content": "Say hi."}], max_tokens=1,
+                                      timeout=timeout, num_retries=0, **_deployment_kwargs(deployment or {}))
+        return True, repr(response.choices[0].message.content)
+    except Exception as err:  # noqa: BLE001 - reported, not raised
+        return False, f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+
+
+def unique_requests(requests: Iterable[LLMRequest]) -> list[LLMRequest]:
+    """Drop requests whose key repeats (same prompt asked twice by two code paths)."""
+    seen: set[str] = set()
+    out = []
+    for r in requests:
+        if r.key not in seen:
+            seen.add(r.key)
+            out.append(r)
+    return out

@@ -1,0 +1,29 @@
+"""`valuelex models`: which models this machine can use right now, each checked with a one-token call."""
+from __future__ import annotations
+
+import sys
+
+from .embedded import EMBEDDED
+
+
+def list_models(params_path: str | None = None, timeout: float = 60.0) -> int:
+    """Print one line per embedded and configured model with whether it answered; exit 1 if any did not."""
+    from .llm import ping
+
+    rows: list[tuple[str, str, dict]] = [(f"local/{n}", f"embedded, {s.training}, {s.size_b:g}B: {s.description}", {})
+                                         for n, s in EMBEDDED.items()]
+    if params_path:
+        from .elicitation import deployment_of
+        from .params import load_params
+
+        for r in load_params(params_path).respondents:
+            if not any(r.model == m for m, _, _ in rows):
+                rows.append((r.model, f"configured, {r.training}, {r.size or 'NA'}B", deployment_of(r)))
+    failed = 0
+    for model, desc, deployment in rows:
+        ok, said = ping(model, deployment, timeout=timeout)
+        failed += not ok
+        status = "answers" if ok else "NOT REACHABLE"
+        print(f"{model:38s} {status:14s} {desc}  [{said}]")
+        sys.stdout.flush()
+    return 1 if failed else 0

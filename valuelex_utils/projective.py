@@ -1,0 +1,70 @@
+"""The projective sentence-completion test (paper Sec. 3.3, Alg. 2 lines 1-4, appendix A.2).
+
+Each respondent completes each of the 50 Rotter-style stems M times. A chat model is asked "Complete the sentence:
+<stem>"; a base model gets the bare stem (without the ellipsis) and simply continues it, which is why the test suits
+vanilla pretrained models too.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .elicitation import _package_yaml, deployment_of, respondents, sample_seed
+from .errors import UserError
+from .params import Params, Respondent
+
+
+def stems(selection: str | list[int] = "all") -> dict[int, str]:
+    """The 50 stems of appendix A.2 by id (stem 10 is "Humans...")."""
+    table = {int(s["id"]): s["stem"] for s in _package_yaml("stems.yaml")}
+    if selection == "all":
+        return table
+    unknown = sorted(set(selection) - set(table))
+    if unknown:
+        raise UserError(f"projective.stems: unknown stem ids {unknown} (valid: 1-{len(table)})")
+    return {i: table[i] for i in selection}
+
+
+def bare_stem(stem: str) -> str:
+    """'I like...' -> 'I like': what a base model continues."""
+    return stem.rstrip(". ").rstrip("…").rstrip()
+
+
+def stem_messages(respondent: Respondent, stem: str, chat_frame: str) -> list[dict[str, str]]:
+    if respondent.is_chat:
+        return [{"role": "user", "content": chat_frame.format(stem=stem)}]
+    return [{"role": "user", "content": bare_stem(stem)}]
+
+
+def build_requests(params: Params) -> list[Any]:
+    """Every completion call of the projective test, deterministic in order and seeds."""
+    from .llm import LLMRequest
+
+    p = params.projective
+    out = []
+    for rc in respondents(params):
+        for sid, stem in stems(p.stems).items():
+            messages = stem_messages(rc.respondent, stem, p.chat_frame)
+            for sample in range(p.samples):
+                decoding = {"temperature": rc.config.temperature, "top_p": rc.config.top_p,
+                            "max_tokens": p.max_tokens, "seed": sample_seed(params.seed, sample)}
+                if not rc.respondent.is_chat:
+                    decoding["stop"] = ["\n\n"]
+                out.append(LLMRequest(model=rc.respondent.model, messages=messages, params=decoding, sample=sample,
+                                      meta={"respondent": rc.id, "stem_id": sid}, deployment=deployment_of(rc.respondent)))
+    return out
+
+
+async def run_projective(params: Params, run_dir: str, progress: bool = True) -> tuple[Any, Any]:
+    """Step 05: complete every stem into `completions.jsonl` (raw) and `completions.parquet`."""
+    from .responses import answer_all, answers_frame
+    from .rundir import RunDir
+
+    rd = RunDir.at(run_dir)
+    requests = build_requests(params)
+    records, tally, started = await answer_all(requests, params, rd.root, rd.completions_raw, "05_projective",
+                                               "sentence completions", progress)
+    table = answers_frame(params, requests, records, started, "stem_id")
+    table.insert(table.columns.get_loc("stem_id") + 1, "stem", table["stem_id"].map(stems()))
+    table = table.rename(columns={"text": "completion"})
+    table.to_parquet(rd.completions, index=False)
+    return table, tally

@@ -1,0 +1,131 @@
+"""Append-only raw response store (`responses.jsonl`, `completions.jsonl`).
+
+Every LLM answer is raw data that cost time and money: it is written, flushed, and only then parsed. A rerun reads the
+store and calls only for the keys it lacks; a run killed at any moment (even SIGKILL mid-write) resumes with nothing lost
+and nothing duplicated, because (1) a record reaches the OS in a single `write` before anyone uses it, (2) a torn last
+line is ignored on load and fenced off with a newline before the next append, and (3) a key is looked up before it is
+requested again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from filelock import FileLock
+
+KEY_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop")
+
+
+def request_key(model: str, messages: Any, params: Mapping[str, Any], sample: int) -> str:
+    """Hash what determines an answer: model, messages (or prompt), decoding params and the sample index.
+
+    The sample index is part of the key so that M samples of one request are M distinct answers, not one cached answer
+    returned M times. Only decoding params are hashed: the endpoint (api_base) is where an answer came from, not what
+    was asked, so moving a model to another server keeps its cache.
+    """
+    decoding = {k: params[k] for k in sorted(params) if k in KEY_PARAMS and params[k] is not None}
+    blob = json.dumps([model, messages, decoding, int(sample)], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+
+
+class ResponseStore:
+    """A JSONL file of raw request/response records, keyed by `request_key`.
+
+    Safe for several writers: a file lock serialises appends across processes and a thread lock within one. Records
+    with an `error` and no `response` are kept (they are the raw history) but do not count as answered, so a rerun
+    retries them.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(self.path) + ".lock")
+        self._tlock = threading.Lock()
+        self._answered: dict[str, dict[str, Any]] = {}
+        self.torn_lines = 0
+        self.reload()
+
+    # -- reading ---------------------------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Read the file again (another process may have appended)."""
+        self._answered = {}
+        self.torn_lines = 0
+        self._size_seen = self.path.stat().st_size if self.path.exists() else 0
+        for record in self._iter_file():
+            if record.get("response") is not None and record["key"] not in self._answered:
+                self._answered[record["key"]] = record
+
+    def _iter_file(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as fh:
+            for raw in fh:
+                try:
+                    record = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    self.torn_lines += 1  # a write cut by a kill: the request is simply asked again
+                    continue
+                if isinstance(record, dict) and "key" in record:
+                    yield record
+
+    def records(self) -> list[dict[str, Any]]:
+        """All well-formed records in file order, errors included."""
+        return list(self._iter_file())
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The first answered record for `key`, or None."""
+        return self._answered.get(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._answered
+
+    def __len__(self) -> int:
+        return len(self._answered)
+
+    def keys(self) -> set[str]:
+        return set(self._answered)
+
+    # -- writing ---------------------------------------------------------------------------------------------------
+    def put(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append one record (must carry `key`) and flush it to the OS before returning.
+
+        Returns the stored record (with `time` filled in). If another writer answered the key first, its record wins
+        and is returned, so the file never holds two answers for one key.
+        """
+        if "key" not in record:
+            raise ValueError("a store record needs a 'key'")
+        record = {"time": time.time(), **record}
+        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        with self._tlock, self._lock:
+            if record.get("response") is not None:
+                self._catch_up()
+                if record["key"] in self._answered:
+                    return self._answered[record["key"]]
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if self._ends_torn(fd):
+                    line = b"\n" + line
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+            self._size_seen = self.path.stat().st_size
+        if record.get("response") is not None:
+            self._answered[record["key"]] = record
+        return record
+
+    def _ends_torn(self, fd: int) -> bool:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return False
+        return os.pread(fd, 1, size - 1) != b"\n"
+
+    def _catch_up(self) -> None:
+        """Read what other processes appended since we last looked (cheap when nothing changed)."""
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size != self._size_seen:
+            self.reload()
