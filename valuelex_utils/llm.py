@@ -127,6 +127,17 @@ TRANSIENT = (litellm.RateLimitError, litellm.InternalServerError, litellm.Servic
 HARD = (litellm.AuthenticationError, litellm.NotFoundError, litellm.PermissionDeniedError, litellm.BadRequestError)
 
 
+def check_model_id(model: str) -> None:
+    """Fail before any call on a model id that cannot work (unknown embedded model, no provider prefix)."""
+    if model.startswith("local/") and model.split("/", 1)[1] not in embedded.EMBEDDED:
+        known = ", ".join(f"local/{n}" for n in embedded.EMBEDDED)
+        raise ProviderError(f"model {model}: unknown embedded model (known: {known})")
+    try:
+        litellm.get_llm_provider(model)
+    except Exception:  # noqa: BLE001 - litellm raises several kinds here
+        raise ProviderError(f"model {model}: LiteLLM does not know this provider (use e.g. openai/..., ollama/...)") from None
+
+
 def response_text(record: dict[str, Any]) -> str:
     """The answer text of a stored record (chat `message.content`, or `text` for completion endpoints)."""
     response = record.get("response") or {}
@@ -233,6 +244,8 @@ class BatchRunner:
 
     async def arun(self, requests: Sequence[LLMRequest], progress: bool = True, desc: str = "LLM calls") -> list[dict[str, Any]]:
         """Answer every request (from the store when it is there); results align with `requests`."""
+        for model in {r.model for r in requests}:
+            check_model_id(model)
         sem = asyncio.Semaphore(self.concurrency)
         bar = _progress(len(requests), desc, progress)
         tasks = [asyncio.ensure_future(self._one(r, sem)) for r in requests]

@@ -1,0 +1,94 @@
+"""The one LLM call path: embedded models through LiteLLM, a real OpenAI-compatible server, and the batch API."""
+import asyncio
+
+import litellm
+import pytest
+
+import valuelex_utils.llm as vllm
+from valuelex_utils.errors import UserError
+from valuelex_utils.llm import BatchRunner, LLMRequest, ProviderError, response_text
+from valuelex_utils.store import ResponseStore
+
+ASK = [{"role": "user", "content": "List three words that describe your values."}]
+
+
+@pytest.mark.parametrize("model", ["local/smollm2-135m-instruct", "local/gemma-3-270m"])
+def test_embedded_model_generates_through_litellm(model):
+    r = litellm.completion(model=model, messages=ASK, max_tokens=8, temperature=0.0, seed=1)
+    assert r.choices[0].message.content.strip()
+    assert 0 < r.usage.completion_tokens <= 8
+
+
+def test_seeded_request_is_reproducible_and_seed_matters():
+    kw = dict(model="local/smollm2-135m-instruct", messages=ASK, max_tokens=16, temperature=1.0)
+    a = litellm.completion(seed=3, **kw).choices[0].message.content
+    b = litellm.completion(seed=3, **kw).choices[0].message.content
+    others = {litellm.completion(seed=s, **kw).choices[0].message.content for s in (4, 5, 6)}
+    assert a == b
+    assert len(others | {a}) > 1
+
+
+def test_stop_and_max_tokens_are_honoured():
+    r = litellm.completion(model="local/gemma-3-270m", messages=[{"role": "user", "content": "1, 2, 3, 4,"}],
+                           max_tokens=30, temperature=0.0, stop=[","])
+    assert "," not in r.choices[0].message.content
+    r = litellm.completion(model="local/gemma-3-270m", messages=[{"role": "user", "content": "Once upon a time"}],
+                           max_tokens=5, temperature=0.0)
+    assert r.usage.completion_tokens <= 5
+
+
+def test_unknown_embedded_model_is_a_clear_error():
+    with pytest.raises(Exception) as err:
+        litellm.completion(model="local/nope", messages=ASK, max_tokens=1)
+    assert "local/nope" in str(err.value)
+
+
+def test_remote_path_through_a_real_openai_compatible_server(llama_server):
+    r = litellm.completion(model="openai/smollm2", api_base=llama_server, api_key="none", messages=ASK,
+                           max_tokens=8, temperature=0.0)
+    assert r.choices[0].message.content.strip()
+    assert r.usage.completion_tokens > 0
+
+
+def test_batch_api_stores_then_serves_from_cache(tmp_path, llama_server):
+    store = ResponseStore(tmp_path / "responses.jsonl")
+    reqs = [LLMRequest("openai/smollm2", ASK, {"max_tokens": 6, "temperature": 0.8, "seed": s}, sample=s,
+                       deployment={"api_base": llama_server}) for s in range(3)]
+    runner = BatchRunner(store, concurrency=2)
+    vllm_env = {"OPENAI_API_KEY": "none"}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in vllm_env.items():
+            mp.setenv(k, v)
+        first = runner.run(reqs, progress=False)
+        assert runner.tally.of("openai/smollm2").calls == 3
+        again = BatchRunner(ResponseStore(tmp_path / "responses.jsonl"), concurrency=2)
+        second = again.run(reqs, progress=False)
+    assert again.tally.of("openai/smollm2").cached == 3 and again.tally.of("openai/smollm2").calls == 0
+    assert [response_text(r) for r in first] == [response_text(r) for r in second]
+    assert len((tmp_path / "responses.jsonl").read_text().splitlines()) == 3
+
+
+def test_hard_failure_stops_with_a_line_naming_the_model(tmp_path):
+    store = ResponseStore(tmp_path / "responses.jsonl")
+    runner = BatchRunner(store, retries=3, backoff_base=0.01)
+    with pytest.raises(ProviderError) as err:
+        runner.run([LLMRequest("local/no-such-model", ASK, {"max_tokens": 2})], progress=False)
+    assert "local/no-such-model" in str(err.value) and "\n" not in str(err.value)
+    assert isinstance(err.value, UserError)
+
+
+def test_transient_errors_are_retried(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = litellm.acompletion
+
+    async def flaky(**kwargs):
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise litellm.RateLimitError("slow down", llm_provider="openai", model="m")
+        return await real(mock_response="ok", **kwargs)
+
+    monkeypatch.setattr(vllm.litellm, "acompletion", flaky)
+    runner = BatchRunner(ResponseStore(tmp_path / "r.jsonl"), retries=4, backoff_base=0.01)
+    rec = asyncio.run(runner.arun([LLMRequest("openai/x", ASK, {})], progress=False))[0]
+    assert response_text(rec) == "ok"
+    assert runner.tally.of("openai/x").retries == 2
