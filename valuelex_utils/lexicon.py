@@ -7,6 +7,7 @@ answers or respondents carry no co-occurrence signal and only add noise columns,
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
@@ -58,6 +59,21 @@ def build_matrix(descriptors: pd.DataFrame, respondents: Iterable[str], words: l
     return counts.reindex(index=idx, columns=words, fill_value=0).fillna(0).astype(int)
 
 
+def answer_id(respondent: str, prompt_id: int, sample: int) -> str:
+    return f"{respondent}|p{prompt_id}|s{sample}"
+
+
+def build_answer_matrix(descriptors: pd.DataFrame, answers: pd.DataFrame, words: list[str]) -> pd.DataFrame:
+    """Answer x word counts (0/1 after de-duplication per answer): co-occurrence within one answer, for studies with
+    too few respondents for a respondent-level factor analysis. Row ids keep the respondent: `resp|p<prompt>|s<sample>`."""
+    ids = [answer_id(r, p, s) for r, p, s in zip(answers["respondent"], answers["prompt_id"], answers["sample"])]
+    sub = descriptors[descriptors["word"].isin(words)]
+    sub_ids = [answer_id(r, p, s) for r, p, s in zip(sub["respondent"], sub["prompt_id"], sub["sample"])]
+    counts = sub.assign(row=sub_ids).groupby(["row", "word"]).size().unstack(fill_value=0)
+    out = counts.reindex(index=pd.Index(ids, name="respondent"), columns=words, fill_value=0).fillna(0).astype(int)
+    return out
+
+
 def growth_curve(descriptors: pd.DataFrame, respondents: list[str], n_orders: int = 20, seed: int = 0) -> pd.DataFrame:
     """Unique words as respondents are added in random orders: does the lexicon saturate? (mean and 5-95% band)"""
     rng = np.random.default_rng(seed)
@@ -86,9 +102,41 @@ def unique_to_training(lexicon: pd.DataFrame) -> pd.DataFrame:
 
 def lexicon_counts(descriptors: pd.DataFrame, lexicon: pd.DataFrame, kept: list[str]) -> dict[str, int]:
     """The figures the paper reports: words elicited, unique terms, terms kept (43,884 -> 197 for aligned models)."""
-    out = {"answers": int(descriptors["key"].nunique()) if "key" in descriptors else 0,
+    out = {"answers_with_words": int(descriptors["key"].nunique()) if "key" in descriptors else 0,
            "words_elicited": int(len(descriptors)), "unique_words": int(len(lexicon)), "kept_words": len(kept)}
     for training, grp in descriptors.groupby("training"):
         out[f"words_elicited_{training}"] = int(len(grp))
         out[f"unique_words_{training}"] = int(grp["word"].nunique())
     return out
+
+
+@dataclass
+class LexiconStep:
+    descriptors: pd.DataFrame
+    lexicon: pd.DataFrame
+    kept: list[str]
+    matrix: pd.DataFrame
+    counts: dict[str, int]
+
+
+def run_lexicon(params: "Params", run_dir: str, extract: Callable[[str], list[str]]) -> LexiconStep:  # noqa: F821
+    """Step 02: descriptors from every stored answer, the lexicon, and the matrix factor analysis reads."""
+    from .responses import respondent_table
+    from .rundir import RunDir
+
+    rd = RunDir.at(run_dir)
+    answers = pd.read_parquet(rd.require(rd.elicitation, "01"))
+    answers = answers[answers["text"].notna()]
+    descriptors = descriptor_table(answers, extract)
+    people = respondent_table(params)
+    lex = build_lexicon(descriptors, people)
+    kept = kept_words(lex, params.lexicon.min_frequency, params.lexicon.min_respondents)
+    if params.lexicon.unit == "answer":
+        matrix = build_answer_matrix(descriptors, answers, kept)
+    else:
+        matrix = build_matrix(descriptors, people["respondent"], kept)
+    descriptors.to_parquet(rd.descriptors, index=False)
+    lex.assign(kept=lex["word"].isin(kept)).to_csv(rd.lexicon, index=False)
+    matrix.to_csv(rd.matrix)
+    counts = {"answers": int(len(answers)), **lexicon_counts(descriptors, lex, kept)}
+    return LexiconStep(descriptors, lex, kept, matrix, counts)

@@ -84,6 +84,9 @@ class ExtractionParams(_Strict):
 class LexiconParams(_Strict):
     min_frequency: int = Field(3, ge=1)
     min_respondents: int = Field(2, ge=1)
+    unit: Literal["respondent", "answer"] = Field(
+        "respondent", description="rows of matrix.csv: one per respondent (the paper, for studies with hundreds of "
+        "respondents) or one per answer (co-occurrence within an answer; for small studies)")
 
 
 class FactorParams(_Strict):
