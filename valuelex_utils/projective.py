@@ -68,3 +68,16 @@ async def run_projective(params: Params, run_dir: str, progress: bool = True) ->
     table = table.rename(columns={"text": "completion"})
     table.to_parquet(rd.completions, index=False)
     return table, tally
+
+
+def side_by_side(completions: Any, n_stems: int = 8, seed: int = 0) -> Any:
+    """Paper Table 1: for a few stems, one completion per training type next to each other."""
+    import pandas as pd
+
+    df = completions[completions["completion"].notna()]
+    chosen = sorted(pd.Series(df["stem_id"].unique()).sample(min(n_stems, df["stem_id"].nunique()),
+                                                                random_state=seed))
+    picked = (df[df["stem_id"].isin(chosen)].sample(frac=1.0, random_state=seed)
+              .drop_duplicates(["stem_id", "training"]))
+    table = picked.pivot(index=["stem_id", "stem"], columns="training", values="completion")
+    return table.reset_index(level="stem_id", drop=True)
