@@ -98,6 +98,11 @@ class FactorParams(_Strict):
     threshold: float = Field(0.30, gt=0, lt=1)
     n_iter: int = Field(100, ge=5)
 
+    def fit_kwargs(self, seed: int) -> dict[str, Any]:
+        """Keyword arguments of `factors.fit_factors` for these options."""
+        return {"n_factors": self.n_factors, "method": self.method, "rotation": self.rotation, "k_rule": self.k_rule,
+                "corr": self.corr, "threshold": self.threshold, "seed": seed, "pa_iter": self.n_iter}
+
 
 class TaxonomyParams(_Strict):
     namer: str | None = Field(None, description="LiteLLM id that names clusters; null = medoid-word fallback")
