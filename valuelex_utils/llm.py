@@ -32,16 +32,25 @@ DECODING_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop")
 
 
 class EmbeddedProvider(CustomLLM):
-    """LiteLLM custom provider for the embedded models (`local/<name>`)."""
+    """LiteLLM custom provider for the embedded models (`local/<name>`).
 
-    def _generate(self, model: str, messages: list[dict[str, Any]], optional_params: dict[str, Any]) -> litellm.ModelResponse:
+    `acompletion` awaits the model's batch engine instead of parking a worker thread per call, so every concurrent
+    request of the async batch API can join the same decoding batch (a thread per call would cap that at the
+    executor's few workers)."""
+
+    @staticmethod
+    def _request(kwargs: dict[str, Any]) -> tuple[str, Any, list[dict[str, Any]], dict[str, Any]]:
+        """Model name, engine, messages and decoding options of a LiteLLM call."""
+        model = kwargs["model"]
         name = model.split("/", 1)[1] if model.startswith("local/") else model
-        engine = embedded.get_engine(name)
+        optional_params = kwargs.get("optional_params") or {}
         opts = {k: optional_params[k] for k in DECODING_KEYS if optional_params.get(k) is not None}
         if "max_completion_tokens" in optional_params and "max_tokens" not in opts:
             opts["max_tokens"] = optional_params["max_completion_tokens"]
-        started = time.perf_counter()
-        result = engine.generate(messages, **opts)
+        return name, embedded.get_engine(name), kwargs["messages"], opts
+
+    @staticmethod
+    def _response(name: str, result: embedded.GenerationResult, started: float) -> litellm.ModelResponse:
         return litellm.ModelResponse(
             model=f"local/{name}",
             choices=[{"index": 0, "finish_reason": result.finish_reason,
@@ -52,10 +61,22 @@ class EmbeddedProvider(CustomLLM):
         )
 
     def completion(self, *args: Any, **kwargs: Any) -> litellm.ModelResponse:  # type: ignore[override]
-        return self._generate(kwargs["model"], kwargs["messages"], kwargs.get("optional_params") or {})
+        started = time.perf_counter()
+        name, engine, messages, opts = self._request(kwargs)
+        return self._response(name, engine.generate(messages, **opts), started)
 
     async def acompletion(self, *args: Any, **kwargs: Any) -> litellm.ModelResponse:  # type: ignore[override]
-        return await asyncio.to_thread(self.completion, *args, **kwargs)
+        started = time.perf_counter()
+        if self._loaded(kwargs["model"]):
+            name, engine, messages, opts = self._request(kwargs)
+        else:  # the first call loads the model (about a second): keep that off the event loop
+            name, engine, messages, opts = await asyncio.to_thread(self._request, kwargs)
+        return self._response(name, await engine.agenerate(messages, **opts), started)
+
+    @staticmethod
+    def _loaded(model: str) -> bool:
+        name = model.split("/", 1)[1] if model.startswith("local/") else model
+        return name in embedded._engines
 
 
 _provider = EmbeddedProvider()
@@ -113,6 +134,14 @@ class Tally:
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {m: vars(t).copy() for m, t in self.per_model.items()}
+
+    def frame(self) -> Any:
+        """One row per model, counts as integers (for notebooks)."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.to_dict()).T
+        ints = [c for c in df.columns if c not in ("cost_usd", "seconds")]
+        return df.astype({c: int for c in ints}).round({"seconds": 1, "cost_usd": 4})
 
     def total(self, attr: str) -> float:
         return sum(getattr(t, attr) for t in self.per_model.values())

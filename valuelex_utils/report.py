@@ -24,8 +24,8 @@ _MATHJAX_CONFIG = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax confi
 
 TOGGLE = """
 <style>
-  body.vl-hide-code .jp-InputArea, body.vl-hide-code .jp-Cell-inputWrapper, body.vl-hide-code .input_area,
-  body.vl-hide-code .jp-InputPrompt { display: none !important; }
+  body.vl-hide-code .jp-CodeCell .jp-Cell-inputWrapper, body.vl-hide-code .jp-CodeCell .jp-InputArea,
+  body.vl-hide-code .jp-OutputPrompt { display: none !important; }
   #vl-bar { position: fixed; top: 8px; right: 12px; z-index: 1000; font: 13px sans-serif; }
   #vl-bar button, #vl-bar a { margin-left: 6px; padding: 4px 10px; border: 1px solid #999; border-radius: 4px;
                               background: #fff; cursor: pointer; color: #222; text-decoration: none; }
@@ -55,6 +55,7 @@ def notebook_page(notebook: Path, out: Path) -> Path:
     from nbconvert.preprocessors import TagRemovePreprocessor
 
     nb = nbformat.read(notebook, as_version=4)
+    _drop_widget_state(nb)
     exporter = HTMLExporter(template_name="lab")
     remover = TagRemovePreprocessor(remove_cell_tags={"widget"}, enabled=True)
     exporter.register_preprocessor(remover, enabled=True)
@@ -62,6 +63,18 @@ def notebook_page(notebook: Path, out: Path) -> Path:
     body = offline_html(body).replace("</body>", TOGGLE + "</body>", 1)
     out.write_text(body, encoding="utf-8")
     return out
+
+
+def _drop_widget_state(nb: Any) -> None:
+    """Widget views need a live kernel (or a widget manager from a CDN): drop them, keep their text fallback."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data")
+            if data and "application/vnd.jupyter.widget-view+json" in data:
+                data.pop("application/vnd.jupyter.widget-view+json")
+                if not data:
+                    data["text/plain"] = ""
 
 
 def _fmt_seconds(s: float | None) -> str:

@@ -6,6 +6,7 @@ parameters cross into a notebook, the run dir and the params file: never a key (
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import shutil
@@ -128,6 +129,7 @@ def execute_step(step: str, notebook: Path, rd: RunDir, params_path: Path) -> di
 
     rd.notebooks.mkdir(exist_ok=True)
     out = rd.notebooks / notebook.name
+    os.environ["VALUELEX_PROGRESS"] = "0"  # a bar frozen at 0% is all a saved notebook would show
     started = time.time()
     status, error = "ok", None
     try:
