@@ -1,0 +1,93 @@
+"""The whole smoke study through the CLI (papermill), its manifest, the HTML report in a real headless Chromium."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from valuelex_utils.browser import check_pages, chromium_path
+from valuelex_utils.params import load_params, parse_params
+from valuelex_utils.rundir import REPO_ROOT
+from valuelex_utils.runner import notebook_for
+
+SMOKE = REPO_ROOT / "params" / "smoke.yaml"
+RUN = REPO_ROOT / "outputs" / "smoke"   # the same dir the notebooks' parameters cells use: nbval then runs from cache
+PRODUCTS = {"01": ["responses.jsonl", "elicitation.parquet"], "02": ["descriptors.parquet", "lexicon.csv", "matrix.csv"],
+            "03": ["factors.json", "loadings.csv"], "04": ["taxonomy.yaml", "clusters.csv"],
+            "05": ["completions.jsonl", "completions.parquet"],
+            "06": ["scores.parquet", "value_profiles.csv", "reliability.json"], "07": ["comparison.csv"]}
+
+
+def _valuelex(*args: str, **kw) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "valuelex"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def smoke_run() -> Path:
+    copy = RUN / "params.yaml"
+    if copy.exists():
+        old = parse_params(yaml.safe_load(copy.read_text()), str(copy))
+        if old.fingerprint() != load_params(SMOKE).fingerprint():
+            shutil.rmtree(RUN)  # a run of an older smoke.yaml: this test owns outputs/smoke
+    proc = _valuelex("run", "--params", str(SMOKE), "--run-dir", str(RUN), timeout=3000)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return RUN
+
+
+def test_every_step_writes_its_products(smoke_run):
+    for step, files in PRODUCTS.items():
+        if notebook_for(step) is None:
+            continue
+        for name in files:
+            assert (smoke_run / name).exists(), f"step {step} did not write {name}"
+        assert (smoke_run / "notebooks" / notebook_for(step).name).exists()
+
+
+def test_manifest_records_params_versions_timings_and_calls(smoke_run):
+    m = json.loads((smoke_run / "manifest.json").read_text())
+    assert m["params"]["run_name"] == "smoke" and m["versions"]["litellm"]
+    assert "commit" in m["git"]
+    assert all(s["status"] == "ok" and s["seconds"] > 0 for s in m["steps"].values())
+    elicit = m["calls"]["01_elicit"]
+    answered = sum(c["calls"] + c["cached"] for c in elicit.values())
+    assert answered >= 32 * 1  # smoke: 4 respondents x 4 prompts x 2 samples per run of step 01
+
+
+def test_rerun_is_served_from_the_cache(smoke_run):
+    lines_before = (smoke_run / "responses.jsonl").read_text().count("\n")
+    proc = _valuelex("run", "--params", str(SMOKE), "--run-dir", str(smoke_run), "--steps", "01", "--no-report",
+                     timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (smoke_run / "responses.jsonl").read_text().count("\n") == lines_before
+    last = json.loads((smoke_run / "calls.jsonl").read_text().splitlines()[-1])
+    assert sum(c["calls"] for c in last["models"].values()) == 0
+
+
+def test_run_dir_of_other_params_is_refused_and_untouched(smoke_run, tmp_path):
+    other = tmp_path / "other.yaml"
+    other.write_text(SMOKE.read_text().replace("seed: 7", "seed: 8"))
+    before = {p: p.stat().st_mtime for p in smoke_run.iterdir()}
+    proc = _valuelex("run", "--params", str(other), "--run-dir", str(smoke_run), timeout=120)
+    assert proc.returncode == 2 and "belongs to other params" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert {p: p.stat().st_mtime for p in smoke_run.iterdir()} == before
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="Debian chromium not installed (make setup installs it)")
+def test_report_renders_offline_in_headless_chromium(smoke_run):
+    report = smoke_run / "report"
+    pages = [report / "index.html", *sorted(p for p in report.glob("*.html") if p.name != "index.html")]
+    assert len(pages) >= 2
+    checks = check_pages(pages, smoke_run / "screenshots")
+    for c in checks:
+        assert c.rendered == c.figures, f"{c.page}: {c.rendered}/{c.figures} figures rendered"
+        assert not c.js_errors, f"{c.page}: {c.js_errors[:3]}"
+        assert not c.network, f"{c.page} fetched {c.network[:3]}"
+    assert sum(c.figures for c in checks) >= 5
+    assert all(Path(c.screenshot).stat().st_size > 10_000 for c in checks)
