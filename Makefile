@@ -23,8 +23,10 @@ $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 run: setup
 	$(VENV)/bin/valuelex run --params $(PARAMS) $(if $(RUN_DIR),--run-dir $(RUN_DIR),)
 
+# tests/ first (test_pipeline runs the smoke study into outputs/smoke), then nbval executes every notebook with its
+# parameters cell's smoke defaults, answering from that run's cache.
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env tests notebooks
 
 test-fast: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests
