@@ -1,0 +1,98 @@
+"""LLM values next to human value systems (paper Sec. 4.1 "Differences between LLM and Human Values", Sec. 4.2
+"Orientations Measured in Different Systems", Fig. 4).
+
+The same projective completions are scored under Schwartz's basic values, the ValueLex system and Moral Foundations
+Theory. Three questions: how do models look under each system (Fig. 4), which human values live inside which LLM
+dimension (the paper: Achievement and Power inside Competence, Benevolence and Universalism inside Character), and
+which human dimensions carry little signal for LLMs (the paper: Sanctity, Loyalty, Hedonism, Tradition).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .profiles import value_profiles
+
+SYSTEM_ORDER = ("schwartz", "valuelex", "mft")
+SYSTEM_TITLES = {"schwartz": "Schwartz basic values", "valuelex": "ValueLex (LLM values)", "mft": "Moral Foundations"}
+
+
+def comparison_table(scores: dict[str, pd.DataFrame], leaves: dict[str, Sequence[str]], n_boot: int = 1000,
+                     seed: int = 0) -> pd.DataFrame:
+    """Long table for comparison.csv: system, model, training, column, w, lo, hi, n (model-level profiles)."""
+    frames = []
+    for system in scores:
+        prof = value_profiles(scores[system], leaves[system], n_boot=n_boot, seed=seed, levels=("model",))
+        frames.append(prof.drop(columns="level").rename(columns={"id": "model"}).assign(system=system))
+    out = pd.concat(frames, ignore_index=True)
+    return out[["system", "model", "training", "column", "w", "lo", "hi", "n"]]
+
+
+def figure4(comparison: pd.DataFrame) -> go.Figure:
+    """Paper Fig. 4: three panels (Schwartz | ValueLex | MFT), one trace per model, 95% intervals as error bars."""
+    systems = [s for s in SYSTEM_ORDER if s in set(comparison["system"])]
+    widths = [max(1, comparison.loc[comparison.system == s, "column"].nunique()) for s in systems]
+    fig = make_subplots(rows=1, cols=len(systems), shared_yaxes=True, column_widths=widths,
+                        subplot_titles=[SYSTEM_TITLES.get(s, s) for s in systems], horizontal_spacing=0.03)
+    palette = ["#4c78a8", "#e45756", "#54a24b", "#f58518", "#b279a2", "#72b7b2", "#9d755d", "#bab0ac"]
+    for m_i, model in enumerate(sorted(comparison["model"].unique())):
+        for s_i, system in enumerate(systems, start=1):
+            d = comparison[(comparison.system == system) & (comparison.model == model)]
+            fig.add_trace(go.Bar(
+                x=d["column"], y=d["w"], name=model, legendgroup=model, showlegend=s_i == 1,
+                marker_color=palette[m_i % len(palette)],
+                error_y=dict(type="data", symmetric=False, array=(d["hi"] - d["w"]).fillna(0),
+                             arrayminus=(d["w"] - d["lo"]).fillna(0))), row=1, col=s_i)
+    fig.add_hline(y=0.5, line_dash="dot", line_color="#888", annotation_text="neutral", annotation_position="top left")
+    fig.update_yaxes(range=[0, 1], title_text="orientation w (score / 6)", row=1, col=1)
+    return fig.update_layout(barmode="group", height=480, title="The same completions under three value systems",
+                             legend_title="model")
+
+
+def cross_system_correlations(ours: pd.DataFrame, ours_cols: Sequence[str], human: pd.DataFrame,
+                              human_cols: Sequence[str]) -> pd.DataFrame:
+    """Spearman correlations across completions between our (sub)dimensions (rows) and human dimensions (columns).
+
+    Rows of both frames must be the same completions in the same order."""
+    a = ours[list(ours_cols)].astype(float).reset_index(drop=True)
+    b = human[list(human_cols)].astype(float).reset_index(drop=True)
+    return pd.DataFrame({h: [a[o].corr(b[h], method="spearman") for o in ours_cols] for h in human_cols},
+                        index=list(ours_cols))
+
+
+def correlation_heatmap(corr: pd.DataFrame, title: str) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=corr.to_numpy(), x=corr.columns, y=corr.index, zmin=-1, zmax=1,
+                               colorscale="RdBu", reversescale=True, text=np.round(corr.to_numpy(), 2),
+                               texttemplate="%{text}"))
+    return fig.update_layout(title=title, height=120 + 40 * len(corr.index))
+
+
+def where_human_values_live(corr: pd.DataFrame) -> pd.DataFrame:
+    """For each human dimension, the LLM (sub)dimension it correlates with most, and how strongly."""
+    best = corr.idxmax(axis=0)
+    return pd.DataFrame({"human": corr.columns, "closest_llm_dimension": best.values,
+                         "spearman": [corr.loc[best[h], h] for h in corr.columns]})
+
+
+def signal_table(scores: pd.DataFrame, columns: Sequence[str], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """How much signal each dimension carries: mean normalised score with a stem-bootstrap 95% interval, the share of
+    neutral (3) scores, and the standard deviation across completions. Little signal = a mean near 0.5 whose interval
+    covers it, mostly neutral scores, low spread."""
+    rng = np.random.default_rng(seed)
+    stems = scores["stem_id"].to_numpy()
+    uniq = np.unique(stems)
+    rows = []
+    for col in columns:
+        x = scores[col].astype(float) / 6.0
+        per_stem = x.groupby(stems).mean().reindex(uniq).to_numpy()
+        boots = np.nanmean(per_stem[rng.integers(0, len(uniq), size=(n_boot, len(uniq)))], axis=1)
+        rows.append({"column": col, "mean": float(x.mean()), "lo": float(np.nanpercentile(boots, 2.5)),
+                     "hi": float(np.nanpercentile(boots, 97.5)), "neutral_share": float(((scores[col].astype(float) - 3).abs() < 0.5).mean()),
+                     "sd": float(x.std())})
+    out = pd.DataFrame(rows)
+    out["covers_neutral"] = (out["lo"] <= 0.5) & (out["hi"] >= 0.5)
+    return out.sort_values(["neutral_share", "sd"], ascending=[False, True]).reset_index(drop=True)
