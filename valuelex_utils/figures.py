@@ -49,3 +49,20 @@ def growth(curve: pd.DataFrame) -> go.Figure:
     ])
     return fig.update_layout(title="Lexicon growth as respondents are added", xaxis_title="respondents",
                              yaxis_title="unique words")
+
+
+def profile_heatmap(profiles: pd.DataFrame, level: str = "model") -> go.Figure:
+    """Paper Fig. 3: orientation w of each model (or respondent) on each (sub)dimension, 0.5 = neutral."""
+    sub = profiles[profiles["level"] == level]
+    order = list(dict.fromkeys(sub["column"]))
+    w = sub.pivot(index="id", columns="column", values="w")[order]
+    lo = sub.pivot(index="id", columns="column", values="lo")[order]
+    hi = sub.pivot(index="id", columns="column", values="hi")[order]
+    text = [[f"{w.iat[i, j]:.2f}" for j in range(w.shape[1])] for i in range(w.shape[0])]
+    hover = [[f"{w.index[i]} · {order[j]}<br>w = {w.iat[i, j]:.3f} [{lo.iat[i, j]:.3f}, {hi.iat[i, j]:.3f}]"
+              for j in range(w.shape[1])] for i in range(w.shape[0])]
+    fig = go.Figure(go.Heatmap(z=w.to_numpy(), x=order, y=w.index, zmin=0, zmax=1, zmid=0.5, colorscale="RdBu",
+                               text=text, texttemplate="%{text}", hovertext=hover, hoverinfo="text",
+                               colorbar=dict(title="w")))
+    return fig.update_layout(title=f"Value orientation per {level} (score / 6; 0.5 neutral)",
+                             height=160 + 40 * len(w.index))

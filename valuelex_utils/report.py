@@ -171,8 +171,8 @@ def build_report(run_dir: str | Path) -> Path:
              f"{html.escape(str(manifest.get('run_name')))}</title><style>{INDEX_STYLE}</style>"
              f"<script src='plotly.min.js'></script></head><body>"
              f"<h1>ValueLex report: {html.escape(str(manifest.get('run_name')))}</h1><nav>{nav}</nav>"
-             f"<h2>Key figures</h2>{fig_html or '<p>No figures yet: run more steps.</p>'}"
-             f"<h2>Run summary</h2>{summary_html(manifest)}</body></html>")
+             f"<h2>Run summary</h2>{summary_html(manifest)}"
+             f"<h2>Key figures</h2>{fig_html or '<p>No figures yet: run more steps.</p>'}</body></html>")
     index_path = out / "index.html"
     index_path.write_text(index, encoding="utf-8")
     return index_path
