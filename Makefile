@@ -31,8 +31,10 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests
 
+# Benchmarks write JSON under outputs/bench/ (ratios measured side by side in one run, never timed assertions).
 bench: setup
-	$(PY) -m valuelex_utils.bench all
+	@mkdir -p outputs/bench
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
 clean-outputs:
 	rm -rf outputs/*/ && touch outputs/.gitkeep

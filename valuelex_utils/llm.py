@@ -196,6 +196,32 @@ def _is_hard(err: BaseException) -> bool:
     return status in (400, 401, 403, 404)
 
 
+MAX_COOLDOWN_WAITS = 20
+
+
+def _all_endpoints_cooling(err: BaseException) -> bool:
+    """LiteLLM's Router found no endpoint of the model outside its cooldown (no call was made)."""
+    return type(err).__name__ == "RouterRateLimitError"
+
+
+def _cooldown_wait(err: BaseException) -> float:
+    cooldown = getattr(err, "cooldown_time", None)
+    try:
+        cooldown = float(cooldown) if cooldown is not None else 5.0
+    except (TypeError, ValueError):
+        cooldown = 5.0
+    return min(max(cooldown, 0.5), 60.0) * (0.5 + random.random() / 2)
+
+
+def _scrub(text: str, req: "LLMRequest") -> str:
+    """Blank out the request's API key should a provider echo it in an error message (stored and printed)."""
+    env = (req.deployment or {}).get("api_key_env")
+    secret = os.environ.get(env) if env else None
+    if secret and len(secret) >= 8 and secret in text:
+        text = text.replace(secret, "***")
+    return text
+
+
 def _backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
     return min(cap, base * 2 ** attempt) * (0.5 + random.random() / 2)
 
@@ -229,18 +255,25 @@ class BatchRunner:
             return cached
         async with sem:
             attempt = 0
+            cooldown_waits = 0
             while True:
                 started = time.perf_counter()
                 try:
                     response = await asyncio.wait_for(self._call(req), timeout=self.timeout * 1.5)
                 except Exception as err:  # noqa: BLE001 - classify, store, then retry or stop
+                    if _all_endpoints_cooling(err) and cooldown_waits < MAX_COOLDOWN_WAITS:
+                        # the Router rests every endpoint of this model after failures: no call was made, so wait for
+                        # the cooldown to end instead of spending (and soon exhausting) the retries of this request
+                        cooldown_waits += 1
+                        await asyncio.sleep(_cooldown_wait(err))
+                        continue
                     latency = time.perf_counter() - started
                     hard = _is_hard(err)
-                    self.store.put(self._record(req, key, error=f"{type(err).__name__}: {err}"[:2000],
+                    self.store.put(self._record(req, key, error=_scrub(f"{type(err).__name__}: {err}", req)[:2000],
                                                 latency=latency, attempt=attempt))
                     if hard:
-                        raise ProviderError(f"model {req.model}: {type(err).__name__}: "
-                                            f"{str(err).splitlines()[0][:300] if str(err) else 'failed'}") from None
+                        first = _scrub(str(err), req).splitlines()[0][:300] if str(err).strip() else "failed"
+                        raise ProviderError(f"model {req.model}: {type(err).__name__}: {first}") from None
                     if attempt >= self.retries:
                         tally.errors += 1
                         return {"key": key, "error": str(err), "response": None}
@@ -250,7 +283,8 @@ class BatchRunner:
                     continue
                 latency = time.perf_counter() - started
                 raw = response.model_dump() if hasattr(response, "model_dump") else dict(response)
-                record = self.store.put(self._record(req, key, response=raw, latency=latency, attempt=attempt))
+                record = self.store.put(self._record(req, key, response=raw, latency=latency, attempt=attempt,
+                                                     endpoint=_hidden(response).get("api_base")))
                 usage = raw.get("usage") or {}
                 tally.calls += 1
                 tally.seconds += latency
@@ -261,20 +295,26 @@ class BatchRunner:
 
     @staticmethod
     def _record(req: LLMRequest, key: str, *, response: Any = None, error: str | None = None, latency: float,
-                attempt: int) -> dict[str, Any]:
+                attempt: int, endpoint: str | None = None) -> dict[str, Any]:
         usage = (response or {}).get("usage") or {}
-        return {
+        record = {
             "key": key, "model": req.model, "sample": req.sample,
             "request": {"messages": req.messages, "params": req.params},
             "meta": req.meta, "response": response, "error": error,
             "tokens": {"prompt": usage.get("prompt_tokens"), "completion": usage.get("completion_tokens")},
             "latency": round(latency, 4), "attempt": attempt,
         }
+        if endpoint:  # which server answered (several api_base behind a Router); never a key
+            record["endpoint"] = _without_userinfo(str(endpoint))
+        return record
 
     async def arun(self, requests: Sequence[LLMRequest], progress: bool = True, desc: str = "LLM calls") -> list[dict[str, Any]]:
         """Answer every request (from the store when it is there); results align with `requests`."""
-        for model in {r.model for r in requests}:
+        models = {r.model for r in requests}
+        for model in models:
             check_model_id(model)
+        if any(not m.startswith("local/") for m in models):
+            await _warm_up_remote_client()
         sem = asyncio.Semaphore(self.concurrency)
         bar = _progress(len(requests), desc, progress)
         tasks = [asyncio.ensure_future(self._one(r, sem)) for r in requests]
@@ -295,11 +335,58 @@ class BatchRunner:
         return asyncio.run(self.arun(requests, progress=progress, desc=desc))
 
 
+def _without_userinfo(url: str) -> str:
+    """`https://user:secret@host/v1` -> `https://host/v1`: credentials in a URL are still credentials."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _hidden(response: Any) -> dict[str, Any]:
+    hidden = getattr(response, "_hidden_params", None)
+    return hidden if isinstance(hidden, dict) else {}
+
+
 def _cost(response: Any) -> float:
+    """The call's price. LiteLLM has already computed it (`_hidden_params["response_cost"]`) while logging the call;
+    computing it again costs a millisecond a call (an unknown model walks the whole cost map), which at 64 calls in
+    flight is a visible share of the client's CPU."""
+    hidden = _hidden(response)
+    if "response_cost" in hidden:  # None: LiteLLM has no price for this model (local, self-hosted)
+        try:
+            return float(hidden["response_cost"] or 0.0)
+        except (TypeError, ValueError):
+            return 0.0
     try:
         return float(litellm.completion_cost(completion_response=response) or 0.0)
     except Exception:  # noqa: BLE001 - unknown models (local, self-hosted) have no price
         return 0.0
+
+
+_WARMED = False
+
+
+async def _warm_up_remote_client() -> None:
+    """Import the OpenAI SDK's resource modules in a worker thread, once.
+
+    LiteLLM's first remote call imports them lazily (about a second on a busy machine) on the event loop thread, which
+    freezes every call in flight: with a short `timeout` the first batch then times out and is retried for nothing."""
+    global _WARMED
+    if _WARMED:
+        return
+    import importlib
+
+    try:
+        await asyncio.to_thread(importlib.import_module, "openai.resources")
+    except Exception:  # noqa: BLE001 - only a warm-up
+        pass
+    _WARMED = True
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
@@ -312,8 +399,15 @@ def append_tally(run_dir: str | Path, step: str, tally: Tally, seconds: float) -
     """Record one batch's counts in `<run_dir>/calls.jsonl`, which the manifest sums per step."""
     path = Path(run_dir) / "calls.jsonl"
     line = {"step": step, "time": time.time(), "seconds": round(seconds, 3), "models": tally.to_dict()}
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(line) + "\n")
+    data = (json.dumps(line) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a line cut by a kill: fence it off, keep this one whole
+            data = b"\n" + data
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def ping(model: str, deployment: dict[str, Any] | None = None, timeout: float = 60.0) -> tuple[bool, str]:

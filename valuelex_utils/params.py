@@ -181,6 +181,8 @@ def parse_params(data: Any, source: str = "params") -> Params:
 def load_params(path: str | Path) -> Params:
     """Load and validate a params YAML file; every failure is one `UserError` line naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"params file {path} is a folder, not a YAML file")
     if not path.is_file():
         raise UserError(f"params file not found: {path}")
     try:

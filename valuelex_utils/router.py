@@ -1,11 +1,23 @@
 """Scale-out: several endpoints of one model load-balanced with LiteLLM's Router (retries, cooldown of a failing
-endpoint). A respondent whose `api_base` is a list gets one deployment per endpoint."""
+endpoint). A respondent whose `api_base` is a list gets one deployment per endpoint.
+
+The Router itself does not retry (`num_retries=0`): `BatchRunner` owns retries, so that every failed attempt is stored
+with its error and counted in the run's tally (calls.jsonl, manifest.json) instead of vanishing inside LiteLLM. The
+Router still does what only it can: it spreads calls over the endpoints and rests an endpoint that failed more than
+`ALLOWED_FAILS` times in a minute (a killed server answers "connection error" at once) for `COOLDOWN_SECONDS`, so
+retries land on the live ones. When every endpoint of a model is resting, `BatchRunner` waits for the cooldown to end
+rather than spending the request's retries (a rate-limited provider must not cost answers).
+"""
 from __future__ import annotations
 
 import os
 from typing import Any
 
+from .errors import UserError
 from .params import Params
+
+COOLDOWN_SECONDS = 5  # LiteLLM's default: a dead endpoint is probed again every few seconds, a live one is back soon
+ALLOWED_FAILS = 2  # per minute; a single 429 or 500 on a busy endpoint does not take it out of the rotation
 
 
 def router_for(params: Params) -> Any | None:
@@ -17,11 +29,13 @@ def router_for(params: Params) -> Any | None:
         for base in r.api_bases:
             lp: dict[str, Any] = {"model": r.model, "api_base": base}
             if r.api_key_env:
-                lp["api_key"] = os.environ.get(r.api_key_env)
+                if r.api_key_env not in os.environ:
+                    raise UserError(f"model {r.model}: environment variable {r.api_key_env} (api_key_env) is not set")
+                lp["api_key"] = os.environ[r.api_key_env]
             model_list.append({"model_name": r.model, "litellm_params": lp})
     if not model_list:
         return None
     from litellm import Router
 
-    return Router(model_list=model_list, routing_strategy="simple-shuffle", num_retries=2, allowed_fails=1,
-                  cooldown_time=30, retry_after=0)
+    return Router(model_list=model_list, routing_strategy="simple-shuffle", num_retries=0,
+                  allowed_fails=ALLOWED_FAILS, cooldown_time=COOLDOWN_SECONDS, retry_after=0)

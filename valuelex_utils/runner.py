@@ -50,10 +50,68 @@ def notebook_for(step: str) -> Path | None:
     return found[0] if found else None
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a whole small file or nothing: a kill mid-write leaves the old file (or none), never half of one, so a
+    rerun after a crash can always read params.yaml and manifest.json."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _litellm_providers() -> set[str]:
+    """LiteLLM's provider names, read from the JSON file it ships, without importing LiteLLM (seconds)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("litellm")
+    try:
+        folder = Path(list(spec.submodule_search_locations)[0])  # type: ignore[union-attr]
+        data = json.loads((folder / "provider_endpoints_support_backup.json").read_text(encoding="utf-8"))
+        return set(data.get("providers", {}))
+    except (AttributeError, IndexError, OSError, ValueError):
+        return set()
+
+
+def preflight(params: Params, check_keys: bool = True) -> None:
+    """What can be checked before the run dir is claimed, is: a typo in a model id, a key variable that is not set or
+    an unknown value system is one line and exit code 2, not a run dir whose params.yaml then refuses the corrected
+    study (nor an hour of calls before step 06 finds the system missing)."""
+    for r in params.respondents:
+        if check_keys and r.api_key_env and r.api_key_env not in os.environ:
+            raise UserError(f"model {r.model}: environment variable {r.api_key_env} (api_key_env) is not set")
+    from .elicitation import elicitation_prompts
+    from .projective import stems
+    from .systems import system_path
+
+    if not elicitation_prompts(params.elicitation.prompts):
+        raise UserError("elicitation.prompts: the list is empty (use 'all' or prompt ids 1-15)")
+    if not stems(params.projective.stems):
+        raise UserError("projective.stems: the list is empty (use 'all' or stem ids 1-50)")
+    system_path(params.scoring.system)
+    ids = [r.model for r in params.respondents]
+    ids += [m for m in (params.extraction.llm_judge, params.taxonomy.namer, params.scoring.judge) if m]
+    providers: set[str] | None = None
+    for model in dict.fromkeys(ids):
+        if model.startswith("local/"):
+            from .embedded import EMBEDDED
+
+            if model.split("/", 1)[1] not in EMBEDDED:
+                known = ", ".join(f"local/{n}" for n in EMBEDDED)
+                raise UserError(f"model {model}: unknown embedded model (known: {known})")
+            continue
+        providers = _litellm_providers() if providers is None else providers
+        if model.split("/", 1)[0] in providers and model.split("/", 1)[1].strip():
+            continue
+        from .llm import check_model_id  # imports LiteLLM: only for a provider the fast path does not know
+
+        check_model_id(model)
+
+
 def claim_run_dir(run_dir: Path, params: Params, params_path: Path) -> RunDir:
     """Refuse a run dir that holds another study's data; otherwise record these params in it.
 
     Checked before anything is written, so a mistaken --run-dir changes nothing."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"run dir {run_dir} is a file, not a folder; choose another --run-dir")
     copy = run_dir / "params.yaml"
     if copy.exists():
         try:
@@ -65,11 +123,11 @@ def claim_run_dir(run_dir: Path, params: Params, params_path: Path) -> RunDir:
         if old.fingerprint() != params.fingerprint():
             raise UserError(f"run dir {run_dir} belongs to other params (its params.yaml differs from {params_path}); "
                             "choose another --run-dir")
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.exists() and any(not (f.name.startswith(".") and f.name.endswith(".tmp")) for f in run_dir.iterdir()):
         raise UserError(f"run dir {run_dir} is not empty and has no params.yaml: not a ValueLex run dir")
     rd = RunDir.at(run_dir)
     if not copy.exists():
-        copy.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+        atomic_write_text(copy, yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
     return rd
 
 
@@ -109,7 +167,10 @@ def call_counts(rd: RunDir) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def write_manifest(rd: RunDir, params: Params, params_path: Path, steps: dict[str, Any], started: float) -> Path:
-    previous = json.loads(rd.manifest.read_text()) if rd.manifest.exists() else {}
+    try:
+        previous = json.loads(rd.manifest.read_text(encoding="utf-8")) if rd.manifest.exists() else {}
+    except (ValueError, UnicodeDecodeError):  # written by a version without atomic writes and cut by a crash
+        previous = {}
     all_steps = {**previous.get("steps", {}), **steps}
     manifest = {
         "valuelex_version": package_versions()["valuelex"],
@@ -119,7 +180,7 @@ def write_manifest(rd: RunDir, params: Params, params_path: Path, steps: dict[st
         "versions": package_versions(), "started": started, "finished": time.time(),
         "steps": dict(sorted(all_steps.items())), "calls": call_counts(rd),
     }
-    rd.manifest.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    atomic_write_text(rd.manifest, json.dumps(manifest, indent=2))
     return rd.manifest
 
 
@@ -134,7 +195,10 @@ def execute_step(step: str, notebook: Path, rd: RunDir, params_path: Path) -> di
     status, error = "ok", None
     try:
         pm.execute_notebook(str(notebook), str(out), parameters={"run_dir": str(rd.root), "params_file": str(params_path)},
-                            cwd=str(NOTEBOOK_DIR), kernel_name="python3", progress_bar=False, log_output=False)
+                            cwd=str(NOTEBOOK_DIR), kernel_name="python3", progress_bar=False, log_output=False,
+                            # the kernel shares our stderr: keep its start-up warnings (e.g. "running over TCP without
+                            # encryption", on localhost) out of the one line a failure prints there
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except pm.PapermillExecutionError as err:
         status = "failed"
         error = {"ename": err.ename, "evalue": str(err.evalue).splitlines()[0] if err.evalue else ""}
@@ -147,6 +211,7 @@ def run(params_path: str, steps: str = "01-07", run_dir: str | None = None, dry_
     params_file = Path(params_path).resolve()
     params = load_params(params_file)
     selected = parse_steps(steps)
+    preflight(params, check_keys=not dry_run)  # a dry run needs no keys
     if dry_run:
         from .dryrun import print_dry_run
 

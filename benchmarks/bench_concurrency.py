@@ -1,0 +1,137 @@
+"""Concurrency at the bound: N calls at C in flight against an endpoint that answers after a fixed delay.
+
+The ideal wall time is N x delay / C (the endpoint is never the bottleneck: it only sleeps). The measured time goes
+through the real code path: `BatchRunner` -> `litellm.acompletion` (`openai/...` with `api_base`) -> the store's
+append-and-flush of every record. Efficiency = ideal / measured; the target is >= 0.90 (within 10%).
+
+    python benchmarks/bench_concurrency.py [--calls 2000] [--concurrency 64] [--delay 0.5] [--out outputs/bench/concurrency.json]
+
+Writes the figures as JSON (default `outputs/bench/concurrency.json`) and prints them.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("OPENAI_API_KEY", "none")  # the instrument server takes any key
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from valuelex_utils.llm import BatchRunner, LLMRequest  # noqa: E402
+from valuelex_utils.store import ResponseStore  # noqa: E402
+from valuelex_utils.testing_servers import start_server  # noqa: E402
+
+
+def requests_for(n: int, api_base: str) -> list[LLMRequest]:
+    return [LLMRequest(model="openai/bench", messages=[{"role": "user", "content": f"List your values ({i})."}],
+                       params={"temperature": 0.7, "top_p": 1.0, "max_tokens": 32, "seed": i}, sample=0,
+                       meta={"i": i}, deployment={"api_base": api_base}) for i in range(n)]
+
+
+def run_queue_wait_s() -> float | None:
+    """Seconds the event-loop thread spent runnable but waiting for a CPU (Linux schedstat): on a busy machine this,
+    not the code, is what keeps the measured time above the ideal."""
+    try:
+        return int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+async def measure(runner: BatchRunner, reqs: list[LLMRequest]) -> float:
+    started = time.perf_counter()
+    await runner.arun(reqs, progress=False)
+    return time.perf_counter() - started
+
+
+async def measure_litellm_only(reqs: list[LLMRequest], concurrency: int) -> float:
+    """The same calls through bare `litellm.acompletion` and a semaphore (no store, no retries, no tally): the floor
+    that LiteLLM's own per-call CPU sets on this machine, to tell ValueLex's overhead from LiteLLM's."""
+    import litellm
+
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(r: LLMRequest) -> None:
+        async with sem:
+            await litellm.acompletion(model=r.model, messages=r.messages, timeout=60, num_retries=0,
+                                      api_base=r.deployment["api_base"], **r.params)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(r) for r in reqs))
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--calls", type=int, default=2000)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--delay", type=float, default=0.5)
+    p.add_argument("--out", default=str(REPO / "outputs" / "bench" / "concurrency.json"))
+    p.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations (slows the run)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the bare-LiteLLM baseline run")
+    a = p.parse_args(argv)
+
+    ideal = a.calls * a.delay / a.concurrency
+    with start_server(delay=a.delay) as server, tempfile.TemporaryDirectory() as tmp:
+        store = ResponseStore(Path(tmp) / "responses.jsonl")
+        runner = BatchRunner(store, concurrency=a.concurrency, retries=2, timeout=60)
+        # warm-up: imports, the HTTP client and its connection pool (not timed, not stored in the measured file)
+        warm = BatchRunner(ResponseStore(Path(tmp) / "warmup.jsonl"), concurrency=a.concurrency, timeout=60)
+        asyncio.run(warm.arun(requests_for(a.concurrency, server.api_base)[:a.concurrency], progress=False))
+        rss_before = rss_mb()
+        if a.tracemalloc:
+            tracemalloc.start()
+        reqs = requests_for(a.calls, server.api_base)
+        cpu0, wait0, load0 = time.process_time(), run_queue_wait_s(), os.getloadavg()[0]
+        wall = asyncio.run(measure(runner, reqs))
+        cpu = time.process_time() - cpu0
+        wait1 = run_queue_wait_s()
+        waited = wait1 - wait0 if wait0 is not None and wait1 is not None else None
+        traced_peak = tracemalloc.get_traced_memory()[1] / 2**20 if a.tracemalloc else None
+        if a.tracemalloc:
+            tracemalloc.stop()
+        stats = server.stats()
+        lines = (Path(tmp) / "responses.jsonl").read_text(encoding="utf-8").count("\n")
+        bare = None if a.no_baseline else asyncio.run(measure_litellm_only(requests_for(a.calls, server.api_base),
+                                                                           a.concurrency))
+    tally = runner.tally.of("openai/bench")
+    result = {
+        "calls": a.calls, "concurrency": a.concurrency, "delay_s": a.delay,
+        "ideal_s": round(ideal, 3), "measured_s": round(wall, 3), "efficiency": round(ideal / wall, 4),
+        "within_10pct": wall <= ideal * 1.10,
+        "throughput_calls_per_s": round(a.calls / wall, 1), "client_cpu_s": round(cpu, 2),
+        "litellm_only_s": round(bare, 3) if bare else None,
+        "litellm_only_efficiency": round(ideal / bare, 4) if bare else None,
+        "client_cpu_ms_per_call": round(1000 * cpu / a.calls, 3),
+        "peak_rss_mb": round(rss_mb(), 1), "rss_before_batch_mb": round(rss_before, 1),
+        "tracemalloc_peak_mb": round(traced_peak, 1) if traced_peak is not None else None,
+        "answered": tally.calls, "retries": tally.retries, "errors": tally.errors, "store_lines": lines,
+        "server_requests": stats["requests"], "server_peak_in_flight": stats["peak_in_flight"],
+        "event_loop_run_queue_wait_s": round(waited, 2) if waited is not None else None,
+        "cpus": os.cpu_count(), "load_avg_1m_before": round(load0, 2),
+        "load_avg_1m_after": round(os.getloadavg()[0], 2), "python": platform.python_version(),
+    }
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

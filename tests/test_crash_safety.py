@@ -1,0 +1,145 @@
+"""Crash safety: `valuelex run --steps 01` killed with SIGKILL at random moments (the CLI and its notebook kernel at
+once, as a power cut or the OOM killer would), rerun each time, ends with the same store as an uninterrupted run:
+the same keys, the same answers, no key answered twice, no torn line.
+
+The endpoint is a jittery `testing_servers` instrument (answers in 10-70 ms, deterministic per request), so that the
+kills land while calls are in flight and writes are happening. Set VALUELEX_CRASH_SEED to replay a sequence of kills.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+import yaml
+
+from valuelex_utils.elicitation import build_requests, run_elicitation
+from valuelex_utils.llm import response_text
+from valuelex_utils.params import parse_params
+from valuelex_utils.store import ResponseStore
+from valuelex_utils.testing_servers import start_server
+
+pytestmark = pytest.mark.slow
+
+KEY_ENV = "VALUELEX_CRASH_KEY"
+MID_CALL_KILLS = 5
+
+
+def valuelex_run_args(params: Path, run_dir: Path) -> list[str]:
+    exe = Path(sys.executable).parent / "valuelex"
+    return [str(exe), "run", "--params", str(params), "--run-dir", str(run_dir), "--steps", "01", "--no-report"]
+
+
+def line_count(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def kill_tree(proc: subprocess.Popen) -> int:
+    """SIGKILL the CLI and every process under it (the papermill kernel) in one sweep; returns how many died."""
+    try:
+        root = psutil.Process(proc.pid)
+        victims = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return 0
+    for p in victims:
+        try:
+            p.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait(30)
+    gone, alive = psutil.wait_procs(victims, timeout=30)
+    assert not alive, f"survivors after SIGKILL: {alive}"
+    return len(victims)
+
+
+def test_sigkill_at_random_moments_then_rerun_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    seed = int(os.environ.get("VALUELEX_CRASH_SEED", time.time_ns() % 1_000_000))
+    rng = random.Random(seed)
+    print(f"\nVALUELEX_CRASH_SEED={seed}")
+    monkeypatch.setenv(KEY_ENV, "sk-crash-test")
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    with start_server(delay=0.01, jitter=0.06) as server:
+        data = {"run_name": "crash", "seed": 3, "concurrency": 4, "timeout": 20, "retries": 3,
+                "respondents": [{"model": f"openai/fake-{c}", "training": "aligned", "api_base": server.api_base,
+                                 "api_key_env": KEY_ENV} for c in "abc"],
+                "elicitation": {"samples": 4, "max_tokens": 16}}
+        params = parse_params(data)
+        total = len(build_requests(params))  # 3 models x 15 prompts x 4 samples = 180
+        params_file = tmp_path / "crash.yaml"
+        params_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+        # the uninterrupted run: the same step code, start to end
+        asyncio.run(run_elicitation(params, str(tmp_path / "reference"), progress=False))
+
+        run_dir = tmp_path / "run"
+        store = run_dir / "responses.jsonl"
+        kills = []
+        # one kill at a random moment of start-up (before or around the first call), then kills mid-calls
+        plan = ["startup"] + ["mid-calls"] * MID_CALL_KILLS
+        for moment in plan:
+            before = line_count(store)
+            proc = subprocess.Popen(valuelex_run_args(params_file, run_dir), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, env=env)
+            if moment == "startup":
+                time.sleep(rng.uniform(0.2, 4.0))
+            else:
+                target = before + rng.randint(1, 25)
+                deadline = time.time() + 300
+                while line_count(store) < target and proc.poll() is None and time.time() < deadline:
+                    time.sleep(0.005)
+                time.sleep(rng.uniform(0.0, 0.05))
+            assert proc.poll() is None, f"the run ended by itself before the {moment} kill (exit {proc.returncode})"
+            killed = kill_tree(proc)
+            assert proc.returncode == -signal.SIGKILL
+            kills.append({"moment": moment, "lines_before": before, "lines_after": line_count(store),
+                          "processes": killed})
+        assert all(k["lines_after"] > k["lines_before"] for k in kills if k["moment"] == "mid-calls")
+        assert line_count(store) < total, "the kills should leave work for the rerun"
+
+        answered_before_rerun = len(ResponseStore(store))
+        final = subprocess.run(valuelex_run_args(params_file, run_dir), capture_output=True, text=True, env=env,
+                               timeout=900)
+        assert final.returncode == 0, final.stderr[-3000:]
+
+    # no torn line anywhere: every line of every append-only file is one whole JSON object
+    for name in ("responses.jsonl", "calls.jsonl"):
+        raw = (run_dir / name).read_bytes()
+        assert raw.endswith(b"\n")
+        for line in raw.splitlines():
+            json.loads(line)
+    json.loads((run_dir / "manifest.json").read_text())
+    yaml.safe_load((run_dir / "params.yaml").read_text())
+
+    ref_records = [r for r in ResponseStore(tmp_path / "reference" / "responses.jsonl").records() if r.get("response")]
+    records = [r for r in ResponseStore(store).records() if r.get("response")]
+    keys = [r["key"] for r in records]
+    assert len(keys) == len(set(keys)), "a key was answered twice"
+    assert set(keys) == {r["key"] for r in ref_records} == {r.key for r in build_requests(params)}
+    assert {r["key"]: response_text(r) for r in records} == {r["key"]: response_text(r) for r in ref_records}
+
+    # the step's table is the same as the uninterrupted run's
+    cols = ["respondent", "prompt_id", "sample", "key", "text"]
+    got = pd.read_parquet(run_dir / "elicitation.parquet")[cols].sort_values("key").reset_index(drop=True)
+    ref = pd.read_parquet(tmp_path / "reference" / "elicitation.parquet")[cols]
+    ref = ref.sort_values("key").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, ref)
+
+    # the last run called only for what the killed runs had not stored
+    last = json.loads((run_dir / "calls.jsonl").read_text().splitlines()[-1])["models"]
+    assert sum(m["calls"] for m in last.values()) == total - answered_before_rerun
+    assert sum(m["cached"] for m in last.values()) == answered_before_rerun
+    print(f"kills survived: {len(kills)} ({sum(k['moment'] == 'mid-calls' for k in kills)} mid-calls); "
+          f"answers stored before the rerun {answered_before_rerun}/{total}; {kills}")

@@ -1,0 +1,82 @@
+"""Secrets: API keys come from the environment only and end up nowhere in a run dir.
+
+A random fake key is planted in the environment; respondents name it with `api_key_env` (one endpoint, and two
+endpoints behind LiteLLM's Router, which holds the key in its deployment list). The endpoints refuse any other key, so
+a run that completes proves the key was sent. Then every file of the run dir (store, calls, manifest, params copy,
+executed notebooks, HTML report, parquet) is searched for the key, and the notebook's papermill parameters are
+checked to be only the run dir and the params file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from valuelex_utils.testing_servers import start_server
+
+pytestmark = pytest.mark.slow
+
+KEY_ENV = "VALUELEX_FAKE_KEY"
+
+
+def test_a_planted_key_is_used_but_never_written(tmp_path):
+    key = f"sk-test-{secrets.token_hex(20)}"
+    other_key = f"sk-openai-{secrets.token_hex(20)}"  # a key LiteLLM could pick up by default: must not leak either
+    env = {**os.environ, KEY_ENV: key, "OPENAI_API_KEY": other_key, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    servers = [start_server(delay=0.01, require_key_env=KEY_ENV, env={KEY_ENV: key}) for _ in range(3)]
+    try:
+        data = {"run_name": "secrets", "seed": 2, "concurrency": 4, "timeout": 30, "retries": 2,
+                "respondents": [
+                    {"model": "openai/fake-single", "training": "aligned", "api_base": servers[0].api_base,
+                     "api_key_env": KEY_ENV},
+                    {"model": "openai/fake-routed", "training": "aligned", "api_key_env": KEY_ENV,
+                     "api_base": [servers[1].api_base, servers[2].api_base]},
+                ],
+                "elicitation": {"prompts": [1, 6, 13], "samples": 2, "max_tokens": 16}}
+        params = tmp_path / "secrets.yaml"
+        params.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        run_dir = tmp_path / "run"
+        exe = Path(sys.executable).parent / "valuelex"
+        proc = subprocess.run([str(exe), "run", "--params", str(params), "--run-dir", str(run_dir), "--steps", "01"],
+                              capture_output=True, text=True, env=env, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        report = subprocess.run([str(exe), "report", str(run_dir)], capture_output=True, text=True, env=env,
+                                timeout=900)
+        assert report.returncode == 0, report.stderr[-3000:]
+        stats = [s.stats() for s in servers]
+    finally:
+        for s in servers:
+            s.stop()
+    assert all(s["rejected"] == {} for s in stats), stats  # the right key reached every endpoint
+    assert stats[0]["answered"] == 6 and stats[1]["answered"] + stats[2]["answered"] == 6, stats
+
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    names = {p.relative_to(run_dir).as_posix() for p in files}
+    assert {"responses.jsonl", "calls.jsonl", "manifest.json", "params.yaml", "elicitation.parquet",
+            "notebooks/01_elicit.ipynb", "report/index.html"} <= names, names
+    for p in files:
+        blob = p.read_bytes()
+        for secret in (key, other_key):
+            assert secret.encode() not in blob, f"{p.relative_to(run_dir)} holds a key"
+            assert secret[-12:].encode() not in blob, f"{p.relative_to(run_dir)} holds part of a key"
+    assert key not in proc.stdout + proc.stderr + report.stdout + report.stderr
+
+    # raw records hold the request and the response, never request headers
+    for line in (run_dir / "responses.jsonl").read_text(encoding="utf-8").splitlines():
+        text = line.lower()
+        assert "authorization" not in text and "bearer" not in text and "api_key" not in text
+
+    # papermill records its parameters in the notebook: only the run dir and the params file cross over
+    nb = json.loads((run_dir / "notebooks" / "01_elicit.ipynb").read_text(encoding="utf-8"))
+    injected = [c for c in nb["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(injected) == 1
+    assigned = {ln.split("=", 1)[0].strip() for ln in "".join(injected[0]["source"]).splitlines()
+                if "=" in ln and not ln.lstrip().startswith("#")}
+    assert assigned == {"run_dir", "params_file"}
+    assert nb["metadata"]["papermill"]["parameters"].keys() == {"run_dir", "params_file"}

@@ -1,0 +1,295 @@
+"""Small local OpenAI-compatible instrument servers, for tests and benchmarks only (never used by a study).
+
+One aiohttp app plays every part, chosen by options:
+
+- a **fixed-delay responder** (`delay=0.5`): answers every call after exactly that delay, the instrument of the
+  concurrency benchmark (time for N calls at C in flight should be N x delay / C);
+- a **jittery responder** (`delay=0.02, jitter=0.08`): small random delays, for crash tests that kill a run mid-call;
+- a **fault injector** (`fault_rate=0.2`): answers a share of calls with 429, 500 or a stall longer than the client's
+  timeout; at most `max_consecutive_faults` faults in a row for one request, so a client with that many retries always
+  gets through;
+- a **strict endpoint**: `require_key_env` (the name of a variable in the *server's* environment: the key never
+  appears on a command line) answers 401 to any other key, `models` answers 404 to any other model, `hard_after=N`
+  revokes the key after N answers (a hard failure in the middle of a run).
+
+Answers are deterministic per request: the same model, messages (or prompt) and decoding params always get the same
+text, so two runs can be compared answer by answer. `GET /stats` returns what the server saw and injected.
+
+Run it as `python -m valuelex_utils.testing_servers --delay 0.5` (prints `PORT <n>` once listening), or from Python
+with `start_server(...)`, which returns a handle with `api_base`, `stats()`, `kill()` and `stop()`.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+VALUE_WORDS = ("honesty", "curiosity", "fairness", "kindness", "responsibility", "respect", "empathy", "integrity",
+               "helpfulness", "accuracy", "humility", "courage", "loyalty", "compassion", "transparency", "patience",
+               "creativity", "safety", "freedom", "justice", "wisdom", "diligence", "trust", "gratitude")
+FAULT_KINDS = ("429", "500", "timeout")
+
+
+@dataclass
+class ServerConfig:
+    delay: float = 0.0
+    jitter: float = 0.0
+    fault_rate: float = 0.0
+    faults: tuple[str, ...] = FAULT_KINDS
+    max_consecutive_faults: int = 2
+    stall: float = 30.0
+    require_key_env: str | None = None
+    models: tuple[str, ...] = ()
+    hard_after: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class _State:
+    requests: int = 0
+    answered: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    faults: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)
+    consecutive: dict[str, int] = field(default_factory=dict)
+    per_model: Counter = field(default_factory=Counter)
+
+
+def answer_text(model: str, body: dict[str, Any]) -> str:
+    """The deterministic answer to a request: a few value words picked by a hash of what was asked."""
+    asked = {k: body.get(k) for k in ("messages", "prompt", "temperature", "top_p", "seed", "max_tokens")}
+    digest = hashlib.sha256(json.dumps([model, asked], sort_keys=True, default=str).encode()).digest()
+    words = [VALUE_WORDS[b % len(VALUE_WORDS)] for b in digest[:4]]
+    return f"I value {words[0]}, {words[1]} and {words[2]}. Above all: {words[3]}."
+
+
+def request_id(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _error(status: int, message: str, kind: str, code: str | None = None) -> Any:
+    from aiohttp import web
+
+    return web.json_response({"error": {"message": message, "type": kind, "param": None, "code": code}}, status=status)
+
+
+def make_app(cfg: ServerConfig) -> Any:
+    from aiohttp import web
+
+    state = _State()
+    rng = random.Random(cfg.seed)
+    required_key = os.environ.get(cfg.require_key_env) if cfg.require_key_env else None
+    if cfg.require_key_env and not required_key:
+        raise SystemExit(f"testing server: {cfg.require_key_env} is not set in the server's environment")
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        state.requests += 1
+        state.in_flight += 1
+        state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
+        try:
+            return await _complete(request)
+        finally:
+            state.in_flight -= 1
+
+    async def _complete(request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            state.rejected["bad_json"] += 1
+            return _error(400, "request body is not JSON", "invalid_request_error")
+        model = str(body.get("model", ""))
+        if required_key is not None:
+            auth = request.headers.get("Authorization", "")
+            if auth != f"Bearer {required_key}":
+                state.rejected["bad_key"] += 1
+                return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+            if cfg.hard_after is not None and state.answered >= cfg.hard_after:
+                state.rejected["revoked"] += 1
+                return _error(401, "API key revoked.", "invalid_request_error", "invalid_api_key")
+        if cfg.models and model not in cfg.models:
+            state.rejected["unknown_model"] += 1
+            return _error(404, f"The model `{model}` does not exist.", "invalid_request_error", "model_not_found")
+        rid = request_id(body)
+        if cfg.fault_rate > 0 and state.consecutive.get(rid, 0) < cfg.max_consecutive_faults \
+                and rng.random() < cfg.fault_rate:
+            kind = rng.choice(cfg.faults)
+            state.faults[kind] += 1
+            state.consecutive[rid] = state.consecutive.get(rid, 0) + 1
+            if kind == "429":
+                await asyncio.sleep(cfg.delay)
+                return _error(429, "Rate limit reached, retry later.", "rate_limit_error", "rate_limit_exceeded")
+            if kind == "500":
+                await asyncio.sleep(cfg.delay)
+                return _error(500, "The server had an error while processing your request.", "server_error")
+            await asyncio.sleep(cfg.stall)  # a stall: the client's timeout fires first
+            return _error(504, "stalled", "server_error")
+        state.consecutive.pop(rid, None)
+        wait = cfg.delay + (rng.random() * cfg.jitter if cfg.jitter else 0.0)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        text = answer_text(model, body)
+        prompt_text = json.dumps(body.get("messages") or body.get("prompt") or "")
+        usage = {"prompt_tokens": len(prompt_text.split()), "completion_tokens": len(text.split())}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        state.answered += 1
+        state.per_model[model] += 1
+        created = int(time.time())
+        if request.path.endswith("/chat/completions"):
+            choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+            obj = "chat.completion"
+        else:
+            choice = {"index": 0, "finish_reason": "stop", "text": text, "logprobs": None}
+            obj = "text_completion"
+        return web.json_response({"id": f"cmpl-{rid}", "object": obj, "created": created, "model": model,
+                                  "choices": [choice], "usage": usage})
+
+    async def models(_request: web.Request) -> web.StreamResponse:
+        names = cfg.models or ("fake",)
+        return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in names]})
+
+    async def stats(_request: web.Request) -> web.StreamResponse:
+        return web.json_response({"requests": state.requests, "answered": state.answered,
+                                  "peak_in_flight": state.peak_in_flight, "faults": dict(state.faults),
+                                  "faults_total": sum(state.faults.values()), "rejected": dict(state.rejected),
+                                  "per_model": dict(state.per_model)})
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    for prefix in ("", "/v1"):
+        app.router.add_post(f"{prefix}/chat/completions", completions)
+        app.router.add_post(f"{prefix}/completions", completions)
+        app.router.add_get(f"{prefix}/models", models)
+    app.router.add_get("/stats", stats)
+    return app
+
+
+async def serve(cfg: ServerConfig, port: int = 0, host: str = "127.0.0.1") -> None:
+    from aiohttp import web
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    runner = web.AppRunner(make_app(cfg), access_log=None, handle_signals=True)
+    await runner.setup()
+    await web.SockSite(runner, sock, backlog=1024).start()
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    while True:
+        await asyncio.sleep(3600)
+
+
+def _parse(argv: list[str] | None) -> tuple[ServerConfig, int]:
+    p = argparse.ArgumentParser(prog="python -m valuelex_utils.testing_servers")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--jitter", type=float, default=0.0)
+    p.add_argument("--fault-rate", type=float, default=0.0)
+    p.add_argument("--faults", default=",".join(FAULT_KINDS))
+    p.add_argument("--max-consecutive-faults", type=int, default=2)
+    p.add_argument("--stall", type=float, default=30.0)
+    p.add_argument("--require-key-env", default=None)
+    p.add_argument("--models", default="")
+    p.add_argument("--hard-after", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    cfg = ServerConfig(delay=a.delay, jitter=a.jitter, fault_rate=a.fault_rate,
+                       faults=tuple(f for f in a.faults.split(",") if f),
+                       max_consecutive_faults=a.max_consecutive_faults, stall=a.stall,
+                       require_key_env=a.require_key_env, models=tuple(m for m in a.models.split(",") if m),
+                       hard_after=a.hard_after, seed=a.seed)
+    return cfg, a.port
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg, port = _parse(argv)
+    try:
+        import uvloop  # noqa: F401 - faster loop when present
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        asyncio.run(serve(cfg, port))
+    except KeyboardInterrupt:
+        pass
+
+
+# -- the handle tests and benchmarks use ---------------------------------------------------------------------------
+class ServerHandle:
+    """A testing server in a child process."""
+
+    def __init__(self, proc: subprocess.Popen, port: int) -> None:
+        self.proc = proc
+        self.port = port
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def __enter__(self) -> "ServerHandle":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def start_server(*, delay: float = 0.0, jitter: float = 0.0, fault_rate: float = 0.0,
+                 faults: tuple[str, ...] = FAULT_KINDS, max_consecutive_faults: int = 2, stall: float = 30.0,
+                 require_key_env: str | None = None, models: tuple[str, ...] = (), hard_after: int | None = None,
+                 seed: int = 0, port: int = 0, env: dict[str, str] | None = None,
+                 timeout: float = 30.0) -> ServerHandle:
+    """Start a testing server in a child process and wait until it listens."""
+    cmd = [sys.executable, "-m", "valuelex_utils.testing_servers", "--port", str(port), "--delay", str(delay),
+           "--jitter", str(jitter), "--fault-rate", str(fault_rate), "--faults", ",".join(faults),
+           "--max-consecutive-faults", str(max_consecutive_faults), "--stall", str(stall), "--seed", str(seed)]
+    if require_key_env:
+        cmd += ["--require-key-env", require_key_env]
+    if models:
+        cmd += ["--models", ",".join(models)]
+    if hard_after is not None:
+        cmd += ["--hard-after", str(hard_after)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, **(env or {})})
+    deadline = time.time() + timeout
+    line = ""
+    while time.time() < deadline:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if line.startswith("PORT "):
+            return ServerHandle(proc, int(line.split()[1]))
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError(f"testing server did not start (exit {proc.poll()}, said {line!r})")
+
+
+if __name__ == "__main__":
+    main()
