@@ -17,8 +17,13 @@ def list_models(params_path: str | None = None, timeout: float = 60.0) -> int:
         from .params import load_params
 
         for r in load_params(params_path).respondents:
-            if not any(r.model == m for m, _, _ in rows):
-                rows.append((r.model, f"configured, {r.training}, {r.size or 'NA'}B", deployment_of(r)))
+            if any(r.model == m for m, _, _ in rows):
+                continue
+            desc = f"configured, {r.training}, {r.size or 'NA'}B"
+            bases = r.api_bases or [None]
+            for base in bases:  # each endpoint of a load-balanced model is checked on its own
+                where = f" @ {base}" if len(bases) > 1 else ""
+                rows.append((r.model, desc + where, {**deployment_of(r), "api_base": base}))
     failed = 0
     for model, desc, deployment in rows:
         ok, said = ping(model, deployment, timeout=timeout)

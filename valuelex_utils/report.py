@@ -156,7 +156,12 @@ def build_report(run_dir: str | Path) -> Path:
     rd = RunDir(root.resolve())
     if not rd.manifest.exists():
         raise UserError(f"{root} has no manifest.json: not a ValueLex run dir (run `valuelex run` first)")
-    manifest = json.loads(rd.manifest.read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads(rd.manifest.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{rd.manifest}: not valid JSON (a damaged run dir?)") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{rd.manifest}: expected a JSON object")
     out = rd.report
     out.mkdir(exist_ok=True)
     pages = []
