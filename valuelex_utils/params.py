@@ -92,7 +92,7 @@ class LexiconParams(_Strict):
 class FactorParams(_Strict):
     k_rule: Literal["parallel", "kaiser"] = "parallel"
     n_factors: int | None = Field(None, ge=1)
-    method: Literal["minres", "ml", "principal"] = "minres"
+    method: Literal["minres", "ml"] = "minres"
     rotation: Literal["oblimin", "promax", "varimax", "none"] = "oblimin"
     corr: Literal["pearson", "tetrachoric"] = "pearson"
     threshold: float = Field(0.30, gt=0, lt=1)
