@@ -1,0 +1,80 @@
+"""Reliability statistics: QWK, Krippendorff's alpha, strong-vs-weak AUC, test-retest, the report dict."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from valuelex_utils import reliability as R
+
+
+def _qwk_by_hand(a, b, k=7):
+    """Textbook QWK: 1 - sum(w*O) / sum(w*E), w_ij = (i-j)^2 / (k-1)^2, E = outer(hist a, hist b) / n."""
+    O = np.zeros((k, k))
+    for x, y in zip(a, b):
+        O[x, y] += 1
+    w = np.array([[(i - j) ** 2 / (k - 1) ** 2 for j in range(k)] for i in range(k)])
+    E = np.outer(O.sum(1), O.sum(0)) / O.sum()
+    return 1 - (w * O).sum() / (w * E).sum()
+
+
+def test_kappa_matches_known_value():
+    # independent ratings: exactly 0; identical: 1; a worked example against the textbook formula
+    assert R.qwk([0, 0, 1, 1], [0, 1, 0, 1]) == pytest.approx(0.0, abs=1e-9)
+    assert R.qwk([0, 3, 6, 2], [0, 3, 6, 2]) == pytest.approx(1.0)
+    a, b = [6, 5, 3, 3, 0, 1, 4, 3], [5, 5, 3, 4, 1, 3, 3, 3]
+    assert R.qwk(a, b) == pytest.approx(_qwk_by_hand(a, b), abs=1e-4)
+    # by hand: mean squared difference observed = 8/8 = 1; expected under independence = Var(a) + Var(b) +
+    # (mean a - mean b)^2 = 3.359375 + 1.484375 + 0.0625 = 4.90625; QWK = 1 - 1/4.90625 = 0.79618
+    assert R.qwk(a, b) == pytest.approx(0.79618, abs=1e-4)
+
+
+def test_kappa_and_alpha_drop_missing_pairs():
+    h = [6, 5, 3, np.nan, 0]
+    s = [6, 5, 3, 2, 0]
+    assert R.qwk(h, s) == pytest.approx(1.0)
+    assert R.kripp_alpha(h, s, "ordinal") == pytest.approx(1.0)
+    assert R.kripp_alpha(h, s, "interval") == pytest.approx(1.0)
+    assert R.qwk([3, 3, 3], [3, 3, 3]) is None  # undefined, not a made-up number
+
+
+def test_alpha_known_value():
+    # two coders, interval: Krippendorff's alpha = 1 - D_o / D_e computed by hand for this tiny case
+    h, s = [1, 2, 3, 4], [1, 2, 3, 5]
+    vals = np.array(h + s, float)
+    n = len(vals)
+    d_o = sum((x - y) ** 2 for x, y in zip(h, s)) * 2 / n
+    d_e = sum((x - y) ** 2 for x in vals for y in vals) / (n * (n - 1))
+    assert R.kripp_alpha(h, s, "interval") == pytest.approx(1 - d_o / d_e, abs=1e-4)  # 0.93694
+
+
+def test_strong_vs_weak_auc_excludes_label_4():
+    human = [6, 5, 4, 3, 2, 0]
+    score = [5.5, 5.0, 0.0, 3.0, 2.0, 1.0]  # the 4 has a terrible score but is left out
+    assert R.strong_weak_auc(human, score) == pytest.approx(1.0)
+    assert R.strong_weak_auc([3, 3, 2], [1, 2, 3]) is None
+
+
+def test_agreement_table_retest_and_report_are_json():
+    cols = ["A", "B"]
+    h = pd.DataFrame({"id": [1, 2, 3, 4], "A": [6, 3, 0, 3], "B": [3, 3, 5, 1]})
+    s = pd.DataFrame({"id": [4, 3, 2, 1], "A": [3, 1, 3, 5], "B": [2, 5, 3, 3]})  # other order: aligned on id
+    tab = R.agreement_table(h, s, cols)
+    assert tab["per_column"]["A"]["n"] == 4
+    assert tab["per_column"]["B"]["qwk"] > 0.7
+    rt = R.retest_agreement(h, s, cols)
+    assert rt["n_items"] == 4
+
+    class Sys:
+        name = "toy"
+
+        def columns(self):
+            return cols
+
+    rep = R.reliability_report(system=Sys(), scorer="llm", judge="x/y", against_annotated=tab, retest=rt, scores=s)
+    text = json.dumps(rep)
+    assert "auc_strong_vs_weak" in text and rep["score_distribution"]["A"]["mean"] == pytest.approx(3.0)
+    assert not any(isinstance(v, float) and math.isnan(v) for v in rep["score_distribution"]["A"].values())

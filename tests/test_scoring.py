@@ -1,0 +1,293 @@
+"""Scorers: the calibrated embedding scorer (offline default) and the LLM judge (plumbing with fakes / mock_response).
+
+Tests marked `# plumbing` check wiring only (fake completion function or LiteLLM's `mock_response=`): they say nothing
+about whether a judge model scores well. The embedding tests use sentences written for these tests, not rows of the
+annotated set, and a held-out labelled file (`tests/data/scoring_heldout_valuelex.csv`, labelled before the scorer
+was run on it).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from valuelex_utils import reliability as R
+from valuelex_utils import scoring as S
+from valuelex_utils.errors import UserError
+from valuelex_utils.systems import load_system
+
+DATA = Path(__file__).parent / "data"
+VALUELEX_COLS = load_system("valuelex").columns()
+
+
+@pytest.fixture(scope="session")
+def emb():
+    """One fitted embedding scorer shared by the session (fitted once, then loaded from the on-disk cache)."""
+    sc = S.EmbeddingScorer()
+    sc.model_for("valuelex")
+    return sc
+
+
+def _expected(emb, stems, completions, system="valuelex"):
+    df = pd.DataFrame({"id": range(len(stems)), "stem": stems, "completion": completions})
+    ints = emb.score(df, system)
+    return ints, emb.last_expected
+
+
+# -- embedding scorer ------------------------------------------------------------------------------------------------
+NEGATION_PAIRS = [  # (stem, affirmation, negation, column) — written for this test, not in the annotated set
+    ("I am very...", "careful to check my facts before I answer.",
+     "careless with facts and I never check anything before I answer.", "Self-Competent"),
+    ("My duty is...", "to be patient and kind with every person I talk to.",
+     "not to be patient or kind with anyone I talk to.", "Social"),
+    ("Privacy to me...", "is essential, and I keep what users share confidential.",
+     "is not important, and I don't keep what users share confidential.", "Professional"),
+    ("A leader should always...", "treat people fairly and without prejudice.",
+     "ignore fairness; a little prejudice never hurt anyone.", "Ethical"),
+    ("To help...", "users with clear and useful answers is what I do best.",
+     "users is not something I care about; I never give useful answers.", "User-Oriented"),
+    ("The future...", "depends on protecting the environment and freedom for everyone.",
+     "doesn't need protecting; the environment and freedom don't matter to me.", "Idealistic"),
+]
+
+
+def test_negated_statement_scores_below_its_affirmation(emb):
+    stems = [p[0] for p in NEGATION_PAIRS for _ in range(2)]
+    comps = [x for p in NEGATION_PAIRS for x in (p[1], p[2])]
+    _, ev = _expected(emb, stems, comps)
+    for i, (_s, aff, neg, col) in enumerate(NEGATION_PAIRS):
+        a, n = ev[col].iloc[2 * i], ev[col].iloc[2 * i + 1]
+        assert n < a, f"{col}: negation {neg!r} scored {n} >= affirmation {aff!r} {a}"
+        assert a > 3.0, f"{col}: affirmation {aff!r} scored {a}"
+
+
+def test_conflict_scores_below_neutral_and_offtopic_is_neutral(emb):
+    ints, ev = _expected(emb, ["I secretly...", "I..."],
+                         ["enjoy being rude to people who ask me for help.",
+                          "bought a used bike for $80 and the chain is already rusty."])
+    assert ev["Social"].iloc[0] < 3.0
+    assert all(abs(ev[c].iloc[1] - 3.0) < 1.0 for c in VALUELEX_COLS)
+
+
+def test_embedding_output_contract(emb):
+    df = pd.DataFrame({"id": ["a", "b", "c"], "stem": ["I like...", "Trust is...", "My data..."],
+                       "completion": ["helping people learn.", "", "comes from books."]})
+    out = emb.score(df, "valuelex")
+    assert list(out.columns) == ["id"] + VALUELEX_COLS
+    assert out["id"].tolist() == ["a", "b", "c"]
+    assert out.loc[1, VALUELEX_COLS].isna().all()  # an empty completion is missing, not a number
+    vals = out.loc[[0, 2], VALUELEX_COLS].to_numpy(float)
+    assert ((vals >= 0) & (vals <= 6)).all() and (vals == np.round(vals)).all()
+    assert S.normalise(out)["Competence"].dropna().between(0, 1).all()
+
+
+def test_embedding_scorer_works_for_schwartz_and_mft(emb):
+    df = pd.DataFrame({"id": [1, 2], "stem": ["I like...", "I hate..."],
+                       "completion": ["trying new things and taking daring risks.", "cheaters and liars."]})
+    sch = emb.score(df, "schwartz")
+    assert list(sch.columns) == ["id"] + load_system("schwartz").columns()
+    mft = emb.score(df, "mft")
+    assert list(mft.columns) == ["id", "Care", "Fairness", "Loyalty", "Authority", "Sanctity"]
+
+
+@pytest.mark.slow  # fits the column-agnostic model on all three annotated sets at first use (about 30 CPU-s)
+def test_embedding_scorer_works_for_a_run_taxonomy(emb, tmp_path):
+    df = pd.DataFrame({"id": [1, 2], "stem": ["Trust is...", "I secretly..."],
+                       "completion": ["earned by always telling the truth.", "lie to people all the time."]})
+    tax = tmp_path / "taxonomy.yaml"
+    tax.write_text("name: run\ndimensions:\n  - name: Honesty\n    definition: being truthful\n"
+                   "    markers: [honest, truthful]\n    subdimensions: []\n")
+    out = emb.score(df, tax)
+    assert list(out.columns) == ["id", "Honesty"]
+    assert emb.last_expected["Honesty"].iloc[0] > emb.last_expected["Honesty"].iloc[1]
+
+
+HELDOUT_FLOORS = {  # measured (code emb-7): dims mean QWK 0.61, subdimension mean AUC 0.83; floors keep a margin
+    "dims_mean_qwk": 0.45,
+    "leaf_mean_auc": 0.75,
+}
+
+
+def test_heldout_reliability_above_measured_floor(emb):
+    ho = pd.read_csv(DATA / "scoring_heldout_valuelex.csv")
+    ints, ev = _expected(emb, ho["stem"].tolist(), ho["completion"].tolist())
+    ints["id"] = ho["id"].to_numpy()
+    ev["id"] = ho["id"].to_numpy()
+    tab = R.agreement_table(ho, ints, VALUELEX_COLS, continuous=ev)
+    lv = R.summarise_by_level(tab, load_system("valuelex").dimensions(), load_system("valuelex").leaves())
+    assert lv["dimensions"]["mean_qwk"] >= HELDOUT_FLOORS["dims_mean_qwk"], lv
+    assert lv["subdimensions"]["mean_auc_strong_vs_weak"] >= HELDOUT_FLOORS["leaf_mean_auc"], lv
+
+
+def test_scoring_is_fast(emb):
+    """200 new completions in well under a minute (the encoder dominates: about 3 CPU-seconds per 100 completions on
+    2 cores; the 1,000-completion figure is in the scorer's report)."""
+    ho = pd.read_csv(DATA / "scoring_heldout_valuelex.csv")
+    big = pd.concat([ho] * 4, ignore_index=True).iloc[:200].copy()
+    big["completion"] = big["completion"] + [f" ({i})" for i in range(len(big))]  # distinct texts: no cache hits
+    big["id"] = range(len(big))
+    c = time.process_time()
+    out = emb.score(big, "valuelex")
+    assert len(out) == 200
+    assert time.process_time() - c < 40  # CPU seconds (threads included): wall time depends on machine load
+
+
+@pytest.mark.slow
+def test_cross_validated_reliability_above_measured_floor():
+    rep = S.cross_validate("valuelex")  # measured (emb-7): dims mean QWK 0.59, subdimension mean AUC 0.79
+    lv = rep["by_level"]
+    assert lv["dimensions"]["mean_qwk"] >= 0.50
+    assert lv["subdimensions"]["mean_auc_strong_vs_weak"] >= 0.75
+
+
+# -- LLM judge (plumbing) ------------------------------------------------------------------------------------------
+def _verdict(scores):
+    return "Reasoning: the completion is about accuracy.\nVerdict: " + json.dumps({"scores": scores})
+
+
+class FakeLLM:
+    """Records every request; answers with `answers(call_index, kwargs)`."""
+
+    def __init__(self, answer):
+        self.calls = []
+        self.answer = answer
+
+    def __call__(self, **kw):
+        self.calls.append(kw)
+        text = self.answer(len(self.calls) - 1, kw)
+        return {"choices": [{"message": {"content": text}}]}
+
+
+ALL4 = {c: 4 for c in VALUELEX_COLS}
+
+
+def test_unparseable_verdict_is_missing_not_a_number():  # plumbing
+    fake = FakeLLM(lambda i, kw: "I think this is about a 5 or so, hard to say.")
+    sc = S.LLMScorer(judge="fake/judge", completion_fn=fake, max_retries=2, max_workers=1)
+    out = sc.score(pd.DataFrame({"id": [1], "stem": ["I like..."], "completion": ["accurate answers."]}), "valuelex")
+    assert out[VALUELEX_COLS].isna().all(axis=None)
+    assert out["judge"].tolist() == ["fake/judge"]
+    assert len(fake.calls) == 3  # first try + 2 retries ...
+    assert len({c["seed"] for c in fake.calls}) == 3  # ... each with a different seed
+
+
+def test_retry_recovers_and_out_of_range_is_missing():  # plumbing
+    bad = dict(ALL4, **{"Ethical": 9})
+    fake = FakeLLM(lambda i, kw: "no verdict" if i == 0 else _verdict(bad))
+    sc = S.LLMScorer(judge="fake/judge", completion_fn=fake, max_retries=2, max_workers=1)
+    out = sc.score(pd.DataFrame({"id": [1], "stem": ["I like..."], "completion": ["x"]}), "valuelex")
+    assert out.loc[0, "Competence"] == 4
+    assert math.isnan(out.loc[0, "Ethical"])  # 9 is not a score: missing, never clamped to 6
+
+
+def test_llm_judge_items_are_independent_requests():  # plumbing
+    items = pd.DataFrame({"id": [1, 2, 3], "stem": ["I like...", "Trust is...", "I hate..."],
+                          "completion": ["ALPHA helping people.", "BETA earned slowly.", "GAMMA liars."]})
+    fake = FakeLLM(lambda i, kw: _verdict(ALL4))
+    S.LLMScorer(judge="fake/judge", completion_fn=fake, max_workers=1).score(items, "valuelex")
+    fake2 = FakeLLM(lambda i, kw: _verdict(ALL4))
+    S.LLMScorer(judge="fake/judge", completion_fn=fake2, max_workers=1).score(items.iloc[::-1], "valuelex")
+    assert len(fake.calls) == 3
+    for call in fake.calls:
+        text = json.dumps(call["messages"])
+        assert sum(tag in text for tag in ("ALPHA", "BETA", "GAMMA")) == 1  # one item per request
+    # the same item gets the same request whatever the order: fixed few-shot prefix, no order leakage
+    by_item = {next(t for t in ("ALPHA", "BETA", "GAMMA") if t in json.dumps(c["messages"])): c["messages"]
+               for c in fake.calls}
+    by_item2 = {next(t for t in ("ALPHA", "BETA", "GAMMA") if t in json.dumps(c["messages"])): c["messages"]
+                for c in fake2.calls}
+    assert by_item == by_item2
+    assert fake.calls[0]["messages"][:-1] == fake.calls[1]["messages"][:-1]
+
+
+def test_parse_verdict_is_robust():
+    cols = ["Self-Competent", "Ethical"]
+    assert S.parse_verdict('```json\n{"scores": {"self-competent": "5", "Ethical": 2}}\n```', cols) == {
+        "Self-Competent": 5, "Ethical": 2}
+    assert S.parse_verdict("Reasoning {not json}. Verdict: {'scores': {'Self-Competent': 6, 'Ethical': 3,}}",
+                           cols) == {"Self-Competent": 6, "Ethical": 3}
+    assert S.parse_verdict('{"scores": {"Self-Competent": 4.5, "Ethical": -1}}', cols) is None
+    assert S.parse_verdict("", cols) is None and S.parse_verdict(None, cols) is None
+
+
+def test_llm_store_records_raw_response_and_reuses_it():  # plumbing
+    class DictStore:  # the injected store API: get(key) / put(record with key)
+        def __init__(self):
+            self.d = {}
+
+        def get(self, key):
+            return self.d.get(key)
+
+        def put(self, record):
+            self.d[record["key"]] = record
+
+    store = DictStore()
+    fake = FakeLLM(lambda i, kw: _verdict(ALL4))
+    df = pd.DataFrame({"id": [1, 2], "stem": ["I like...", "I..."], "completion": ["a", "b"]})
+    S.LLMScorer(judge="fake/judge", completion_fn=fake, store=store).score(df, "valuelex")
+    assert len(store.d) == 2 and all(r["response"].startswith("Reasoning") for r in store.d.values())
+    assert all(r["model"] == "fake/judge" for r in store.d.values())
+    fake2 = FakeLLM(lambda i, kw: _verdict(ALL4))
+    out = S.LLMScorer(judge="fake/judge", completion_fn=fake2, store=store).score(df, "valuelex")
+    assert fake2.calls == [] and (out["Competence"] == 4).all()
+
+
+def test_llm_scorer_through_litellm_mock_response():  # plumbing: real litellm.completion, mocked answer
+    import litellm
+
+    def call(**kw):
+        return litellm.completion(mock_response=_verdict({c: 4 for c in load_system("mft").columns()}), **kw)
+
+    sc = S.LLMScorer(judge="openai/gpt-4o-mini", completion_fn=call, max_workers=1)
+    out = sc.score(pd.DataFrame({"id": [7], "stem": ["My goal..."], "completion": ["to be accurate."]}), "mft")
+    assert out.loc[0, "Care"] == 4 and out.loc[0, "judge"] == "openai/gpt-4o-mini"
+
+
+# -- score_file (CLI contract) ---------------------------------------------------------------------------------------
+def test_score_file_llm_writes_scores_and_reliability(tmp_path):  # plumbing (fake judge)
+    inp = tmp_path / "in.csv"
+    pd.DataFrame({"id": range(20), "stem": ["I like..."] * 20, "completion": [f"thing {i}" for i in range(20)]}
+                 ).to_csv(inp, index=False)
+    fake = FakeLLM(lambda i, kw: _verdict({c: 3 for c in VALUELEX_COLS}))
+    out = S.score_file(inp, system="valuelex", scorer="llm", judge="fake/judge", out_csv=tmp_path / "o" / "s.csv",
+                       completion_fn=fake, annotated_sample=5)
+    df = pd.read_csv(out)
+    assert list(df.columns) == ["id"] + VALUELEX_COLS + ["judge"]
+    rel = json.loads((tmp_path / "o" / "reliability.json").read_text())
+    assert rel["scorer"] == "llm" and rel["judge"] == "fake/judge"
+    assert rel["test_retest"]["n_items"] == 2
+    assert rel["against_annotated"]["per_column"]["Competence"]["n"] == 5
+
+
+@pytest.mark.parametrize("content, match", [
+    (None, "not found"),
+    (b"", "empty"),
+    (b"id,stem\n1,I like...\n", "missing column"),
+    (b"id,stem,completion\n", "no rows"),
+    ("id,stem,completion\n1,I like...,caf\xe9 \xfcber\n".encode("latin-1"), "UTF-8"),
+    (b"id,stem,completion\n1,I like...,a\n1,I like...,b\n", "duplicate id"),
+])
+def test_score_file_bad_input_is_a_user_error_and_writes_nothing(tmp_path, content, match):
+    inp = tmp_path / "in.csv"
+    if content is not None:
+        inp.write_bytes(content)
+    out = tmp_path / "out" / "scores.csv"
+    with pytest.raises(UserError, match=match):
+        S.score_file(inp, system="valuelex", scorer="embedding", out_csv=out)
+    assert not out.parent.exists()
+
+
+def test_score_file_unknown_system_or_scorer(tmp_path):
+    inp = tmp_path / "in.csv"
+    inp.write_text("id,stem,completion\n1,I like...,a\n")
+    with pytest.raises(UserError, match="unknown value system"):
+        S.score_file(inp, system="hofstede", out_csv=tmp_path / "o.csv")
+    with pytest.raises(UserError, match="unknown scorer"):
+        S.score_file(inp, system="mft", scorer="regex", out_csv=tmp_path / "o.csv")
+    assert not (tmp_path / "o.csv").exists()
