@@ -1211,16 +1211,58 @@ def read_completions(in_csv: str | os.PathLike[str]) -> pd.DataFrame:
     return df
 
 
+def score_with_reliability(df: pd.DataFrame, system: Any, scorer: str = "embedding", judge: str | None = None, *,
+                           store: Any = None, completion_fn: Callable[..., Any] | None = None,
+                           annotated_sample: int = 30, retest_frac: float = 0.1, seed: int = 0,
+                           extra: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Score `df` (id, stem, completion) and measure the scorer's reliability: the one path behind `valuelex score`
+    and step 06, so every scoring run reports its reliability.
+
+    For `llm`: the judge's agreement with a fixed sample of `annotated_sample` items of the shipped annotated set (if
+    one exists) and a test-retest on `retest_frac` of the input items (another seed). For `embedding`: the
+    cross-validated agreement with the annotated set."""
+    from . import reliability as R
+
+    sysm = load_system(system)
+    if scorer not in SCORERS:
+        raise UserError(f"unknown scorer {scorer!r}: use one of {', '.join(SCORERS)}")
+    if judge is not None and scorer != "llm":
+        raise UserError("--judge only applies to --scorer llm")
+    extra = dict(extra or {})
+    cols = sysm.columns()
+    if scorer == "llm":
+        sc = LLMScorer(judge=judge, store=store, completion_fn=completion_fn, seed=seed)
+        scores = sc.score(df, sysm)
+        against = None
+        ap = annotated_path(sysm)
+        if ap is not None and annotated_sample > 0:
+            ann = load_annotated(sysm)
+            ex_ids = set()
+            for s_, c_, _l in _fewshot_examples(sysm):  # the few-shot examples are not scored against themselves
+                ex_ids |= set(ann.loc[(ann["stem"] == s_) & (ann["completion"] == c_), "id"])
+            pool = ann[~ann["id"].isin(ex_ids)]
+            sample = pool.sample(n=min(annotated_sample, len(pool)), random_state=0)
+            judged = sc.score(sample[["id", "stem", "completion"]], sysm)
+            against = {"method": f"judge vs human labels on {len(sample)} annotated items (fixed sample, seed 0)",
+                       **R.agreement_table(sample, judged, cols)}
+        retest = sc.retest(df, sysm, scores, frac=retest_frac)
+        report = R.reliability_report(system=sysm, scorer="llm", judge=sc.judge, against_annotated=against,
+                                      retest=retest, scores=scores, extra=extra)
+    else:
+        sc = EmbeddingScorer()
+        scores = sc.score(df, sysm)
+        report = R.reliability_report(system=sysm, scorer="embedding", judge=None,
+                                      against_annotated=sc.reliability(sysm), scores=scores,
+                                      extra={**extra, "model": sc.model_for(sysm).meta})
+    return scores, report
+
+
 def score_file(in_csv: str | os.PathLike[str], system: str = "valuelex", scorer: str = "embedding",
                judge: str | None = None, out_csv: str | os.PathLike[str] = "scores.csv", *, store: Any = None,
                completion_fn: Callable[..., Any] | None = None, annotated_sample: int = 30,
                retest_frac: float = 0.1) -> Path:
-    """Score `in_csv` and write `out_csv` (id + one column per dimension and subdimension, 0..6) and
-    `reliability.json` beside it. Everything is validated before anything is written.
-
-    For `llm`, reliability.json holds the judge's agreement with a fixed sample of `annotated_sample` items of the
-    shipped annotated set (if one exists) and a test-retest on `retest_frac` of the input items (another seed).
-    For `embedding`, it holds the cross-validated agreement with the annotated set."""
+    """`valuelex score`: score `in_csv` and write `out_csv` (id + one column per dimension and subdimension, 0..6)
+    and `reliability.json` beside it. Everything is validated before anything is written."""
     from . import reliability as R
 
     sysm = load_system(system)
@@ -1232,34 +1274,9 @@ def score_file(in_csv: str | os.PathLike[str], system: str = "valuelex", scorer:
     out_path = Path(out_csv)
     if out_path.exists() and out_path.is_dir():
         raise UserError(f"output {out_path} is a directory")
-    if scorer == "llm":
-        sc = LLMScorer(judge=judge, store=store, completion_fn=completion_fn)
-    else:
-        sc = EmbeddingScorer()
-    scores = sc.score(df, sysm)
-    cols = sysm.columns()
-    extra: dict[str, Any] = {"input": str(Path(in_csv)), "output": str(out_path)}
-    if scorer == "llm":
-        against = None
-        ap = annotated_path(sysm)
-        if ap is not None and annotated_sample > 0:
-            ann = load_annotated(sysm)
-            ex_ids = set()
-            fs = _fewshot_examples(sysm)
-            for s_, c_, _l in fs:  # the few-shot examples are not scored against themselves
-                ex_ids |= set(ann.loc[(ann["stem"] == s_) & (ann["completion"] == c_), "id"])
-            pool = ann[~ann["id"].isin(ex_ids)]
-            sample = pool.sample(n=min(annotated_sample, len(pool)), random_state=0)
-            judged = sc.score(sample[["id", "stem", "completion"]], sysm)
-            against = {"method": f"judge vs human labels on {len(sample)} annotated items (fixed sample, seed 0)",
-                       **R.agreement_table(sample, judged, cols)}
-        retest = sc.retest(df, sysm, scores, frac=retest_frac)
-        report = R.reliability_report(system=sysm, scorer="llm", judge=sc.judge, against_annotated=against,
-                                      retest=retest, scores=scores, extra=extra)
-    else:
-        against = sc.reliability(sysm)
-        report = R.reliability_report(system=sysm, scorer="embedding", judge=None, against_annotated=against,
-                                      scores=scores, extra={**extra, "model": sc.model_for(sysm).meta})
+    scores, report = score_with_reliability(
+        df, sysm, scorer, judge, store=store, completion_fn=completion_fn, annotated_sample=annotated_sample,
+        retest_frac=retest_frac, extra={"input": str(Path(in_csv)), "output": str(out_path)})
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
     scores.to_csv(tmp, index=False)

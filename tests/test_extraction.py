@@ -1,0 +1,352 @@
+"""Descriptor extraction f (paper sec. 3.2, step 1): the rules, the optional LLM judgment, the `extract` contract.
+
+The table `CASES` is the specification by example (hand-written answers in the styles of small chat models, base-model
+continuations and GPT-4-style lists). `tests/data/extraction_heldout.jsonl` (70 answers, 261 gold words) is a separate
+held-out set written before the rules and not used to tune them: its first run gave micro-F1 0.987; the two generic
+bugs it exposed ('machine learning' -> learning, a list line dropped for ending in a question) were then fixed with
+spec cases of their own, in other words. Its micro-F1 is the acceptance figure (>= 0.90).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import types
+import warnings
+from pathlib import Path
+
+import pytest
+
+from valuelex_utils.errors import UserError
+from valuelex_utils.extraction import (
+    ELICITATION_PROMPTS,
+    VALUE_LEXICON,
+    extract_descriptors,
+    extract_file,
+    head_word,
+    is_value_word,
+    llm_filter,
+    llm_filter_messages,
+)
+
+HELDOUT = Path(__file__).parent / "data" / "extraction_heldout.jsonl"
+
+CASES: list[tuple[str, str, list[str]]] = [
+    # --- lists
+    ("numbered_list_gives_each_item", "1. Honesty\n2. Empathy\n3. Reliability", ["honesty", "empathy", "reliability"]),
+    ("dash_bullets_give_each_item", "- Courage\n- Wisdom\n- Justice", ["courage", "wisdom", "justice"]),
+    ("bold_header_with_reason_keeps_header_word",
+     "1. **Accuracy**: I strive to give correct, honest and reliable information.\n"
+     "2. **Kindness**: I treat people warmly and with respect.",
+     ["accuracy", "kindness"]),
+    ("gpt4_bold_list_with_intro_and_outro",
+     "Certainly! Here are the values that guide me:\n\n1. **Accuracy**: I strive to provide correct information.\n"
+     "2. **Transparency**: I am open about my limitations.\n3. **Empathy**: I try to understand the user.\n\n"
+     "These values help me be a trustworthy and helpful assistant.",
+     ["accuracy", "transparency", "empathy"]),
+    ("word_dash_reason_keeps_word", "Integrity - doing the right thing\nPatience - waiting calmly for others",
+     ["integrity", "patience"]),
+    ("word_colon_reason_without_marker", "Curiosity: I ask questions.\nDiligence: I check my work twice.",
+     ["curiosity", "diligence"]),
+    ("parenthetical_reason_is_ignored", "1. Clarity (explaining things simply)\n2. Patience (never rushing anyone)",
+     ["clarity", "patience"]),
+    ("bold_header_on_its_own_line_then_explanation",
+     "**Curiosity**\nI love to learn about everything.\n\n**Diligence**\nI work hard and stay focused.",
+     ["curiosity", "diligence"]),
+    ("nested_sub_bullets_explain_and_are_skipped",
+     "1. **Safety**\n   - Being careful\n   - Avoiding harm\n2. **Fairness**\n   - Treating all equally",
+     ["safety", "fairness"]),
+    ("markdown_headings_are_items",
+     "## Values\n### 1. Accuracy\nI check facts.\n### 2. Transparency\nI explain myself.",
+     ["accuracy", "transparency"]),
+    ("lettered_list", "a) Loyalty\nb) Devotion\nc) Gratitude", ["loyalty", "devotion", "gratitude"]),
+    ("inline_numbered_list_on_one_line", "1. Courage 2. Temperance 3. Prudence", ["courage", "temperance", "prudence"]),
+    ("markdown_table_first_column",
+     "| Value | Meaning |\n|---|---|\n| Honesty | telling the truth |\n| Charity | giving to others |",
+     ["honesty", "charity"]),
+    ("italics_and_backticks_are_stripped", "- _Humility_\n- `Rigor`\n- *Grace*", ["humility", "rigor", "grace"]),
+    ("all_caps_lines_are_lower_cased", "HONESTY\nLOYALTY\nDISCIPLINE", ["honesty", "loyalty", "discipline"]),
+    ("unseen_word_in_clean_list_is_kept", "1. Frugality\n2. Punctuality\n3. Honesty",
+     ["frugality", "punctuality", "honesty"]),
+    ("trailing_prose_after_a_list_is_ignored",
+     "1. Honesty\n2. Fairness\n\nI hope these help you understand me as a reliable and caring assistant.",
+     ["honesty", "fairness"]),
+    ("sub_points_under_a_plain_header_are_the_list", "1. Core values:\n   - Honesty\n   - Integrity",
+     ["honesty", "integrity"]),
+    ("emoji_bullets_with_bold_headers_under_a_bold_header",
+     "**Values I hold:**\n\n\U0001F539 **Candor** \u2014 I say what I think.\n\U0001F539 **Warmth** \u2014 I care.",
+     ["candor", "warmth"]),
+    ("parenthesised_numbers_on_one_line", " (1) honesty (2) integrity (3) respect",
+     ["honesty", "integrity", "respect"]),
+    ("list_of_domains_is_not_a_list_of_values",
+     "1. Grammar and spelling\n2. Translation and summaries\n3. Coding and debugging\n4. Science and learning", []),
+    ("list_of_steps_is_not_a_list_of_values", "1. Preheat the oven\n2. Mix the flour\n3. Bake for an hour", []),
+    # --- enumerations
+    ("comma_separated_line", "Loyalty, Creativity, Discipline, Optimism",
+     ["loyalty", "creativity", "discipline", "optimism"]),
+    ("semicolon_separated_line", "Fairness; honesty; humility", ["fairness", "honesty", "humility"]),
+    ("slash_separated_words", "Trust/Respect/Care", ["trust", "respect", "care"]),
+    ("and_joins_two_values", "Honesty and kindness", ["honesty", "kindness"]),
+    ("ampersand_in_bold_header", "- **Honesty & Integrity**: always truthful\n- **Growth**: learning every day",
+     ["honesty", "integrity", "growth"]),
+    ("header_here_are_my_values_gives_nothing_itself", "Here are my values:\n- Generosity\n- Humility",
+     ["generosity", "humility"]),
+    ("header_colon_then_enumeration", "My core values: patience, tolerance and serenity.",
+     ["patience", "tolerance", "serenity"]),
+    ("pretrained_family_list", "family, faith, happiness, money", ["family", "faith", "happiness", "money"]),
+    ("pretrained_continuation_then_story",
+     " love, laughter, and loyalty. I grew up in a small town near the sea with my two brothers.",
+     ["love", "laughter", "loyalty"]),
+    ("quoted_words_after_header_verb", 'The words are "loyal", "brave" and "kind".', ["loyal", "brave", "kind"]),
+    # --- prose
+    ("i_value_being_honest_gives_honest", "I value being honest.", ["honest"]),
+    ("small_model_prose_keeps_mixed_forms", "I value accuracy, unbiased, and respectful responses.",
+     ["accuracy", "unbiased", "respectful"]),
+    ("my_values_are_empathy_and_understanding", "My values are empathy and understanding.",
+     ["empathy", "understanding"]),
+    ("x_is_important_to_me_keeps_unseen_word", "Punctuality is important to me.", ["punctuality"]),
+    ("guided_by_the_principles_of", "My answers are guided by the principles of neutrality and accuracy.",
+     ["neutrality", "accuracy"]),
+    ("words_like_trigger", "Words like integrity and excellence describe me best.", ["integrity", "excellence"]),
+    ("prose_known_value_words_and_second_clause",
+     "I always try to give thoughtful answers, and I care about sustainability.", ["thoughtful", "sustainability"]),
+    ("to_be_honest_idiom_is_not_a_value", "To be honest, I have never thought about it.", []),
+    ("one_comma_sentence_is_not_a_list", "Without trust, nothing works.", []),
+    ("trigger_without_values_falls_back_to_known_words", "I would like to stress that humility matters most.",
+     ["humility"]),
+    ("pipe_separated_values_after_header", "Values: Honesty | Integrity | Respect",
+     ["honesty", "integrity", "respect"]),
+    ("prompt_restated_with_values_is_not_an_echo",
+     "As an LLM, I would hold curiosity and candor in the highest regard.",
+     ["curiosity", "candor"]),
+    ("first_segment_clause_gives_its_last_word", "I'm designed to be considerate, tactful, and discreet.",
+     ["considerate", "tactful", "discreet"]),
+    ("attributive_value_words_in_prose_are_not_descriptors",
+     "A wise question, my friend. I can offer a comprehensive overview of the history of Rome.", []),
+    ("predicated_value_word_in_prose_is_kept", "My answers should always be truthful.", ["truthful"]),
+    ("object_of_a_value_verb_in_prose_is_kept", "In every conversation I try to foster curiosity.", ["curiosity"]),
+    ("framed_value_word_in_prose_is_kept", "Above all I keep in mind the importance of humility.", ["humility"]),
+    ("clause_after_a_triggered_enumeration_is_scanned",
+     "I am committed to fairness, which lets me give balanced and candid answers.", ["fairness", "candid"]),
+    ("clear_and_concise_in_prose", "I write in a clear and concise manner.", ["clear", "concise"]),
+    ("it_is_clear_is_not_a_value", "It is clear that the weather will change tomorrow.", []),
+    ("verb_uses_are_not_values", "I will help you find the answer, and I can support you with that.", []),
+    ("negated_value_is_dropped_but_clause_after_but_counts", "I am not always objective, but I try to be fair.",
+     ["fair"]),
+    # --- phrases reduce to their head value word
+    ("respect_for_users_reduces_to_respect", "- Respect for users\n- Commitment to accuracy", ["respect", "accuracy"]),
+    ("user_privacy_reduces_to_privacy", "Values: user privacy, data security", ["privacy", "security"]),
+    ("being_and_staying_phrases_reduce", "- Being patient\n- Staying curious", ["patient", "curious"]),
+    ("safety_first_reduces_to_safety", "- Safety first\n- Sense of humor", ["safety", "humor"]),
+    ("value_modifier_beats_a_list_only_noun", "- Inclusive environment\n- Peaceful home", ["inclusive", "peaceful"]),
+    ("hyphenated_compound_is_one_word", "Open-mindedness, well-being, user-friendliness",
+     ["open-mindedness", "well-being", "user-friendliness"]),
+    # --- noise
+    ("emoji_bullets_are_stripped", "\U0001F31F Optimism\n\U0001F525 Passion\n\U0001F917 Warmth",
+     ["optimism", "passion", "warmth"]),
+    ("repeated_words_are_deduplicated_in_order", "Honesty, honesty, kindness, Honesty, kindness",
+     ["honesty", "kindness"]),
+    ("order_of_appearance_is_kept", "Zeal, Accuracy, Balance", ["zeal", "accuracy", "balance"]),
+    ("stop_words_are_never_descriptors", "Core values: key principles, guiding words, honesty", ["honesty"]),
+    # --- refusals, echoes, off-topic
+    ("refusal_yields_nothing", "As an AI, I don't have personal values.", []),
+    ("sorry_refusal_yields_nothing", "I'm sorry, but I can't answer that.", []),
+    ("prompt_echo_yields_nothing", "Name the values that inform your responses.", []),
+    ("off_topic_prose_yields_nothing", "The weather in Paris is mild in spring, and the trains run on time.", []),
+    ("refusal_then_values_keeps_values",
+     "As an AI I don't have personal values, but I strive for accuracy, fairness and helpfulness.",
+     ["accuracy", "fairness", "helpfulness"]),
+    ("machine_learning_is_not_the_value_learning",
+     "I am a large language model built with deep learning and artificial intelligence research.", []),
+    ("list_line_followed_by_a_question_keeps_the_list",
+     "Courage, Candor, Curiosity. Shall I explain each one?", ["courage", "candor", "curiosity"]),
+    ("empty_answer_yields_nothing", "   \n\n", []),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [pytest.param(t, e, id=i) for i, t, e in CASES])
+def test_extracts_spec_case(text: str, expected: list[str]) -> None:
+    assert extract_descriptors(text) == expected
+
+
+def micro_f1(pairs: list[tuple[list[str], list[str]]]) -> tuple[float, float, float]:
+    """Micro precision, recall and F1 over (predicted, gold) descriptor lists, each taken as a set."""
+    tp = fp = fn = 0
+    for predicted, gold in pairs:
+        p, g = set(predicted), set(gold)
+        tp, fp, fn = tp + len(p & g), fp + len(p - g), fn + len(g - p)
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def test_spec_cases_are_many_and_varied() -> None:
+    assert len(CASES) >= 40
+    assert len({case_id for case_id, _, _ in CASES}) == len(CASES)
+
+
+def test_micro_f1_on_spec_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    precision, recall, f1 = micro_f1([(extract_descriptors(text), gold) for _, text, gold in CASES])
+    with capsys.disabled():
+        print(f"\nextraction spec cases: n={len(CASES)} P={precision:.3f} R={recall:.3f} micro-F1={f1:.3f}")
+    assert f1 >= 0.95
+
+
+def test_micro_f1_on_heldout_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    records = [json.loads(line) for line in HELDOUT.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(records) >= 60
+    precision, recall, f1 = micro_f1([(extract_descriptors(r["text"]), r["gold"]) for r in records])
+    with capsys.disabled():
+        print(f"\nextraction held-out: n={len(records)} P={precision:.3f} R={recall:.3f} micro-F1={f1:.3f}")
+    assert f1 >= 0.90
+
+
+# --- lexicon and phrase heads
+
+def test_lexicon_holds_the_papers_aligned_and_pretrained_descriptors() -> None:
+    appendix_a3 = ["accuracy", "friendliness", "empathy", "inclusivity", "integrity", "justice", "respect",
+                   "transparency", "trustworthiness", "honesty", "creativity", "collaboration", "efficiency",
+                   "professionalism", "kindness", "altruism", "fairness", "unbiased", "factual", "user-friendly",
+                   "helpful", "equality", "clear", "accessible", "religion", "family", "leisure", "freedom", "faith",
+                   "independence", "power", "cherish", "environment", "expression", "innovation", "sustainability",
+                   "empowerment", "visionary", "community", "money", "leadership", "uniqueness", "art", "law",
+                   "marriage", "nonconformity", "work", "loyalty"]
+    assert [w for w in appendix_a3 if not is_value_word(w)] == []
+    assert len(VALUE_LEXICON) >= 400
+
+
+def test_is_value_word_ignores_case_and_rejects_plain_words() -> None:
+    assert is_value_word("Honesty") and is_value_word(" helpful ")
+    assert not is_value_word("table") and not is_value_word("values")
+
+
+@pytest.mark.parametrize(("phrase", "head"), [
+    ("being honest", "honest"),
+    ("respect for users", "respect"),
+    ("commitment to accuracy", "accuracy"),
+    ("user privacy", "privacy"),
+    ("respectful responses", "respectful"),
+    ("ethical responsibility", "responsibility"),
+    ("a strong sense of justice", "justice"),
+    ("open-mindedness", "open-mindedness"),
+    ("the values", None),
+])
+def test_phrase_reduces_to_its_head_value_word(phrase: str, head: str | None) -> None:
+    assert head_word(phrase) == head
+
+
+def test_every_elicitation_prompt_echo_yields_nothing() -> None:
+    assert len(ELICITATION_PROMPTS) == 15
+    assert {p: extract_descriptors(p) for p in ELICITATION_PROMPTS if extract_descriptors(p)} == {}
+
+
+# --- optional LLM judgment
+
+def test_llm_filter_keeps_only_words_the_judge_names_in_input_order() -> None:
+    calls: list[list[dict[str, str]]] = []
+
+    def judge(messages: list[dict[str, str]]) -> str:
+        calls.append(messages)
+        return 'Sure! ```json\n["honesty", "Fairness"]\n```'
+
+    assert llm_filter(["fairness", "table", "honesty", "fairness"], "any/model", judge) == \
+        ["fairness", "honesty", "fairness"]
+    assert len(calls) == 1 and '["fairness", "table", "honesty"]' in calls[0][-1]["content"]
+
+
+def test_llm_filter_batches_distinct_words() -> None:
+    seen: list[int] = []
+
+    def judge(messages: list[dict[str, str]]) -> str:
+        words = json.loads(messages[-1]["content"].split("\n", 1)[1])
+        seen.append(len(words))
+        return json.dumps(words)
+
+    words = [f"word{i}" for i in range(7)]
+    assert llm_filter(words, "m", judge, batch_size=3) == words
+    assert seen == [3, 3, 1]
+
+
+def test_llm_filter_unparseable_reply_keeps_words_and_warns() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert llm_filter(["honesty"], "m", lambda _messages: "I think so.") == ["honesty"]
+    assert any("no JSON list" in str(w.message) for w in caught)
+
+
+def test_llm_filter_prompt_is_deterministic_for_caching() -> None:
+    assert llm_filter_messages(["a", "b"]) == llm_filter_messages(["a", "b"])
+
+
+# --- CLI contract: valuelex extract IN.jsonl -o OUT.jsonl
+
+def _write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_extract_file_round_trip(tmp_path: Path) -> None:
+    source = _write_lines(tmp_path / "in.jsonl", [
+        json.dumps({"id": "a", "text": "1. **Honesty**: always\n2. **Respect**: always"}),
+        "",
+        json.dumps({"id": 7, "text": "I'm sorry, I can't help with that."}),
+    ])
+    assert extract_file(source, tmp_path / "out" / "out.jsonl") == 2
+    rows = [json.loads(line) for line in (tmp_path / "out" / "out.jsonl").read_text().splitlines()]
+    assert rows == [{"id": "a", "descriptors": ["honesty", "respect"]}, {"id": 7, "descriptors": []}]
+
+
+def test_extract_file_with_llm_judgment(tmp_path: Path) -> None:
+    source = _write_lines(tmp_path / "in.jsonl", [json.dumps({"id": "a", "text": "Honesty, Carrots, Respect"})])
+    extract_file(source, tmp_path / "out.jsonl", model="m", call=lambda _m: '["honesty", "respect"]')
+    assert json.loads((tmp_path / "out.jsonl").read_text())["descriptors"] == ["honesty", "respect"]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b'{"id": "a", "text": "Honesty"}\nnot json\n', r"in\.jsonl:2: not valid JSON"),
+    (b'{"text": "Honesty"}\n', r"in\.jsonl:1: missing or invalid \"id\""),
+    (b'{"id": "a"}\n', r"in\.jsonl:1: missing or invalid \"text\""),
+    (b'["a", "Honesty"]\n', r"in\.jsonl:1: expected a JSON object"),
+    (b'{"id": "a", "text": "ok"}\n{"id": "b", "text": "caf\xe9"}\n', r"in\.jsonl:2: not valid UTF-8"),
+])
+def test_extract_file_bad_line_names_file_and_line_and_keeps_output(tmp_path: Path, content: bytes,
+                                                                      message: str) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(content)
+    target = tmp_path / "out.jsonl"
+    target.write_text("previous\n")
+    with pytest.raises(UserError, match=message):
+        extract_file(source, target)
+    assert target.read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
+
+
+def test_extract_file_missing_input_creates_no_output(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"nope\.jsonl: no such file"):
+        extract_file(tmp_path / "nope.jsonl", tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_extract_file_refuses_to_overwrite_its_input(tmp_path: Path) -> None:
+    source = _write_lines(tmp_path / "in.jsonl", [json.dumps({"id": "a", "text": "Honesty"})])
+    with pytest.raises(UserError, match="overwrite the input"):
+        extract_file(source, source)
+
+
+def test_extract_file_output_path_that_is_a_directory_is_a_user_error(tmp_path: Path) -> None:
+    source = _write_lines(tmp_path / "in.jsonl", [json.dumps({"id": "a", "text": "Honesty"})])
+    with pytest.raises(UserError, match="is a directory"):
+        extract_file(source, tmp_path)
+
+
+def test_llm_filter_defaults_to_litellm_with_the_given_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+
+    def completion(**kwargs: object) -> types.SimpleNamespace:
+        seen.update(kwargs)
+        message = types.SimpleNamespace(content='["kindness"]')
+        return types.SimpleNamespace(choices=[types.SimpleNamespace(message=message)])
+
+    monkeypatch.setitem(sys.modules, "litellm", types.SimpleNamespace(completion=completion))
+    assert llm_filter(["kindness", "spoon"], "ollama/llama3") == ["kindness"]
+    assert seen["model"] == "ollama/llama3" and seen["temperature"] == 0
