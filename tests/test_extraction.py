@@ -350,3 +350,21 @@ def test_llm_filter_defaults_to_litellm_with_the_given_model(monkeypatch: pytest
     monkeypatch.setitem(sys.modules, "litellm", types.SimpleNamespace(completion=completion))
     assert llm_filter(["kindness", "spoon"], "ollama/llama3") == ["kindness"]
     assert seen["model"] == "ollama/llama3" and seen["temperature"] == 0
+
+
+def test_micro_f1_on_real_small_model_answers_stays_above_its_measured_floor():
+    """61 real answers of SmolLM2-135M-Instruct and the Gemma 3 270M base model, labelled blind before the extractor
+    was run on them (some rules were later fixed from these batches, so the figure is not fully blind). Measured
+    micro-F1 0.845 (P 0.80, R 0.90): below the 0.90 the project aims at; the floor guards against regressions."""
+    import json
+    from pathlib import Path
+
+    rows = [json.loads(line) for line in
+            (Path(__file__).parent / "data" / "extraction_real_small_models.jsonl").read_text().splitlines()]
+    tp = fp = fn = 0
+    for r in rows:
+        pred, gold = set(extract_descriptors(r["text"])), set(r["gold"])
+        tp, fp, fn = tp + len(pred & gold), fp + len(pred - gold), fn + len(gold - pred)
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    print(f"real small-model answers: micro-F1 {f1:.3f} over {len(rows)} answers")
+    assert len(rows) == 61 and f1 >= 0.82
