@@ -58,10 +58,14 @@ def cross_system_correlations(ours: pd.DataFrame, ours_cols: Sequence[str], huma
     """Spearman correlations across completions between our (sub)dimensions (rows) and human dimensions (columns).
 
     Rows of both frames must be the same completions in the same order."""
+    import warnings
+
     a = ours[list(ours_cols)].astype(float).reset_index(drop=True)
     b = human[list(human_cols)].astype(float).reset_index(drop=True)
-    return pd.DataFrame({h: [a[o].corr(b[h], method="spearman") for o in ours_cols] for h in human_cols},
-                        index=list(ours_cols))
+    with warnings.catch_warnings():  # a constant column has no correlation: NaN, said in the table, not a warning
+        warnings.simplefilter("ignore")
+        return pd.DataFrame({h: [a[o].corr(b[h], method="spearman") for o in ours_cols] for h in human_cols},
+                            index=list(ours_cols))
 
 
 def correlation_heatmap(corr: pd.DataFrame, title: str) -> go.Figure:
@@ -73,9 +77,14 @@ def correlation_heatmap(corr: pd.DataFrame, title: str) -> go.Figure:
 
 def where_human_values_live(corr: pd.DataFrame) -> pd.DataFrame:
     """For each human dimension, the LLM (sub)dimension it correlates with most, and how strongly."""
-    best = corr.idxmax(axis=0)
-    return pd.DataFrame({"human": corr.columns, "closest_llm_dimension": best.values,
-                         "spearman": [corr.loc[best[h], h] for h in corr.columns]})
+    rows = []
+    for h in corr.columns:
+        col = corr[h].dropna()
+        if col.empty:  # a human dimension scored constant on these completions: nothing to correlate
+            rows.append({"human": h, "closest_llm_dimension": None, "spearman": float("nan")})
+        else:
+            rows.append({"human": h, "closest_llm_dimension": col.idxmax(), "spearman": float(col.max())})
+    return pd.DataFrame(rows)
 
 
 def signal_table(scores: pd.DataFrame, columns: Sequence[str], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:

@@ -66,3 +66,15 @@ def profile_heatmap(profiles: pd.DataFrame, level: str = "model") -> go.Figure:
                                colorbar=dict(title="w")))
     return fig.update_layout(title=f"Value orientation per {level} (score / 6; 0.5 neutral)",
                              height=160 + 40 * len(w.index))
+
+
+def effects_forest(effects: pd.DataFrame) -> go.Figure:
+    """Coefficients with 95% intervals per (sub)dimension and term: effects of training and size on orientation."""
+    fig = go.Figure()
+    for term, d in effects.groupby("term", sort=False):
+        fig.add_trace(go.Scatter(x=d["coef"], y=d["column"], mode="markers", name=term,
+                                 error_x=dict(type="data", symmetric=False, array=d["hi"] - d["coef"],
+                                              arrayminus=d["coef"] - d["lo"])))
+    fig.add_vline(x=0, line_dash="dot", line_color="#888")
+    return fig.update_layout(title="Effects on orientation w (OLS, SE clustered by stem, 95% CI)",
+                             xaxis_title="change in w", height=160 + 28 * effects["column"].nunique())

@@ -257,3 +257,14 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def reliability_table(report: Mapping[str, Any]) -> pd.DataFrame:
+    """Per-column agreement of a reliability report as a table (notebooks, report pages)."""
+    rows = []
+    for source in ("against_annotated", "test_retest"):
+        per = (report.get(source) or {}).get("per_column") or {}
+        for col, stats in per.items():
+            rows.append({"source": source, "column": col,
+                         **{k: stats.get(k) for k in ("n", "qwk", "alpha_ordinal", "auc_strong_vs_weak", "exact")}})
+    return pd.DataFrame(rows)

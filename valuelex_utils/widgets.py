@@ -36,3 +36,28 @@ def table_browser(df: pd.DataFrame, filters: list[str], text_col: str, extra: li
         d.observe(render, names="value")
     render()
     return w.VBox([w.HBox(list(drops.values())), out])
+
+
+def extremes_browser(scores: pd.DataFrame, columns: list[str], text_col: str = "completion", n: int = 8):
+    """The `n` highest and lowest scored completions of a chosen (sub)dimension."""
+    import ipywidgets as w
+    from IPython.display import HTML, display
+
+    pick = w.Dropdown(options=columns, description="value")
+    out = w.Output()
+
+    def render(_=None):
+        col = pick.value
+        ranked = scores.dropna(subset=[col]).sort_values(col)
+        out.clear_output()
+        with out:
+            for title, part in (("highest", ranked.tail(n)[::-1]), ("lowest", ranked.head(n))):
+                rows = "".join(f"<tr><td>{r[col]}</td><td>{html.escape(str(r['respondent']))}</td>"
+                               f"<td>{html.escape(str(r['stem']))}</td><td style='text-align:left'>"
+                               f"{html.escape(str(r[text_col]))}</td></tr>" for _, r in part.iterrows())
+                display(HTML(f"<h4>{title}</h4><table><tr><th>{col}</th><th>respondent</th><th>stem</th>"
+                             f"<th>{text_col}</th></tr>{rows}</table>"))
+
+    pick.observe(render, names="value")
+    render()
+    return w.VBox([pick, out])
