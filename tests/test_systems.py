@@ -67,5 +67,5 @@ def test_unknown_name_missing_file_and_bad_yaml(tmp_path):
         load_system(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("dimensions: [unclosed\n")
-    with pytest.raises(UserError, match="malformed YAML"):
+    with pytest.raises(UserError, match="YAML syntax error"):
         load_system(bad)

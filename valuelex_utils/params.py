@@ -178,22 +178,27 @@ def parse_params(data: Any, source: str = "params") -> Params:
         raise UserError(_format_error(err, source)) from None
 
 
-def load_params(path: str | Path) -> Params:
-    """Load and validate a params YAML file; every failure is one `UserError` line naming the file."""
+def read_yaml_text(path: str | Path, what: str = "file") -> tuple[Any, str]:
+    """(data, text) of a UTF-8 YAML file, or a one-line `UserError` naming the file, line and problem."""
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"params file {path} is a folder, not a YAML file")
+        raise UserError(f"{what} {path} is a folder, not a YAML file")
     if not path.is_file():
-        raise UserError(f"params file not found: {path}")
+        raise UserError(f"{what} not found: {path}")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text), text
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise UserError(f"{path}: YAML syntax error{where}: {problem}") from None
+
+
+def load_params(path: str | Path) -> Params:
+    """Load and validate a params YAML file; every failure is one `UserError` line naming the file."""
+    data, _ = read_yaml_text(path, "params file")
     return parse_params(data, str(path))

@@ -98,7 +98,7 @@ def strong_weak_auc(human: Sequence[float], score: Sequence[float]) -> float | N
     keep = (h >= STRONG_MIN) | (h <= WEAK_MAX)
     h, s = h[keep], s[keep]
     y = (h >= STRONG_MIN).astype(int)
-    if y.min() == y.max():
+    if y.size == 0 or y.min() == y.max():
         return None
     return _none_if_nan(roc_auc_score(y, s))
 

@@ -1231,6 +1231,10 @@ def score_with_reliability(df: pd.DataFrame, system: Any, scorer: str = "embeddi
     extra = dict(extra or {})
     cols = sysm.columns()
     if scorer == "llm":
+        if completion_fn is None:
+            from .llm import check_model_id
+
+            check_model_id(judge or DEFAULT_JUDGE)  # an impossible judge id fails before any call
         sc = LLMScorer(judge=judge, store=store, completion_fn=completion_fn, seed=seed)
         scores = sc.score(df, sysm)
         against = None

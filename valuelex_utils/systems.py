@@ -151,16 +151,9 @@ def load_system(name_or_path: str | os.PathLike[str] | ValueSystem) -> ValueSyst
         if str(name_or_path) in BUILTIN_SYSTEMS:
             raise UserError(f"value system {str(name_or_path)!r}: its file {path} is missing from the install")
         raise UserError(f"value system file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f" (line {line + 1})" if line is not None else ""
-        raise UserError(f"{path}: malformed YAML{where}") from None
+    from .params import read_yaml_text
+
+    data, text = read_yaml_text(path, "value system file")
     default_name = str(name_or_path) if str(name_or_path) in BUILTIN_SYSTEMS else path.stem
     return parse_system(data, path=path, default_name=default_name, digest=hashlib.sha256(text.encode()).hexdigest())
 
