@@ -1014,20 +1014,7 @@ def loadings_heatmap(result: FactorResult, max_words: int = 200):
     return fig
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temp file and rename, so an interrupted run never leaves a half-written output."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600; outputs are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+from .rundir import atomic_write_text as _atomic_write  # noqa: E402
 
 
 def write_factor_outputs(result: FactorResult, out_dir: str | os.PathLike) -> dict[str, Path]:

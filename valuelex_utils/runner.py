@@ -22,7 +22,7 @@ import yaml
 
 from .errors import UserError
 from .params import Params, load_params
-from .rundir import REPO_ROOT, RunDir
+from .rundir import REPO_ROOT, RunDir, atomic_write_text
 
 ALL_STEPS = ["01", "02", "03", "04", "05", "06", "07"]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -48,14 +48,6 @@ def parse_steps(spec: str) -> list[str]:
 def notebook_for(step: str) -> Path | None:
     found = sorted(NOTEBOOK_DIR.glob(f"{step}_*.ipynb"))
     return found[0] if found else None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a whole small file or nothing: a kill mid-write leaves the old file (or none), never half of one, so a
-    rerun after a crash can always read params.yaml and manifest.json."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _litellm_providers() -> set[str]:
