@@ -88,8 +88,11 @@ _COMPUTE_LOCK = threading.Lock()
 
 
 class EmbeddedEngine:
-    """One loaded model. Calls are serialised and reset before each request, because llama.cpp reuses the KV cache of
-    a shared prefix and a seeded request would otherwise differ between its first and later calls."""
+    """One loaded model. Concurrent requests are decoded together by a `batching.BatchEngine` (continuous batching on
+    extra contexts of the same loaded weights); `VALUELEX_BATCHING=0`, and requests the batch path does not reproduce
+    (longer than a batch slot, grammars...), take the single-stream path. That path is serialised and reset before each
+    request, because llama.cpp reuses the KV cache of a shared prefix and a seeded request would otherwise differ
+    between its first and later calls."""
 
     def __init__(self, spec: EmbeddedSpec, n_ctx: int = 2048, n_threads: int | None = None) -> None:
         from llama_cpp import Llama
@@ -100,25 +103,103 @@ class EmbeddedEngine:
             model_path=str(spec.locate()), n_ctx=n_ctx, n_threads=n_threads or default_threads(),
             n_threads_batch=n_threads or default_threads(), verbose=False, seed=0,
         )
+        self._batcher: Any = None
+        self._batcher_failed = False
+        self._batcher_lock = threading.Lock()
+
+    @staticmethod
+    def _kwargs(temperature: float, top_p: float, max_tokens: int, seed: int | None,
+                stop: list[str] | str | None) -> dict[str, Any]:
+        """The llama-cpp-python arguments of a request: the same for the single-stream and the batched path."""
+        stop_list = [stop] if isinstance(stop, str) else list(stop or [])
+        return dict(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                    seed=seed if seed is not None else 0, stop=stop_list or None)
 
     def generate(self, messages: list[dict[str, Any]], *, temperature: float = 0.7, top_p: float = 1.0,
                  max_tokens: int = 64, seed: int | None = None, stop: list[str] | str | None = None) -> GenerationResult:
-        stop_list = [stop] if isinstance(stop, str) else list(stop or [])
-        kwargs: dict[str, Any] = dict(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                                      seed=seed if seed is not None else 0, stop=stop_list or None)
+        """One answer; blocks. Batched with whatever else is in flight unless batching is off or cannot apply."""
+        kwargs = self._kwargs(temperature, top_p, max_tokens, seed, stop)
+        job = self._batch_job(messages, kwargs)
+        if job is None:
+            return self.generate_single(messages, **kwargs)
+        return self._batcher.generate(job)
+
+    async def agenerate(self, messages: list[dict[str, Any]], *, temperature: float = 0.7, top_p: float = 1.0,
+                        max_tokens: int = 64, seed: int | None = None,
+                        stop: list[str] | str | None = None) -> GenerationResult:
+        """One answer without holding a thread while it decodes, so many callers can share one batch."""
+        kwargs = self._kwargs(temperature, top_p, max_tokens, seed, stop)
+        job = self._batch_job(messages, kwargs)
+        if job is None:
+            import asyncio
+
+            return await asyncio.to_thread(self.generate_single, messages, **kwargs)
+        return await self._batcher.agenerate(job)
+
+    def _batch_job(self, messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> Any:
+        """The batch job for a request, or None for the single-stream path."""
+        from .batching import UnsupportedRequest, batching_enabled
+
+        if not batching_enabled():
+            return None
+        batcher = self.batcher()
+        if batcher is None:
+            return None
+        try:
+            return batcher.prepare(messages, **kwargs)
+        except UnsupportedRequest:
+            return None
+
+    def batcher(self) -> Any:
+        """The model's `BatchEngine`, started on first use; None (single-stream from then on) if its contexts cannot
+        be created, e.g. for lack of memory for the KV cache."""
+        from .batching import BatchEngine
+
+        with self._batcher_lock:
+            if self._batcher is None and not self._batcher_failed:
+                try:
+                    self._batcher = BatchEngine(self.llm, self.spec.chat, name=self.spec.name)
+                except RuntimeError as err:
+                    import warnings
+
+                    self._batcher_failed = True
+                    warnings.warn(f"{self.spec.name}: batched decoding unavailable ({err}); decoding one at a time")
+            return self._batcher
+
+    def generate_single(self, messages: list[dict[str, Any]], **kwargs: Any) -> GenerationResult:
+        """The single-stream path: llama-cpp-python's high-level API, one request at a time in the process. It takes
+        its threads from the same budget as the batch lanes, so it neither thrashes them nor other processes."""
+        from .batching import cpu_budget
+
+        budget = cpu_budget()
         with self.lock:
-            self.llm.reset()
-            if self.spec.chat:
-                out = self.llm.create_chat_completion(messages=messages, **kwargs)
-                text = out["choices"][0]["message"]["content"] or ""
-            else:
-                out = self.llm.create_completion(prompt=messages_to_prompt(messages), **kwargs)
-                text = out["choices"][0]["text"]
+            self._set_threads(budget.threads(id(self), busy=True))
+            try:
+                self.llm.reset()
+                if self.spec.chat:
+                    out = self.llm.create_chat_completion(messages=messages, **kwargs)
+                    text = out["choices"][0]["message"]["content"] or ""
+                else:
+                    out = self.llm.create_completion(prompt=messages_to_prompt(messages), **kwargs)
+                    text = out["choices"][0]["text"]
+            finally:
+                budget.threads(id(self), busy=False)
         usage = out.get("usage", {})
         return GenerationResult(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
                                 out["choices"][0].get("finish_reason") or "stop")
 
+    def _set_threads(self, threads: int) -> None:
+        if threads != getattr(self, "_threads", None):
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(self.llm.ctx, threads, threads)
+            self._threads = threads
+
     def close(self) -> None:
+        """Stop the batch lanes first (their contexts use this model), then free the model."""
+        batcher, self._batcher = getattr(self, "_batcher", None), None
+        if batcher is not None:
+            batcher.close()
         llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
             llm.close()

@@ -321,7 +321,9 @@ class BatchRunner:
         for task in tasks:
             task.add_done_callback(lambda _t: bar.update(1))
         try:
-            return list(await asyncio.gather(*tasks))
+            results = list(await asyncio.gather(*tasks))
+            _fail_if_a_model_never_answered(requests, results)
+            return results
         except BaseException:
             for task in tasks:
                 task.cancel()
@@ -351,6 +353,18 @@ def _without_userinfo(url: str) -> str:
 def _hidden(response: Any) -> dict[str, Any]:
     hidden = getattr(response, "_hidden_params", None)
     return hidden if isinstance(hidden, dict) else {}
+
+
+def _fail_if_a_model_never_answered(requests: Sequence[LLMRequest], results: Sequence[dict[str, Any]]) -> None:
+    """Every call of a model failing after its retries is a broken model or endpoint, not bad luck: stop with one line
+    (what was stored stays) rather than let later steps analyse an empty table."""
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for req, rec in zip(requests, results):
+        by_model.setdefault(req.model, []).append(rec)
+    for model, recs in by_model.items():
+        if recs and all(r.get("response") is None for r in recs):
+            last = str(recs[-1].get("error") or "no answer").strip().splitlines()[0][:200]
+            raise ProviderError(f"model {model}: all {len(recs)} calls failed after retries; last error: {last}")
 
 
 def _cost(response: Any) -> float:
