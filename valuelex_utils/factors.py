@@ -1141,3 +1141,17 @@ def run_factors_cli(matrix_csv: str | os.PathLike, out_dir: str | os.PathLike, *
         "paths": {k: str(v) for k, v in paths.items()},
         "notes": result.notes,
     }
+
+
+def adequacy_table(result: FactorResult) -> pd.DataFrame:
+    """KMO, Bartlett's test and K by each rule, formatted for reading (counts as integers, p in scientific form)."""
+    def fmt(v: Any, spec: str) -> str:
+        return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
+
+    rows = [("KMO (overall)", fmt(result.kmo_overall, ".3f")),
+            ("Bartlett chi2", fmt(result.bartlett_chi2, ".1f")), ("Bartlett df", str(result.bartlett_df)),
+            ("Bartlett p", fmt(result.bartlett_p, ".2e")),
+            ("K by parallel analysis", fmt(result.k_parallel, "d")),
+            ("K by Kaiser (eigenvalue > 1)", fmt(result.k_kaiser, "d")),
+            (f"K used ({result.k_rule})", fmt(result.n_factors, "d"))]
+    return pd.DataFrame(rows, columns=["statistic", "value"]).set_index("statistic")
