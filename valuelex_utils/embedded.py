@@ -11,9 +11,10 @@ import atexit
 import importlib.util
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .errors import UserError
 
@@ -87,6 +88,36 @@ def default_threads() -> int:
 _COMPUTE_LOCK = threading.Lock()
 
 
+_LOAD_LOCK = threading.Lock()
+
+
+@contextmanager
+def _batch_invariant_weights() -> Iterator[None]:
+    """Load weights as stored, without llama.cpp's CPU repacking (`use_extra_bufts=False`).
+
+    Why: repacked Q4_K weights (Gemma) run one kernel for groups of 4 batch rows and another for the rest, so a
+    sequence's logits, and a near-tie greedy or seeded token, depended on which requests shared its batch. Plain
+    weights give every row the same kernel: an answer is the same alone, in any batch, and single-stream; measured
+    here at no cost in speed (Gemma B=16 132 vs 133 tok/s, single stream 67 vs 65). `Llama` has no argument for it,
+    so its default model parameters are patched while it loads."""
+    import llama_cpp
+
+    module = llama_cpp.llama_cpp
+    with _LOAD_LOCK:
+        original = module.llama_model_default_params
+
+        def plain() -> Any:
+            params = original()
+            params.use_extra_bufts = False
+            return params
+
+        module.llama_model_default_params = plain
+        try:
+            yield
+        finally:
+            module.llama_model_default_params = original
+
+
 class EmbeddedEngine:
     """One loaded model. Concurrent requests are decoded together by a `batching.BatchEngine` (continuous batching on
     extra contexts of the same loaded weights); `VALUELEX_BATCHING=0`, and requests the batch path does not reproduce
@@ -99,10 +130,11 @@ class EmbeddedEngine:
 
         self.spec = spec
         self.lock = _COMPUTE_LOCK
-        self.llm = Llama(
-            model_path=str(spec.locate()), n_ctx=n_ctx, n_threads=n_threads or default_threads(),
-            n_threads_batch=n_threads or default_threads(), verbose=False, seed=0,
-        )
+        with _batch_invariant_weights():
+            self.llm = Llama(
+                model_path=str(spec.locate()), n_ctx=n_ctx, n_threads=n_threads or default_threads(),
+                n_threads_batch=n_threads or default_threads(), verbose=False, seed=0,
+            )
         self._batcher: Any = None
         self._batcher_failed = False
         self._batcher_lock = threading.Lock()
