@@ -65,3 +65,10 @@ def test_duplicate_respondent_names_are_refused(tmp_path):
     text = GOOD + "  - model: local/smollm2-135m-instruct\n    training: aligned\n"
     with pytest.raises(UserError, match="unique"):
         _load(tmp_path, text)
+
+
+def test_factor_params_map_to_fit_factors_keywords():
+    from valuelex_utils.params import FactorParams
+
+    opts = FactorParams(n_iter=20, threshold=0.25).fit_kwargs(seed=3)
+    assert opts["pa_iter"] == 20 and opts["threshold"] == 0.25 and opts["seed"] == 3 and "n_iter" not in opts

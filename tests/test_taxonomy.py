@@ -156,10 +156,3 @@ def test_taxonomies_by_training_pretrained_vs_aligned():
     assert summary.loc["pretrained", "note"].startswith("pretrained")
     split = T.split_by_training(matrix, pd.DataFrame({"respondent": list(training), "training": list(training.values())}))
     assert len(split["pretrained"]) == 2 and len(split["aligned"]) == 120
-
-
-def test_factor_options_from_params():
-    from valuelex_utils.params import FactorParams
-
-    opts = T.factor_options(FactorParams(n_iter=20, threshold=0.25))
-    assert opts["pa_iter"] == 20 and opts["threshold"] == 0.25 and "n_iter" not in opts and "n_factors" not in opts

@@ -44,7 +44,6 @@ __all__ = [
     "write_clusters",
     "load_clusters",
     "read_factor_outputs",
-    "factor_options",
     "taxonomy_table",
     "sunburst_figure",
     "umap_figure",
@@ -251,17 +250,6 @@ def read_factor_outputs(factors_json: str | os.PathLike[str], loadings_csv: str 
         loadings.index = loadings.index.astype(str)
     meta = {k: data[k] for k in ("n_factors", "method", "k_rule", "rotation", "corr", "threshold") if k in data}
     return assignment, loadings, meta
-
-
-def factor_options(factor_params: Any) -> dict[str, Any]:
-    """`fit_factors` keywords from params.factors (n_iter -> pa_iter)."""
-    if factor_params is None:
-        return {}
-    d = factor_params.model_dump() if hasattr(factor_params, "model_dump") else dict(factor_params)
-    out = {k: d[k] for k in ("n_factors", "method", "rotation", "k_rule", "corr", "threshold") if d.get(k) is not None}
-    if d.get("n_iter") is not None:
-        out["pa_iter"] = int(d["n_iter"])
-    return out
 
 
 # --------------------------------------------------------------------------------------------------------------------
