@@ -2,7 +2,10 @@
 
 Side by side in one process, on the same prompts and decoding settings, for both embedded models:
 
-- raw:            stock `llama_cpp.Llama` (own instance, same settings as the engine), one request after another;
+- raw:            stock `llama_cpp.Llama` (own instance, the engine's settings before batching: 2048 context, all
+                  cores, flash attention off and repacked weights as llama-cpp-python's defaults), one request after
+                  another. ggml reads GGML_CPU_TILED_MM once per process, so the engine's setting of it (0) applies
+                  to raw too; it only changes prompt prefill kernels of K-quants (measured within noise);
 - litellm_single: `litellm.completion` one request after another (default path: a lone request is a batch of one);
 - litellm_fallback: the same with `VALUELEX_BATCHING=0` (the high-level single-stream path behind LiteLLM);
 - litellm_batch16: the async batch API (`BatchRunner`, 16 in flight, a fresh store per round);
@@ -36,10 +39,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import litellm  # noqa: E402
-from llama_cpp import Llama, __version__ as llama_cpp_version  # noqa: E402
 
 from valuelex_utils import embedded  # noqa: E402
-from valuelex_utils.batching import BatchConfig  # noqa: E402
+from valuelex_utils.batching import BatchConfig, cpu_budget  # noqa: E402 - before llama_cpp: OpenMP settings
+from llama_cpp import Llama, __version__ as llama_cpp_version  # noqa: E402
 from valuelex_utils.llm import BatchRunner, LLMRequest  # noqa: E402
 from valuelex_utils.store import ResponseStore  # noqa: E402
 
@@ -47,7 +50,7 @@ TOPICS = ["honesty", "family", "work", "friendship", "money", "freedom", "nature
           "health", "justice", "faith", "art", "power", "loyalty", "tradition", "courage", "privacy", "fairness",
           "respect", "beauty", "safety", "pleasure", "duty", "humility", "ambition", "curiosity", "patience",
           "generosity", "independence", "peace"]
-N_SINGLE = 8
+N_SINGLE = 6
 B_SIZES = (1, 4, 16, 32)
 
 
@@ -87,7 +90,10 @@ def run_litellm_single(model: str, n: int, max_tokens: int, batching: bool = Tru
             texts.append(r.choices[0].message.content)
         return tokens, time.perf_counter() - started, texts
     finally:
-        os.environ.pop("VALUELEX_BATCHING") if old is None else os.environ.__setitem__("VALUELEX_BATCHING", old)
+        if old is None:
+            os.environ.pop("VALUELEX_BATCHING", None)
+        else:
+            os.environ["VALUELEX_BATCHING"] = old
 
 
 def run_concurrent(model: str, b: int, max_tokens: int) -> tuple[int, float, list[str]]:
@@ -132,21 +138,22 @@ def bench_model(name: str, rounds: int, max_tokens: int) -> dict[str, Any]:
     }
     samples: dict[str, list[float]] = {k: [] for k in variants}
     answers: dict[str, list[str]] = {}
-    loads = []
+    loads, contended = [], []
     try:
         run_concurrent(model, 4, 8)  # warm-up: batch contexts, caches
         for r in range(rounds):
-            loads.append(os.getloadavg()[0])
+            loads.append(round(os.getloadavg()[0], 2))
             for key, fn in variants.items():
                 tokens, seconds, texts = fn(r)
                 samples[key].append(tokens / seconds)
                 answers.setdefault(key, texts)
+            contended.append(cpu_budget().contended)
             print(f"  {name} round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in samples.items()),
                   flush=True)
     finally:
         raw.close()
     med = {k: statistics.median(v) for k, v in samples.items()}
-    same = lambda k, n: sum(a == b for a, b in zip(answers["raw"][:n], answers[k][:n]))  # noqa: E731
+    same = lambda k, ref="raw": f"{sum(a == b for a, b in zip(answers[ref][:N_SINGLE], answers[k][:N_SINGLE]))}/{N_SINGLE}"  # noqa: E731
     return {
         "model": model, "file": spec.locate().name,
         "tok_s": {k: round(v, 1) for k, v in med.items()},
@@ -156,10 +163,12 @@ def bench_model(name: str, rounds: int, max_tokens: int) -> dict[str, Any]:
         "ratio_litellm_batch16_to_raw": round(med["litellm_batch16"] / med["raw"], 3),
         "batched": {str(b): round(med[f"batched_B{b}"], 1) for b in B_SIZES},
         "speedup_batched_to_raw": {str(b): round(med[f"batched_B{b}"] / med["raw"], 2) for b in B_SIZES},
-        "same_answer_as_raw": {"litellm_single": f"{same('litellm_single', N_SINGLE)}/{N_SINGLE}",
-                               "litellm_fallback": f"{same('litellm_fallback', N_SINGLE)}/{N_SINGLE}",
-                               "batched_B16": f"{same('batched_B16', N_SINGLE)}/{N_SINGLE}"},
+        # the engine runs flash attention (raw llama-cpp-python's default is off), so near-tie tokens may differ
+        "same_answer_as_raw": {k: same(k) for k in ("litellm_single", "litellm_fallback", "batched_B16")},
+        "same_answer_as_fallback": {k: same(k, "litellm_fallback") for k in ("litellm_single", "litellm_batch16",
+                                                                           "batched_B16", "batched_B32")},
         "load_avg_1min": loads,
+        "cpu_contended_rounds": contended,
     }
 
 
@@ -185,6 +194,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "llama_cpp_python": llama_cpp_version,
                     "threads": embedded.default_threads(), "load_avg_start": list(os.getloadavg())},
         "batch_config": vars(BatchConfig.from_env()),
+        "engine": "flash attention on, plain (not repacked) weights, GGML_CPU_TILED_MM=0: batch-invariant logits",
         "rounds": a.rounds, "max_tokens": a.max_tokens, "single_stream_requests": N_SINGLE,
         "models": {},
     }
@@ -202,6 +212,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
+    for name, r in results["models"].items():
+        print(f"{name}: same answer as the single-stream fallback {r['same_answer_as_fallback']}")
     print(f"targets: {json.dumps(results['targets'])}\nwrote {out} in {results['seconds']} s")
     return results
 

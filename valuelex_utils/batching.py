@@ -9,13 +9,17 @@ How:
   already loaded, so weights are shared) with `n_seq_max` slots and separate KV streams per slot (`kv_unified=False`;
   a unified cache halved the speed), plus one scheduler thread.
 - Continuous batching: each step decodes the next token of every running sequence and, in the same `llama_decode`,
-  the whole prompt of any request that just got a free slot (logits only on each prompt's last token). A finished
+  the whole prompt of a waiting request that got a free slot (logits only on the prompt's last token). A finished
   sequence frees its slot with `llama_memory_seq_rm` at once, so a waiting request never waits for the whole batch.
 - Callers see the single-stream semantics: the request is built by llama-cpp-python's own `create_chat_completion` /
   `create_completion` code (chat template incl. its default system prompt, stop strings, sampling defaults), captured
   just before generation; each sequence gets its own sampler chain, seeded per request and built like
   `Llama._init_sampler`, and the stop / max_tokens / EOG / UTF-8 rules of `Llama._create_completion` are replayed token
-  by token. At one sequence in a batch this reproduces the high-level API token for token.
+  by token. With the batch-invariant kernels the engine loads (see `embedded._batch_invariant_kernels`) and flash
+  attention, a sequence's logits are bit-identical alone, in any batch and on the single-stream path, so a seeded
+  request gets the same answer whoever shares its batch.
+- llama.cpp puts only sequences with consecutive, increasing ids into one ubatch, so running sequences are kept on
+  slots 0..n-1 (a sequence is moved into a gap when one finishes) and fed in slot order; one new prompt joins per step.
 - Lanes share the cores through a `CpuBudget`: a lane decodes with `cores // busy lanes` threads, so one lane alone
   uses every core, and two busy lanes (two models, or two lanes of one model) run one thread each instead of thrashing
   ggml's spinning thread pool.
@@ -35,10 +39,28 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-import llama_cpp
-from llama_cpp import Llama
 
-from .embedded import GenerationResult
+def _openmp_defaults() -> None:
+    """Keep OpenMP from throttling ggml's thread barriers once several threads have run llama.cpp.
+
+    Why: ggml runs its threads through libgomp, which gives every OS thread that starts a parallel region its own
+    worker pool. Once the pools of the batch lanes and of the single-stream path together outnumber the cores,
+    libgomp cuts spin-waiting to almost nothing and every one of the hundreds of barriers per token sleeps on a
+    futex: a 2-thread single-stream decode fell from 120 to 65 tokens/s in a process that had run a batch.
+    `OMP_WAIT_POLICY=ACTIVE` with libgomp's default spin budget (`GOMP_SPINCOUNT=300000`, about 3 ms) keeps the
+    unthrottled behaviour (121 tokens/s) without burning idle cores (0% CPU when idle). libgomp reads these when it
+    loads, i.e. at the first `import llama_cpp`, so this runs before it; a user's own settings win."""
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "ACTIVE"
+        os.environ["GOMP_SPINCOUNT"] = "300000"
+
+
+_openmp_defaults()
+
+import llama_cpp  # noqa: E402 - after the OpenMP settings
+from llama_cpp import Llama  # noqa: E402
+
+from .embedded import GenerationResult  # noqa: E402
 
 
 # -- configuration ---------------------------------------------------------------------------------------------------
@@ -54,32 +76,36 @@ def _env_int(name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class BatchConfig:
-    """Shape of a model's batch engine. Defaults chosen by measurement on the 2-core machines (see bench_llm.py).
+    """Shape of a model's batch engine; the defaults were chosen by measurement on these 2-core machines.
 
-    `slot_ctx` is the KV budget of one sequence (prompt + answer); longer requests take the single-stream path.
+    Measured (tokens/s, 16 concurrent requests of 64 tokens, medians of 3; single stream about 60-120 here):
+    SmolLM2 1 lane 152 (flash attention off) / 197 (on), 2 lanes 192 / 216; Gemma 1 lane 137 / 140, 2 lanes
+    181 / 193. Two lanes of one thread each beat one lane of two threads (as two worker processes did in the
+    issue's measurements) without the processes: the lanes share the loaded weights and release the GIL in
+    llama.cpp. `slot_ctx` is the KV budget of one sequence (prompt + answer); longer requests run single-stream.
     """
 
     lanes: int = 2
-    slots: int = 16
+    slots: int = 16  # per lane
     slot_ctx: int = 512
     n_ubatch: int = 512
-    flash_attn: bool = False
+    flash_attn: bool = True  # must match the single-stream `Llama` (EmbeddedEngine) for equal answers
     threads: int = 0  # 0 = every core (VALUELEX_THREADS), shared among busy lanes
-    # Prompts prefilled per llama_decode. Two multi-token sequences in one ubatch give Gemma 3 wrong logits for one
-    # of them in llama.cpp as shipped (max |diff| 0.71 against the same prompt alone; SmolLM2 exact), while one
-    # prompt next to other sequences' single decode tokens is exact for both models. So one prompt joins per step.
+    # Prompts prefilled per llama_decode: one, so that each step is at most two ubatches (one token of every running
+    # sequence plus the new prompt's first, then the rest of that prompt alone) and running sequences keep decoding
+    # while a burst of requests is admitted. (Without the batch-invariant kernels of `embedded`, a ubatch holding
+    # several multi-token sequences also moved their logits by up to 1.2.)
     prompts_per_step: int = 1
 
     @classmethod
     def from_env(cls) -> "BatchConfig":
-        """Overrides for measurement: VALUELEX_BATCH_LANES, _SLOTS, _CTX, VALUELEX_FLASH_ATTN."""
+        """Overrides for measurement: VALUELEX_BATCH_LANES, _SLOTS (per lane), _CTX, _PROMPTS."""
         base = cls()
         return cls(
             lanes=max(1, _env_int("VALUELEX_BATCH_LANES", base.lanes)),
             slots=max(1, _env_int("VALUELEX_BATCH_SLOTS", base.slots)),
             slot_ctx=max(64, _env_int("VALUELEX_BATCH_CTX", base.slot_ctx)),
             prompts_per_step=max(1, _env_int("VALUELEX_BATCH_PROMPTS", base.prompts_per_step)),
-            flash_attn=os.environ.get("VALUELEX_FLASH_ATTN", "1" if base.flash_attn else "0") == "1",
         )
 
     @property
