@@ -127,13 +127,15 @@ def test_continuous_batching_reuses_freed_slots(monkeypatch):
     small = BatchEngine(engine.llm, chat=True, config=BatchConfig(lanes=1, slots=3, slot_ctx=256), name="test")
     try:
         results = [f.result(timeout=600) for f in [small.submit(j) for j in jobs]]
-        steps, moves = small.lanes[0].steps, small.lanes[0].moves
+        steps, moves, reused = small.lanes[0].steps, small.lanes[0].moves, small.lanes[0].reused_tokens
     finally:
         small.close()
     reference = [engine.generate_single(ask(TOPICS[i]), **r) for i, r in enumerate(reqs)]
     assert results == reference
     assert steps < sum(r.completion_tokens for r in results)  # decoded together, not one after another
     assert moves > 0  # a sequence was moved into a finished one's slot, and its answer did not change
+    # every prompt after the first started from the cached chat-template prefix, and its answer did not change
+    assert reused >= 9 * 10
 
 
 def test_workers_shut_down_cleanly_at_exit(tmp_path):
@@ -178,3 +180,14 @@ def test_cpu_budget_gives_every_core_to_a_lone_lane_and_splits_them_otherwise():
     assert budget.threads(2, busy=False) == 2
     budget.contended = True  # other processes keep a core busy: no spinning thread pools
     assert budget.threads(1, busy=True) == 1
+
+
+@pytest.mark.parametrize("model", [SMOL, GEMMA])
+def test_a_prompt_asked_again_reuses_its_cached_prefix_without_changing_answers(monkeypatch, model):
+    """Samples of one prompt (the elicitation pattern): later ones start from the cached KV of the whole prompt but
+    its last token; a shorter prompt that is a prefix of the cached one is handled too."""
+    long = ask("honesty")
+    short = [{"role": "user", "content": "In one sentence"}]
+    reqs = [dict(messages=long, max_tokens=16, temperature=0.9, seed=s) for s in range(4)]
+    reqs += [dict(messages=short, max_tokens=8, temperature=0.0)]
+    assert batched(model, reqs) == single_stream(monkeypatch, model, reqs)

@@ -20,6 +20,10 @@ How:
   request gets the same answer whoever shares its batch.
 - llama.cpp puts only sequences with consecutive, increasing ids into one ubatch, so running sequences are kept on
   slots 0..n-1 (a sequence is moved into a gap when one finishes) and fed in slot order; one new prompt joins per step.
+- Prompt prefixes are not computed twice: each lane keeps the KV of the last prompt it prefilled in one extra stream,
+  and a new request starts from a copy of it (`llama_memory_seq_cp`) and prefills only what differs. The chat
+  template's system prompt, and a prompt asked again for another sample, cost nothing after the first time, as in
+  llama-cpp-python's own single-stream prefix reuse (which the raw single-stream path has too).
 - Lanes share the cores through a `CpuBudget`: a lane decodes with `cores // busy lanes` threads, so one lane alone
   uses every core, and two busy lanes (two models, or two lanes of one model) run one thread each instead of thrashing
   ggml's spinning thread pool.
@@ -96,16 +100,20 @@ class BatchConfig:
     # while a burst of requests is admitted. (Without the batch-invariant kernels of `embedded`, a ubatch holding
     # several multi-token sequences also moved their logits by up to 1.2.)
     prompts_per_step: int = 1
+    # A prompt reuses the lane's cached prefix when they share at least this many tokens (a copy of the cached KV
+    # stream costs about as much as prefilling a few tokens).
+    min_prefix_reuse: int = 4
 
     @classmethod
     def from_env(cls) -> "BatchConfig":
-        """Overrides for measurement: VALUELEX_BATCH_LANES, _SLOTS (per lane), _CTX, _PROMPTS."""
+        """Overrides for measurement: VALUELEX_BATCH_LANES, _SLOTS (per lane), _CTX, _PROMPTS, _PREFIX (0: no reuse)."""
         base = cls()
         return cls(
             lanes=max(1, _env_int("VALUELEX_BATCH_LANES", base.lanes)),
             slots=max(1, _env_int("VALUELEX_BATCH_SLOTS", base.slots)),
             slot_ctx=max(64, _env_int("VALUELEX_BATCH_CTX", base.slot_ctx)),
             prompts_per_step=max(1, _env_int("VALUELEX_BATCH_PROMPTS", base.prompts_per_step)),
+            min_prefix_reuse=_env_int("VALUELEX_BATCH_PREFIX", base.min_prefix_reuse),
         )
 
     @property
@@ -426,6 +434,10 @@ class Lane:
         self.stopping = False
         self.steps = 0
         self.moves = 0
+        self.prefix_seq = config.slots  # the stream holding the KV of `prefix_tokens`; never decoded itself
+        self.prefix_tokens: list[int] = []
+        self.reused_tokens = 0
+        self.prefilled_tokens = 0
         self.thread = threading.Thread(target=self._loop, name=f"valuelex-batch-{name}-{self.id}", daemon=True)
         self.thread.start()
 
@@ -433,10 +445,10 @@ class Lane:
     def _new_context(llm: Llama, config: BatchConfig) -> Any:
         """Separate KV streams per slot (`kv_unified=False`), every other setting as the single-stream `Llama`."""
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = config.slots * config.slot_ctx
+        params.n_ctx = (config.slots + 1) * config.slot_ctx  # + the prefix cache stream
         params.n_batch = config.n_batch
         params.n_ubatch = min(config.n_ubatch, config.n_batch)
-        params.n_seq_max = config.slots
+        params.n_seq_max = config.slots + 1
         params.kv_unified = False
         params.n_threads = params.n_threads_batch = max(1, config.threads or cpu_budget().total)
         params.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if config.flash_attn
@@ -497,9 +509,40 @@ class Lane:
                 continue
             self.free_slots.remove(slot)
             llama_cpp.llama_memory_seq_rm(self.mem, run.slot, -1, -1)
+            self._reuse_prefix(run)
             self.running.append(run)
-            room -= len(job.prompt_tokens)
-            prompts += len(job.prompt_tokens) > 1
+            room -= len(run.pending)
+            prompts += len(run.pending) > 1
+
+    def _reuse_prefix(self, run: _Running) -> None:
+        """Start `run` from a copy of the cached prefix stream when its prompt shares enough leading tokens.
+
+        At least the prompt's last token is always decoded (its logits give the first answer token). The copy is
+        performed by llama.cpp before the next decode, in the order copies were queued, so a prefix cached in the
+        previous step is already complete."""
+        prompt = run.pending
+        shared = 0
+        for a, b in zip(prompt[:-1], self.prefix_tokens):
+            if a != b:
+                break
+            shared += 1
+        if self.config.min_prefix_reuse <= 0 or shared < self.config.min_prefix_reuse:
+            return
+        llama_cpp.llama_memory_seq_cp(self.mem, self.prefix_seq, run.slot, -1, -1)
+        llama_cpp.llama_memory_seq_rm(self.mem, run.slot, shared, -1)
+        run.n_past = shared
+        run.pending = prompt[shared:]
+        self.reused_tokens += shared
+
+    def _cache_prefix(self, run: _Running) -> None:
+        """After `run`'s prompt is in its KV stream, make that stream the lane's cached prefix (unless the cache
+        already holds this whole prompt)."""
+        prompt = run.job.prompt_tokens
+        if self.prefix_tokens[: len(prompt)] == prompt:
+            return
+        llama_cpp.llama_memory_seq_cp(self.mem, run.slot, self.prefix_seq, -1, -1)
+        llama_cpp.llama_memory_seq_rm(self.mem, self.prefix_seq, len(prompt), -1)
+        self.prefix_tokens = list(prompt)
 
     def _compact(self) -> None:
         """Keep the running sequences on slots 0..n-1: move the highest one into the lowest free slot.
@@ -562,7 +605,12 @@ class Lane:
         """Sample this sequence's next token and apply the stop rules; errors fail only this sequence."""
         try:
             token = llama_cpp.llama_sampler_sample(run.chain, self.ctx, idx)
+            prefilled = run.n_past + len(run.pending) == len(run.job.prompt_tokens)
+            if prefilled:
+                self.prefilled_tokens += len(run.pending)
             run.n_past += len(run.pending)
+            if prefilled and 0 < self.config.min_prefix_reuse < len(run.job.prompt_tokens):
+                self._cache_prefix(run)
             if run.state.accept(token):
                 self._complete(run, run.state.result)
             elif run.n_past + 1 >= self.config.slot_ctx:
