@@ -160,6 +160,36 @@ CASES: list[tuple[str, str, list[str]]] = [
     ("list_line_followed_by_a_question_keeps_the_list",
      "Courage, Candor, Curiosity. Shall I explain each one?", ["courage", "candor", "curiosity"]),
     ("empty_answer_yields_nothing", "   \n\n", []),
+    # --- generic rules found on real answers (tests/data/extraction_real_dev.jsonl), written here in other words
+    ("bullets_under_a_standalone_bold_header_explain_it",
+     "**Privacy and Security**\n- I never store what you share\n- I avoid offensive or careless language\n\n"
+     "**Helpfulness**\n- I give relevant, practical answers", ["privacy", "security", "helpfulness"]),
+    ("html_bold_headers_are_bold_headers",
+     " <b>Loyalty</b> \u2013 I stand by my friends\n <b>Grit</b> \u2013 I never quit", ["loyalty", "grit"]),
+    ("first_person_list_items_are_statements",
+     "* I value the freedom to choose.\n* I treat everyone with courtesy and patience.",
+     ["freedom", "courtesy", "patience"]),
+    ("letter_colon_markers", "A: Courage\nB: Candor\nC: Charity", ["courage", "candor", "charity"]),
+    ("avoided_things_are_not_values", "I avoid bias and misinformation, and I aim for fairness.", ["fairness"]),
+    ("outro_about_the_list_gives_nothing",
+     "1. Candor\n2. Diligence\n\nThese principles make my answers positive, productive and trustworthy.",
+     ["candor", "diligence"]),
+    ("self_description_after_a_list_counts",
+     "- Rigor\n- Warmth\n\nAbove all, I try to be patient, gentle and fair with everyone.",
+     ["rigor", "warmth", "patient", "gentle", "fair"]),
+    ("value_adjective_before_a_self_noun", "I'm a cheerful assistant who loves puzzles.", ["cheerful"]),
+    ("gerund_with_an_object_is_a_verb", "I help people by understanding the question and learning their goals.", []),
+    ("objective_as_a_noun_is_not_a_value", "My main objective is to answer quickly.", []),
+    ("quantity_frame_is_not_a_value_frame", "I can draw on a wide range of knowledge and tools.", []),
+    ("principles_of_trigger_keeps_each_value",
+     "I hold the highest regard for the principles of honesty, thrift, and the courage to speak up.",
+     ["honesty", "thrift", "courage"]),
+    ("intro_sentence_on_a_header_line_is_prose",
+     "In every answer I aim for clarity and candor. Here is how I work:\nI read the question twice.",
+     ["clarity", "candor"]),
+    ("list_only_modifier_does_not_head_a_phrase", "Positive numbers: 1, 2, 3", []),
+    ("explanation_after_an_enumeration_is_not_listed",
+     "Clarity and precision, with a focus on using concise wording.", ["clarity", "precision"]),
 ]
 
 
@@ -355,7 +385,9 @@ def test_llm_filter_defaults_to_litellm_with_the_given_model(monkeypatch: pytest
 def test_micro_f1_on_real_small_model_answers_stays_above_its_measured_floor():
     """61 real answers of SmolLM2-135M-Instruct and the Gemma 3 270M base model, labelled blind before the extractor
     was run on them (some rules were later fixed from these batches, so the figure is not fully blind). Measured
-    micro-F1 0.845 (P 0.80, R 0.90): below the 0.90 the project aims at; the floor guards against regressions."""
+    micro-F1 0.845 (P 0.80, R 0.90); after the rules tuned on tests/data/extraction_real_dev.jsonl, measured once
+    without tuning on these: 0.865 (P 0.83, R 0.90), still below the 0.90 the project aims at. The floor guards
+    against regressions."""
     import json
     from pathlib import Path
 
@@ -367,4 +399,19 @@ def test_micro_f1_on_real_small_model_answers_stays_above_its_measured_floor():
         tp, fp, fn = tp + len(pred & gold), fp + len(pred - gold), fn + len(gold - pred)
     f1 = 2 * tp / (2 * tp + fp + fn)
     print(f"real small-model answers: micro-F1 {f1:.3f} over {len(rows)} answers")
-    assert len(rows) == 61 and f1 >= 0.82
+    assert len(rows) == 61 and f1 >= 0.85
+
+
+def test_micro_f1_on_real_dev_answers_stays_above_its_measured_floor(capsys: pytest.CaptureFixture[str]) -> None:
+    """134 answers (tests/data/extraction_real_dev.jsonl): 52 real SmolLM2-135M-Instruct and 52 real Gemma 3 270M
+    answers from outputs/default*/responses.jsonl (none among the 61 above) plus 30 answers written in the style of
+    large chat models, all labelled blind before the extractor was run on them. Before the rules were tuned on them:
+    micro-F1 0.874 (P 0.869, R 0.880); after: 0.942 (P 0.933, R 0.951). A dev set, so the figure is optimistic; the
+    floor guards against regressions."""
+    records = [json.loads(line) for line in
+               (Path(__file__).parent / "data" / "extraction_real_dev.jsonl").read_text(encoding="utf-8").splitlines()
+               if line.strip()]
+    precision, recall, f1 = micro_f1([(extract_descriptors(r["text"]), r["gold"]) for r in records])
+    with capsys.disabled():
+        print(f"\nextraction real dev: n={len(records)} P={precision:.3f} R={recall:.3f} micro-F1={f1:.3f}")
+    assert len(records) == 134 and f1 >= 0.92

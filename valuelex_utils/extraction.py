@@ -12,6 +12,13 @@ descriptors with f, "a combination of rule-matching and GPT-4's judgment" (Eq. 1
      when the answer is a list, its prose only explains the items and gives nothing but bare enumerations;
    * refusals ("As an AI, I don't have personal values"), echoes of the prompt, questions and headers give nothing,
      but the clause after "but" still counts.
+   Rules found on real answers (tests/data/extraction_real_dev.jsonl): bullets under a standalone bold header or
+   heading explain it; a list item that is a first-person sentence ("I value the freedom of choice") is read as
+   prose; prose around a list gives only enumerations and the speaker's own qualities ("I try to be clear and
+   kind"), nothing when it speaks about the list ("These values ensure..."); what is avoided ("avoid bias") and the
+   words of the `[never]` lexicon section are never values; verbs with an object ("understanding the question"),
+   nouns ("my objective") and amounts ("a range of knowledge") are not value uses; in prose an unseen word after a
+   trigger counts only if it looks like a value.
 2. `llm_filter` - the optional judgment: an LLM keeps only the words that name a value.
 
 Normalisation policy (the paper's gold descriptors, appendix A.3, mix nouns and adjectives: 'accuracy', 'unbiased',
@@ -35,7 +42,7 @@ import tempfile
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -80,10 +87,10 @@ ELICITATION_PROMPTS: tuple[str, ...] = (
 # ----------------------------------------------------------------------------------------------------------------
 
 @lru_cache(maxsize=1)
-def _load_lexicon() -> tuple[frozenset[str], frozenset[str]]:
-    """Read the shipped word list: (words valid anywhere, words valid only inside lists)."""
+def _load_lexicon() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """Read the shipped word list: (words valid anywhere, words valid only inside lists, words never descriptors)."""
     text = resources.files("valuelex_utils").joinpath("data/value_words.txt").read_text(encoding="utf-8")
-    sections: dict[str, set[str]] = {"anywhere": set(), "lists": set()}
+    sections: dict[str, set[str]] = {"anywhere": set(), "lists": set(), "never": set()}
     current = "anywhere"
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip().lower()
@@ -93,7 +100,9 @@ def _load_lexicon() -> tuple[frozenset[str], frozenset[str]]:
             current = line[1:-1]
             continue
         sections[current].add(line)
-    return frozenset(sections["anywhere"]), frozenset(sections["lists"] - sections["anywhere"])
+    never = frozenset(sections["never"])
+    return (frozenset(sections["anywhere"] - never), frozenset(sections["lists"] - sections["anywhere"] - never),
+            never)
 
 
 PROSE_VALUE_WORDS: frozenset[str] = _load_lexicon()[0]
@@ -101,6 +110,10 @@ PROSE_VALUE_WORDS: frozenset[str] = _load_lexicon()[0]
 
 VALUE_LEXICON: frozenset[str] = PROSE_VALUE_WORDS | _load_lexicon()[1]
 """All known value words (plus words such as 'family' or 'work' that are values only inside a list)."""
+
+_NEVER_WORDS: frozenset[str] = _load_lexicon()[2]
+"""Words that are never descriptors even in a list of values: what the model avoids ('harm', 'bias') and vague
+evaluations ('positive', 'awesome')."""
 
 # Suffixes of abstract quality nouns: an unseen word with one of them is probably a value ("frugality").
 _VALUE_SUFFIXES = ("ness", "ity", "ism", "ship", "hood")
@@ -136,6 +149,7 @@ response responses answer answers information info communication communications 
 behaviours approach approaches attitude attitudes interaction interactions content output outputs manner experience
 experiences mind heart first always user users data conduct practice practices decision decisions decision-making
 assistance advice solution solutions result results way guidance explanation explanations reply replies
+space atmosphere suggestions suggestion feedback insights
 """.split())
 
 # "X of/to/for Y" where X only frames the value Y ("commitment to accuracy", "a sense of humor").
@@ -144,7 +158,8 @@ commitment committed dedication dedicated adherence devotion devoted focus empha
 sense spirit understanding principle principles value values set bit lot kind culture importance priority
 prioritization desire quest search standard standards level degree advocacy champion preservation maintenance
 combination mix array range blend upholding respecting fostering ensuring promoting protecting maintaining
-providing striving strive embracing valuing
+providing striving strive embracing valuing power cause life feeling avoidance prevention reduction minimization
+mitigation
 """.split())
 
 _PREPOSITIONS = frozenset("""
@@ -165,7 +180,10 @@ encourage connect understand work
 """.split())
 _CLAUSE_SUBJECTS = frozenset("i we you these this it they he she there".split())
 _VERB_CUES = frozenset("i we you they he she it to will would can could should must may might do does did".split())
-_NEGATIONS = frozenset("not no never without lack lacking cannot nothing".split())
+_NEGATIONS = frozenset("""
+not no never without lack lacking cannot nothing avoid avoids avoiding refuse refuses refusing prevent prevents
+preventing minimize minimise minimizes minimises minimizing minimising
+""".split())
 
 _HEADER_WORDS = frozenset("""
 values value words terms principles virtues concepts tenets qualities traits ideals beliefs descriptors keywords
@@ -182,7 +200,9 @@ def is_value_word(word: str) -> bool:
 
 def _is_value_like(word: str) -> bool:
     """A known value word, or an abstract-quality noun by its suffix: evidence that a list is a list of values."""
-    return word in VALUE_LEXICON or (len(word) > 5 and word.endswith(_VALUE_SUFFIXES))
+    return word in VALUE_LEXICON or (
+        word not in _NEVER_WORDS and len(word) > 5 and (word.endswith(_VALUE_SUFFIXES) or word.startswith("self-"))
+    )
 
 
 def _is_sane(word: str) -> bool:
@@ -191,6 +211,7 @@ def _is_sane(word: str) -> bool:
         len(word) >= 3
         and word not in _STOP_WORDS
         and word not in _FUNCTION_WORDS
+        and word not in _NEVER_WORDS
         and not word.endswith("'t")
     )
 
@@ -207,6 +228,8 @@ def _normalise(text: str) -> str:
     """NFKC, unified newlines, emoji and invisible characters removed, ellipses inside lists made commas."""
     text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
     text = "".join(ch for ch in text if ch == "\n" or unicodedata.category(ch) not in _DROP_CATEGORIES)
+    text = re.sub(r"</?(?:b|strong)>", "**", text, flags=re.IGNORECASE)  # HTML bold is markdown bold
+    text = re.sub(r"</?(?:i|em|u|code)>", "", text, flags=re.IGNORECASE)  # inline HTML marks wrap the words
     text = re.sub(r"<[^>\n]+>", " ", text)                        # stray HTML tags
     text = re.sub(r"\[([^\]\n]+)\]\([^)\n]*\)", r"\1", text)      # markdown links
     for abbreviation, plain in _ABBREVIATIONS.items():
@@ -293,10 +316,13 @@ def _choose_head(tokens: list[str]) -> str | None:
     if not kept:
         return None
     last = kept[-1]
-    for lexicon in (PROSE_VALUE_WORDS, VALUE_LEXICON):
-        known = [w for w in kept if w in lexicon or _is_value_like(w) and lexicon is VALUE_LEXICON]
-        if known:
-            return known[-1]
+    known = [w for w in kept if w in PROSE_VALUE_WORDS]
+    if known:
+        return known[-1]
+    # A word that is a value only in lists heads its phrase only as its last word: 'hard work' -> work, but
+    # 'positive numbers' is about numbers.
+    if last in VALUE_LEXICON or _is_value_like(last):
+        return last
     return last if len(kept) <= 3 else None
 
 
@@ -333,13 +359,21 @@ def _segment_head(segment: str, first: bool) -> str | None:
     'transparency are the cornerstones' -> transparency, 'interactions aim to promote empathy' -> empathy; the first
     segment often ends with it: 'I'm designed to be empathetic, transparent and kind' -> empathetic."""
     tokens = _tokens(segment)
+    if tokens[0] in _WH_WORDS:
+        return None  # 'what I set for my children': a clause, not a value
     head = head_word(segment)
     candidates = (tokens[-1], head) if first else (head, tokens[-1])
     if len(tokens) <= 5 and len(_content(_resolve_prepositions(_cut_at_clause(tokens)))) <= 3:
-        if not first or (head is not None and _is_value_like(head)):
+        if head is not None and (not first or _is_value_like(head)):
             return head
         return next((c for c in candidates if c and _is_value_like(c) and _is_sane(c)), head)
     return next((c for c in candidates if c and _is_value_like(c) and _is_sane(c)), None)
+
+
+# Words that open the explanation of an enumeration ('clarity and precision, with a focus on plain language').
+_EXPLANATION_STARTS = frozenset("with by through using via without avoiding ensuring allowing enabling making "
+                                "helping focusing".split())
+_WH_WORDS = frozenset("what how where when why whatever who".split())
 
 
 def _split_enumeration(text: str) -> tuple[list[str], str]:
@@ -348,7 +382,7 @@ def _split_enumeration(text: str) -> tuple[list[str], str]:
     segments = [segment for segment in _split_segments(text) if _tokens(segment)]
     for index, segment in enumerate(segments):
         first = _tokens(segment)[0]
-        if index > 0 and (first in _CLAUSE_WORDS or first in _CLAUSE_SUBJECTS):
+        if index > 0 and (first in _CLAUSE_WORDS or first in _CLAUSE_SUBJECTS or first in _EXPLANATION_STARTS):
             return segments[:index], ", ".join(segments[index:])
     return segments, ""
 
@@ -392,6 +426,7 @@ _FORWARD_TRIGGERS = re.compile(
     r"|\b(?:rooted|grounded|anchored|centered|centred|founded|based|built)\s+(?:in|on|upon|around)\b"
     r"|\b(?:guided|driven|shaped|informed|defined|characteri[sz]ed|underpinned)\s+by\b"
     r"|\b(?:such\s+as|including|like)\b"
+    r"|\b(?:principles?|values?|virtues?|ideals?|tenets?)\s+of\b|\bhighest\s+regard\s+for\b"
     rf"|\b{_HEADER_NOUNS}\b[^.:]*?\b(?:are|is|include|includes|would\s+be|would\s+include|encompass)\b\s*:?"
     rf"|\b{_HEADER_NOUNS}\b[^.:]*:",
     re.IGNORECASE,
@@ -462,7 +497,8 @@ _TECHNICAL_RE = re.compile(
     re.IGNORECASE,
 )
 _IDIOM_RE = re.compile(
-    r"(?:^|[,;]\s*)to\s+be\s+(?:honest|fair|frank|clear|sure|safe)\s*,|\b(?:fair|true)\s+enough\b|\bof\s+course\b"
+    r"(?:^|[,;]\s*)to\s+be\s+(?:honest|fair|frank|clear|sure|safe)\s*,|\bto\s+be\s+(?:honest|frank|clear)\s*:"
+    r"|\b(?:fair|true)\s+enough\b|\bof\s+course\b"
     r"|\b(?:it\s+is|it's|make\s+it|made\s+it|is\s+not)\s+clear\b|\bclear\s+(?:that|whether|if)\b",
     re.IGNORECASE,
 )
@@ -471,16 +507,24 @@ _IDIOM_RE = re.compile(
 _SCAN_TOKEN_RE = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*|[,;&]")
 _COORDINATORS = frozenset({",", ";", "&", "and", "or", "as", "well", "nor"})
 _FILLERS = frozenset("a an the my our your their its this that very really truly always also more most highly deeply "
-                     "so too quite fully genuinely extremely greater great high highest utmost".split())
+                     "so too quite fully genuinely extremely greater great high highest utmost intellectual moral "
+                     "social mutual human emotional basic".split())
 _COPULAS = frozenset("be am is are was were being been remain remains stay stays become becomes feel seem".split())
 _VALUE_VERBS = frozenset("""
 promote promotes promoting foster fosters fostering ensure ensures ensuring embody embodies embodying emphasize
 emphasizes emphasise emphasises demonstrate demonstrates show shows showing practice practise cultivate cultivates
 cultivating encourage encourages encouraging value values valuing prioritize prioritizes prioritise prioritises
 uphold upholds upholding maintain maintains maintaining champion champions inspire inspires respect respects with
-embrace embraces embracing pursue pursues pursuing seek seeks seeking
+embrace embraces embracing pursue pursues pursuing seek seeks seeking deserve deserves protect protects protecting
+safeguard safeguards safeguarding preserve preserves preserving defend defends defending
 """.split())
 _SUBJECT_CUES = frozenset("is are matters matter means remains guides drives".split())
+# Nouns for the speaker itself: a value adjective before one describes the speaker ('I'm a curious AI').
+_SELF_NOUNS = frozenset("ai assistant chatbot companion guide partner person entity presence".split())
+# Adjectives that are also nouns: after a possessive or a goal word they are nouns ('my primary objective').
+_NOUN_HOMONYMS = frozenset("objective kind patient".split())
+_POSSESSIVES = frozenset("my our your their his her its primary main ultimate overall chief sole".split())
+_DETERMINERS = frozenset("the a an my your our their his her its this these those new".split())
 
 
 def _is_filler(token: str) -> bool:
@@ -508,12 +552,19 @@ def _is_coordinated(tokens: Sequence[str], index: int) -> bool:
     return False
 
 
+# Frames that measure an amount, not a value: 'a wide range of knowledge and services'.
+_QUANTITY_FRAMES = frozenset("set bit lot kind combination mix array range blend level degree".split())
+
+
 def _is_framed(tokens: Sequence[str], index: int) -> bool:
     """'the importance of kindness', 'a culture of trust', 'principles of fairness'."""
     preposition, at = _neighbour(tokens, index, -1, _is_filler)
     if preposition not in _PREPOSITIONS:
         return False
-    frame, _ = _neighbour(tokens, at, -1, _is_filler)
+    frame, at = _neighbour(tokens, at, -1, _is_filler)
+    if frame in _QUANTITY_FRAMES:  # 'I care a lot about kindness': the verb before the amount decides
+        verb, _ = _neighbour(tokens, at, -1, _is_filler)
+        return verb in _VALUE_VERBS or verb in {"care", "cares"}
     return frame in _FRAME_WORDS or frame in _HEADER_WORDS
 
 
@@ -529,6 +580,7 @@ def _used_as_value(tokens: Sequence[str], index: int) -> bool:
         or before in _VALUE_VERBS
         or after in _SUBJECT_CUES
         or after in _CARRIER_NOUNS
+        or after in _SELF_NOUNS
         or _is_coordinated(tokens, index)
         or _is_framed(tokens, index)
     )
@@ -541,9 +593,21 @@ def _is_excluded_use(tokens: Sequence[str], index: int) -> bool:
     after = tokens[index + 1] if index + 1 < len(tokens) else ""
     return (
         (token in _VERB_LIKE and bool(before) and before[-1] in _VERB_CUES)
-        or (token in _FRAME_WORDS and after in _PREPOSITIONS)
+        or _is_chained_verb(tokens, index)
+        or (token in _FRAME_WORDS and after in _PREPOSITIONS
+            and (token not in {"kind", "understanding"} or after == "of"))
         or (token == "kind" and after == "of")
+        or (token.endswith("ing") and after in _DETERMINERS)
+        or (token in _NOUN_HOMONYMS and any(t in _POSSESSIVES for t in tokens[max(0, index - 2):index]))
         or any(t in _NEGATIONS or t.endswith("n't") for t in before)
+    )
+
+
+def _is_chained_verb(tokens: Sequence[str], index: int) -> bool:
+    """'to support and support', 'to respect and care for': a verb coordinated with a verb use is a verb too."""
+    return (
+        tokens[index] in _VERB_LIKE and index >= 2 and tokens[index - 1] in {"and", "or", ","}
+        and tokens[index - 2] in _VERB_LIKE and _is_excluded_use(tokens, index - 2)
     )
 
 
@@ -557,26 +621,70 @@ def _scan_prose(clause: str) -> list[str]:
     ]
 
 
+# Openings of the prose around a list that speaks about the list ('These values ensure that my answers are positive').
+_ANAPHORS = frozenset("these this those they together such overall both each".split())
+# 'I try to be clear, careful and kind', 'I'm designed to be adaptable': the speaker states its own qualities.
+_SELF_PREDICATE_RE = re.compile(
+    r"\b(?:i|we)(?:\s+am|'m|\s+are|'re)?\s+(?:\w+ly\s+)?(?:try|tries|strive|aim|seek|want|endeavou?r|designed|built|"
+    r"trained|programmed|meant|here)\s+to\s+(?:always\s+)?be\b",
+    re.IGNORECASE,
+)
+
+
+def _list_prose_descriptors(clause: str) -> list[str]:
+    """Prose around a list explains or sums up its items: it gives only a bare enumeration or the speaker's own
+    qualities ('In practice, I try to be clear, careful and kind'), and nothing when it speaks about the list."""
+    tokens = _tokens(clause)
+    if tokens[0] in _ANAPHORS:
+        return []
+    predicate = _SELF_PREDICATE_RE.search(clause)
+    if predicate:
+        segments = _enumeration_segments(clause[predicate.end():])
+        heads = _gate([_segment_head(seg, first=False) for seg in segments])
+        return [h for h in heads if h in PROSE_VALUE_WORDS]
+    return _enumeration_heads(clause) if _looks_like_enumeration(clause) else []
+
+
+def _triggered_heads(clause: str) -> tuple[list[str], str]:
+    """The enumerations after each value trigger ('founded on a holistic and adaptive approach that incorporates the
+    principles of sustainability and justice'), and the clause that follows the last one. In prose, only words that
+    look like values count: an unseen word after a trigger is more often a topic ('diverse perspectives', 'tools')."""
+    triggers = list(_FORWARD_TRIGGERS.finditer(clause))
+    found: list[str] = []
+    rest = ""
+    for index, trigger in enumerate(triggers):
+        end = triggers[index + 1].start() if index + 1 < len(triggers) else len(clause)
+        enumeration, rest = _split_enumeration(clause[trigger.end():end])
+        heads = _gate([_segment_head(seg, first=i == 0) for i, seg in enumerate(enumeration)])
+        found.extend(h for h in heads if _is_value_like(h))
+    return found, rest
+
+
 def _clause_descriptors(clause: str, prose_allowed: bool) -> list[str]:
     """Descriptors of one clause: a triggered enumeration, a bare enumeration, or (in prose answers) a lexicon scan."""
     if not _tokens(clause) or _is_refusal(clause) or _is_echo(clause):
         return []
     if not prose_allowed:
-        return _enumeration_heads(clause) if _looks_like_enumeration(clause) else []
+        return _list_prose_descriptors(clause)
     reverse = _REVERSE_TRIGGER.match(clause)
     if reverse:
         return _enumeration_heads(reverse.group("subject")) + _scan_prose(clause[reverse.end():])
-    triggers = list(_FORWARD_TRIGGERS.finditer(clause))
-    enumeration, rest = _split_enumeration(clause[triggers[-1].end():]) if triggers else ([], "")
-    triggered = _gate([_segment_head(seg, first=i == 0) for i, seg in enumerate(enumeration)])
+    triggered, rest = _triggered_heads(clause)
     if triggered:
         return triggered + _scan_prose(rest)
     introduced = clause.split(": ", 1)[1] if ": " in clause else ""
     if introduced and _looks_like_enumeration(introduced):
-        return _enumeration_heads(introduced)
+        return _drop_verb_uses(introduced, _enumeration_heads(introduced))
     if _looks_like_enumeration(clause):
-        return _enumeration_heads(clause)
+        return _drop_verb_uses(clause, _enumeration_heads(clause))
     return _scan_prose(clause)
+
+
+def _drop_verb_uses(clause: str, heads: list[str]) -> list[str]:
+    """Heads of a bare enumeration in prose that the clause only uses as verbs ('designed to support and support')."""
+    tokens = [re.sub(r"'s$", "", t) for t in _SCAN_TOKEN_RE.findall(clause.lower().replace("\u2019", "'"))]
+    return [h for h in heads
+            if not (h in _VERB_LIKE and all(_is_excluded_use(tokens, i) for i, t in enumerate(tokens) if t == h))]
 
 
 def _sentences(text: str) -> list[str]:
@@ -600,7 +708,7 @@ def _prose_descriptors(text: str, prose_allowed: bool) -> list[str]:
 
 _MARKER_RE = re.compile(
     r"^(?:#{1,6}\s*)?(?:[-*+\u2022\u00b7\u25aa\u25e6\u2023\u25cf\u25cb\u25a0\u25a1\u2043\u2219>\u2013\u2014\u2192]"
-    r"|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)](?=\s)|[ivxIVX]{1,4}[.)](?=\s))\s+"
+    r"|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)](?=\s)|[A-H]:(?=\s)|[ivxIVX]{1,4}[.)](?=\s))\s+"
     r"|^#{1,6}\s+"
 )
 _NUMBER_RE = re.compile(r"^\(?\d{1,3}[.)]\s*")
@@ -612,11 +720,18 @@ _MAX_ITEM_TOKENS = 6
 
 @dataclass(frozen=True)
 class _Line:
-    """One classified line: an `item` (its header phrase), an `enum` (a header's enumeration) or `prose`."""
+    """One classified line: an `item` (its header phrase), an `enum` (a header's enumeration), a `statement` (a list
+    item that is a first-person sentence: 'I value the freedom of choice') or `prose`. `marked`: it starts with a list
+    marker; `header`: a standalone bold line or markdown heading ('**Honesty & Transparency**', '## Fairness')."""
 
     kind: str
     text: str
     indent: int
+    marked: bool = False
+    header: bool = False
+
+
+_STATEMENT_SUBJECTS = frozenset("i we i'm i'll i've i'd we're we'll we've".split())
 
 
 def _explained_head(text: str) -> str:
@@ -644,6 +759,9 @@ def _classify_marked(body: str, indent: int) -> _Line | None:
     bold = _BOLD_HEAD_RE.match(body)
     head = bold.group("head") if bold else _explained_head(_strip_markdown(body))
     head = _NUMBER_RE.sub("", _strip_markdown(head)).strip(" :.-")
+    words = _tokens(_strip_markdown(body))
+    if words and words[0] in _STATEMENT_SUBJECTS:
+        return _Line("statement", _strip_markdown(body), indent)
     if len(_tokens(head)) > _MAX_ITEM_TOKENS:
         return _Line("prose", _strip_markdown(body), indent)
     if _is_header_phrase(head):
@@ -656,7 +774,9 @@ def _classify_plain(body: str, indent: int) -> _Line | None:
     """A line without a marker: 'Header: a, b, c', 'Word: reason', a bare short item, or prose."""
     text = _strip_markdown(body)
     if text.endswith(":"):
-        return None
+        # 'I strive for clarity and coherence. Here are my key terms:': the sentences before the header are prose
+        intro = re.split(r"(?<=[.!?])\s+(?=[^.!?]*:$)", text, maxsplit=1)
+        return _Line("prose", intro[0], indent) if len(intro) == 2 and _tokens(intro[0]) else None
     colon = re.search(r":\s", text)
     if colon and _is_header_phrase(text[:colon.start()]):
         return _Line("enum", text[colon.end():], indent)
@@ -680,9 +800,14 @@ def _classify(raw: str) -> _Line | None:
         cell = _table_cell(body)
         return _Line("item", _strip_markdown(cell), indent) if cell else None
     marker = _MARKER_RE.match(body)
-    if marker or _BOLD_HEAD_RE.match(body):
+    bold = _BOLD_HEAD_RE.match(body)
+    if marker or bold:
         rest = body[marker.end():] if marker else body
-        return _classify_marked(rest, indent) if _tokens(rest) else None
+        line = _classify_marked(rest, indent) if _tokens(rest) else None
+        if line is None:
+            return None
+        heading = body.startswith("#") or (marker is None and not _tokens(bold.group("rest")))
+        return replace(line, marked=not body.startswith("#") and marker is not None, header=heading)
     return _classify_plain(body, indent)
 
 
@@ -706,7 +831,12 @@ def _top_level(lines: Sequence[_Line]) -> list[_Line]:
     Sub-points under a header that names no value ('1. Core values:' / '   - Honesty') are the list itself.
     """
     kept: list[_Line] = []
+    section: _Line | None = None
     for line in lines:
+        if line.header:
+            section = line if line.kind == "item" and _names_a_value(line) else None
+        elif section is not None and line.marked:
+            continue  # '**Privacy and Security**' / '- I don't retain personal data': bullets explain the header
         if line.kind == "item":
             parent = next((p for p in reversed(kept) if p.kind == "item" and p.indent + 1 < line.indent), None)
             if parent is not None and _names_a_value(parent):
@@ -742,6 +872,8 @@ def extract_descriptors(text: str) -> list[str]:
             found.extend(item_heads[index])
         elif line.kind == "enum":
             found.extend(_enumeration_heads(line.text))
+        elif line.kind == "statement":
+            found.extend(_prose_descriptors(line.text, prose_allowed=True))
         else:
             found.extend(_prose_descriptors(line.text, prose_allowed=not is_list))
     return list(dict.fromkeys(found))
