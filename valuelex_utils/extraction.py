@@ -18,7 +18,11 @@ descriptors with f, "a combination of rule-matching and GPT-4's judgment" (Eq. 1
    kind"), nothing when it speaks about the list ("These values ensure..."); what is avoided ("avoid bias") and the
    words of the `[never]` lexicon section are never values; verbs with an object ("understanding the question"),
    nouns ("my objective") and amounts ("a range of knowledge") are not value uses; in prose an unseen word after a
-   trigger counts only if it looks like a value.
+   trigger counts only if it looks like a value. Rules found on tests/data/extraction_real_test2.jsonl (labelled by
+   tests/data/EXTRACTION_LABELS.md): skills and tasks ("problem-solving", "critical thinking", "language
+   translation") are not values and count against a list's gate, unless promoted ("encouraging critical thinking");
+   a label that names no value followed by a first-person value statement ("Liam: I'm a compassionate person") is
+   read as prose; intro sentences before a "...words would be:" header and sentences after its enumeration are prose.
 2. `llm_filter` - the optional judgment: an LLM keeps only the words that name a value.
 
 Normalisation policy (the paper's gold descriptors, appendix A.3, mix nouns and adjectives: 'accuracy', 'unbiased',
@@ -159,7 +163,7 @@ sense spirit understanding principle principles value values set bit lot kind cu
 prioritization desire quest search standard standards level degree advocacy champion preservation maintenance
 combination mix array range blend upholding respecting fostering ensuring promoting protecting maintaining
 providing striving strive embracing valuing power cause life feeling avoidance prevention reduction minimization
-mitigation
+mitigation need
 """.split())
 
 _PREPOSITIONS = frozenset("""
@@ -285,7 +289,8 @@ def _resolve_prepositions(tokens: list[str]) -> list[str]:
             continue
         left = [t for t in tokens[:index] if t not in _FUNCTION_WORDS]
         right = tokens[index + 1:]
-        if left and left[-1] in _FRAME_WORDS and _content(_cut_at_prepositions(right)):
+        if (left and left[-1] in _FRAME_WORDS and _content(_cut_at_prepositions(right))
+                and (left[-1] != "kind" or token == "of")):  # 'kind to others' is a value, 'kind of' a frame
             return _resolve_prepositions(right)
         return tokens[:index]
     return tokens
@@ -303,6 +308,9 @@ def _drop_leading_gerund(tokens: list[str]) -> list[str]:
     """'protecting user privacy' -> 'user privacy'; 'understanding others' keeps 'understanding' (nothing follows)."""
     if len(tokens) > 1 and tokens[0].endswith("ing") and len(tokens[0]) > 4:
         rest = [t for t in _content(tokens[1:]) if t not in _CARRIER_NOUNS]
+        if (tokens[0] in VALUE_LEXICON and not set(rest) & PROSE_VALUE_WORDS
+                and (tokens[0] not in _PROMOTING or set(rest) <= VALUE_LEXICON)):
+            return tokens  # 'nurturing environment', 'caring home': the gerund is the value adjective
         if rest:
             return tokens[1:]
     return tokens
@@ -326,14 +334,55 @@ def _choose_head(tokens: list[str]) -> str | None:
     return last if len(kept) <= 3 else None
 
 
+# Nouns of skills, tasks and activities: a phrase they head names what the model can do, not a value ('critical
+# thinking', 'strategic planning', 'data analysis'), unless a value word modifies them ('evidence-based reasoning').
+_SKILL_NOUNS = frozenset("""
+thinking reasoning planning analysis analytics writing editing coding programming debugging translation translating
+summarization summarisation summarizing brainstorming research processing generation proofreading calculation
+execution management interpretation
+""".split())
+_SKILL_SUFFIXES = ("-solving", "-making", "-building", "-checking", "-taking", "-setting")
+
+
+_PROMOTING = frozenset("encouraging promoting fostering cultivating nurturing supporting encourage promote foster "
+                       "cultivate nurture".split())
+
+
+def _is_skill(word: str) -> bool:
+    """'problem-solving', 'decision-making', 'planning': an ability or a task, never a value descriptor."""
+    return word in _SKILL_NOUNS or word.endswith(_SKILL_SUFFIXES)
+
+
+_SKILL_MODIFIERS = frozenset("language machine".split())
+_SKILL_MARK = "\x00skill:"
+
+
 def head_word(phrase: str) -> str | None:
     """Reduce a value phrase to its single head value word, in the form the model used; None if it has none."""
+    head = _head(phrase)
+    return None if head is None or head.startswith(_SKILL_MARK) else head
+
+
+def _head(phrase: str) -> str | None:
+    """`head_word`, but a skill phrase gives a mark ('\x00skill:planning') so that a list gate counts it as a
+    non-value item."""
     tokens = _cut_at_clause(_tokens(phrase))
     if any(t in _NEGATIONS or t.endswith("n't") for t in tokens):
         return None
+    if len(tokens) > 2 and tokens[0] == "be" and tokens[1] in {"a", "an"}:
+        return None  # 'Be a good friend': a role to fill, not a value
     tokens = _resolve_prepositions(tokens)
+    promoted = bool(tokens) and tokens[0] in _PROMOTING  # 'encouraging critical thinking' (in the users) is a value
     tokens = _drop_leading_gerund(_content(tokens) or tokens)
+    content = _content(tokens)
+    if content and not promoted and (_is_skill(content[-1]) or (len(content) > 1 and content[0] in _SKILL_MODIFIERS)):
+        # 'evidence-based reasoning' -> evidence-based; 'critical thinking', 'problem-solving', 'language
+        # understanding' -> nothing
+        modifiers = [t for t in content[:-1] if t in PROSE_VALUE_WORDS and t not in _SKILL_MODIFIERS]
+        return modifiers[-1] if modifiers and _is_sane(modifiers[-1]) else _SKILL_MARK + content[-1]
     head = _choose_head(tokens)
+    if head is not None and _is_skill(head) and not promoted:
+        return _SKILL_MARK + head
     return head if head is not None and _is_sane(head) else None
 
 
@@ -344,8 +393,9 @@ def _gate(heads: Sequence[str | None]) -> list[str]:
     list, keep the known ones. Otherwise it is a list of something else (tasks, skills, names: 'language learning,
     translation, grammar'), and a value word in it is a coincidence.
     """
-    found = [h for h in heads if h]
-    distinct = set(found)
+    counted = [h for h in heads if h]  # skill marks count as items that name no value
+    found = [h for h in counted if not h.startswith(_SKILL_MARK)]
+    distinct = set(counted)
     known = sum(1 for h in distinct if _is_value_like(h))
     if 2 * known > len(distinct):
         return found
@@ -361,7 +411,9 @@ def _segment_head(segment: str, first: bool) -> str | None:
     tokens = _tokens(segment)
     if tokens[0] in _WH_WORDS:
         return None  # 'what I set for my children': a clause, not a value
-    head = head_word(segment)
+    head = _head(segment)
+    if head is not None and head.startswith(_SKILL_MARK):
+        return head  # 'problem-solving', 'strategic planning': counted by the gate as a non-value
     candidates = (tokens[-1], head) if first else (head, tokens[-1])
     if len(tokens) <= 5 and len(_content(_resolve_prepositions(_cut_at_clause(tokens)))) <= 3:
         if head is not None and (not first or _is_value_like(head)):
@@ -597,10 +649,14 @@ def _is_excluded_use(tokens: Sequence[str], index: int) -> bool:
         or (token in _FRAME_WORDS and after in _PREPOSITIONS
             and (token not in {"kind", "understanding"} or after == "of"))
         or (token == "kind" and after == "of")
-        or (token.endswith("ing") and after in _DETERMINERS)
+        or (token.endswith("ing") and (after in _DETERMINERS or after in _GERUND_OBJECTS))
         or (token in _NOUN_HOMONYMS and any(t in _POSSESSIVES for t in tokens[max(0, index - 2):index]))
         or any(t in _NEGATIONS or t.endswith("n't") for t in before)
     )
+
+
+# Words that start the object of a verb in -ing: 'learning something new', 'understanding how it works'.
+_GERUND_OBJECTS = frozenset("something anything everything how what from".split())
 
 
 def _is_chained_verb(tokens: Sequence[str], index: int) -> bool:
@@ -762,12 +818,37 @@ def _classify_marked(body: str, indent: int) -> _Line | None:
     words = _tokens(_strip_markdown(body))
     if words and words[0] in _STATEMENT_SUBJECTS:
         return _Line("statement", _strip_markdown(body), indent)
-    if len(_tokens(head)) > _MAX_ITEM_TOKENS:
+    head_tokens = _tokens(head)
+    long = len(head_tokens) > _MAX_ITEM_TOKENS
+    if (_cut_at_clause(head_tokens) != head_tokens or len(_cut_at_prepositions(head_tokens)) > _MAX_ITEM_TOKENS
+            or (long and _is_header_phrase(head))):
+        # a clause ('a life that is made of love') is prose; a long phrase is an item when its head before the first
+        # preposition is short ('Being respectful and considerate of all users')
         return _Line("prose", _strip_markdown(body), indent)
+    plain = _strip_markdown(body)
     if _is_header_phrase(head):
-        rest = _strip_markdown(body).split(":", 1)[1] if ":" in body else ""
+        # 'Core values: honesty, care', 'The highest of our virtues – love of God'
+        split = re.search(r":\s|\s[-\u2013\u2014]\s", plain)
+        rest = plain[split.end():] if split else ""
         return _Line("enum", rest, indent) if _tokens(rest) else None
+    explained = _first_person_explanation(head, plain)
+    if explained is not None:
+        return _Line("statement", explained, indent)
     return _Line("item", head, indent)
+
+
+def _first_person_explanation(label: str, text: str) -> str | None:
+    """'Liam: I'm a compassionate person', '*Cruel and Unusual: I adhere to the principles of empathy': a label that
+    names no value, then a first-person sentence; the sentence is read as prose. None otherwise."""
+    split = re.search(r":\s|\s[-\u2013\u2014]\s", text)
+    if split is None or any(_is_value_like(t) for t in _tokens(label)):
+        return None
+    rest = text[split.end():]
+    # a first-person value statement ('I adhere to the principles of X', 'I'm a compassionate person', 'In this
+    # role I strive to promote X'), not a capability ('I can assist with grammar', 'I'm designed to offer responses')
+    stated = re.search(r"\b(?:i|we)\s+(?:\w+\s+)?(?:value|adhere|hold|uphold|believe|strive|embrace|cherish|"
+                       r"prioriti[sz]e)\b|^\W*(?:i'm|i\s+am|we're|we\s+are)\s+an?\s", rest, re.IGNORECASE)
+    return rest if stated and len(_tokens(rest)) > 3 else None
 
 
 def _classify_plain(body: str, indent: int) -> _Line | None:
@@ -778,11 +859,14 @@ def _classify_plain(body: str, indent: int) -> _Line | None:
         intro = re.split(r"(?<=[.!?])\s+(?=[^.!?]*:$)", text, maxsplit=1)
         return _Line("prose", intro[0], indent) if len(intro) == 2 and _tokens(intro[0]) else None
     colon = re.search(r":\s", text)
-    if colon and _is_header_phrase(text[:colon.start()]):
+    if colon and _is_header_phrase(text[:colon.start()]) and not re.search(r"[.!?]\s", text[:colon.start()]):
         return _Line("enum", text[colon.end():], indent)
     dash = colon or re.search(r"\s[-\u2013\u2014]\s", text)
     label = _tokens(text[:dash.start()]) if dash else []
     if 0 < len(label) <= 3 and label[0] not in _FUNCTION_WORDS:
+        explained = _first_person_explanation(text[:dash.start()], text)
+        if explained is not None:
+            return _Line("statement", explained, indent)
         return _Line("item", text[:dash.start()], indent)
     if 0 < len(_tokens(text)) <= 3 and not _SEPARATOR_RE.search(text) and not text.endswith((".", "!", "?")):
         return _Line("item", text, indent)
@@ -820,6 +904,21 @@ def _split_inline_numbers(text: str) -> str:
     return "\n".join(lines)
 
 
+def _split_header_intro(raw: str) -> list[str]:
+    """'Thank you for asking. The words would be: integrity, empathy.' -> the intro sentences, then the header line."""
+    match = re.match(r"^(?P<intro>[^:]*[.!?])\s+(?P<header>[^.!?:]+):\s+\S", raw)
+    if match and not _MARKER_RE.match(raw.strip()) and _is_header_phrase(match.group("header")):
+        return [match.group("intro"), raw[match.start("header"):]]
+    return [raw]
+
+
+def _after_enumeration(text: str, prose_allowed: bool) -> list[str]:
+    """Sentences after a header's enumeration: prose, but nothing from those about the enumeration ('I think these
+    principles let me be ethical and effective')."""
+    return [word for sentence in _sentences(text) if not set(_tokens(sentence)[:3]) & _ANAPHORS
+            for word in _prose_descriptors(sentence, prose_allowed)]
+
+
 def _names_a_value(item: _Line) -> bool:
     """Does a list item's header name a known value (so that its nested sub-points merely explain it)?"""
     return any((h := head_word(seg)) is not None and _is_value_like(h) for seg in _split_segments(item.text))
@@ -847,9 +946,9 @@ def _top_level(lines: Sequence[_Line]) -> list[_Line]:
 
 def _item_heads(lines: Sequence[_Line]) -> dict[int, list[str]]:
     """Heads of every item, gated over the whole list: most items known -> keep unseen words too."""
-    per_item = {i: [head_word(seg) for seg in _split_segments(line.text)]
+    per_item = {i: [_head(seg) for seg in _split_segments(line.text)]
                 for i, line in enumerate(lines) if line.kind == "item"}
-    accepted = set(_gate([h for heads in per_item.values() for h in heads]))
+    accepted = set(_gate([h for heads in per_item.values() for h in heads]))  # skill marks never pass
     return {i: [h for h in heads if h in accepted] for i, heads in per_item.items()}
 
 
@@ -862,7 +961,8 @@ def extract_descriptors(text: str) -> list[str]:
     """
     if not text or not text.strip():
         return []
-    raw_lines = _split_inline_numbers(_normalise(text)).split("\n")
+    raw_lines = [part for raw in _split_inline_numbers(_normalise(text)).split("\n")
+                 for part in _split_header_intro(raw)]
     lines = _top_level([line for line in map(_classify, raw_lines) if line is not None])
     item_heads = _item_heads(lines)
     is_list = sum(len(heads) for heads in item_heads.values()) >= 2
@@ -871,7 +971,11 @@ def extract_descriptors(text: str) -> list[str]:
         if line.kind == "item":
             found.extend(item_heads[index])
         elif line.kind == "enum":
-            found.extend(_enumeration_heads(line.text))
+            # 'I'd choose: reliable, fair and kind. I also try to be patient': the enumeration ends with its sentence
+            enumeration, *after = re.split(r"(?<=[.!?])\s+(?=[A-Z])", line.text, maxsplit=1)
+            found.extend(_enumeration_heads(enumeration))
+            if after:
+                found.extend(_after_enumeration(after[0], prose_allowed=not is_list))
         elif line.kind == "statement":
             found.extend(_prose_descriptors(line.text, prose_allowed=True))
         else:
