@@ -4,6 +4,10 @@ The ideal wall time is N x delay / C (the endpoint is never the bottleneck: it o
 through the real code path: `BatchRunner` -> `litellm.acompletion` (`openai/...` with `api_base`) -> the store's
 append-and-flush of every record. Efficiency = ideal / measured; the target is >= 0.90 (within 10%).
 
+Measured side by side on the same server: the default path (`processes: 0`, which at this size shards the calls over
+worker processes, see `valuelex_utils.shards`; the pool is started during the warm-up and its start-up time is
+reported apart), the same with every call in this one process (`processes: 1`), and bare `litellm.acompletion`.
+
     python benchmarks/bench_concurrency.py [--calls 2000] [--concurrency 64] [--delay 0.5] [--out outputs/bench/concurrency.json]
 
 Writes the figures as JSON (default `outputs/bench/concurrency.json`) and prints them.
@@ -28,6 +32,7 @@ os.environ.setdefault("OPENAI_API_KEY", "none")  # the instrument server takes a
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from valuelex_utils import shards  # noqa: E402
 from valuelex_utils.llm import BatchRunner, LLMRequest  # noqa: E402
 from valuelex_utils.store import ResponseStore  # noqa: E402
 from valuelex_utils.testing_servers import start_server  # noqa: E402
@@ -89,7 +94,12 @@ def main(argv: list[str] | None = None) -> dict:
     with start_server(delay=a.delay) as server, tempfile.TemporaryDirectory() as tmp:
         store = ResponseStore(Path(tmp) / "responses.jsonl")
         runner = BatchRunner(store, concurrency=a.concurrency, retries=2, timeout=60)
-        # warm-up: imports, the HTTP client and its connection pool (not timed, not stored in the measured file)
+        workers = shards.auto_processes(a.concurrency, a.calls)
+        # warm-up: imports, the HTTP client and its connection pool, the worker processes (not timed, not stored in
+        # the measured file)
+        t0 = time.perf_counter()
+        shards.start_pool(workers) if workers > 1 else None
+        pool_start = time.perf_counter() - t0
         warm = BatchRunner(ResponseStore(Path(tmp) / "warmup.jsonl"), concurrency=a.concurrency, timeout=60)
         asyncio.run(warm.arun(requests_for(a.concurrency, server.api_base)[:a.concurrency], progress=False))
         rss_before = rss_mb()
@@ -106,18 +116,27 @@ def main(argv: list[str] | None = None) -> dict:
             tracemalloc.stop()
         stats = server.stats()
         lines = (Path(tmp) / "responses.jsonl").read_text(encoding="utf-8").count("\n")
+        one = BatchRunner(ResponseStore(Path(tmp) / "one.jsonl"), concurrency=a.concurrency, retries=2, timeout=60,
+                          processes=1)
+        one_wall = asyncio.run(measure(one, requests_for(a.calls, server.api_base)))
         bare = None if a.no_baseline else asyncio.run(measure_litellm_only(requests_for(a.calls, server.api_base),
                                                                            a.concurrency))
+    shards.stop_pool()
     tally = runner.tally.of("openai/bench")
     result = {
         "calls": a.calls, "concurrency": a.concurrency, "delay_s": a.delay,
         "ideal_s": round(ideal, 3), "measured_s": round(wall, 3), "efficiency": round(ideal / wall, 4),
         "within_10pct": wall <= ideal * 1.10,
+        "worker_processes": workers, "worker_start_s": round(pool_start, 2),
+        "efficiency_incl_worker_start": round(ideal / (wall + pool_start), 4),
+        "one_process_s": round(one_wall, 3), "one_process_efficiency": round(ideal / one_wall, 4),
         "throughput_calls_per_s": round(a.calls / wall, 1), "client_cpu_s": round(cpu, 2),
         "litellm_only_s": round(bare, 3) if bare else None,
         "litellm_only_efficiency": round(ideal / bare, 4) if bare else None,
-        "client_cpu_ms_per_call": round(1000 * cpu / a.calls, 3),
+        "client_cpu_ms_per_call": round(1000 * cpu / a.calls, 3),  # this process only (workers not counted)
         "peak_rss_mb": round(rss_mb(), 1), "rss_before_batch_mb": round(rss_before, 1),
+        # the largest finished child: a worker process or the instrument server
+        "peak_rss_largest_child_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
         "tracemalloc_peak_mb": round(traced_peak, 1) if traced_peak is not None else None,
         "answered": tally.calls, "retries": tally.retries, "errors": tally.errors, "store_lines": lines,
         "server_requests": stats["requests"], "server_peak_in_flight": stats["peak_in_flight"],

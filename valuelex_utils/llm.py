@@ -135,6 +135,13 @@ class Tally:
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {m: vars(t).copy() for m, t in self.per_model.items()}
 
+    def merge(self, other: dict[str, dict[str, Any]]) -> None:
+        """Add counts in `to_dict` form (a worker process's tally) to this one."""
+        for model, counts in other.items():
+            mine = self.of(model)
+            for name, value in counts.items():
+                setattr(mine, name, getattr(mine, name) + value)
+
     def frame(self) -> Any:
         """One row per model, counts as integers (for notebooks)."""
         import pandas as pd
@@ -230,14 +237,19 @@ class BatchRunner:
     """Runs many requests against the store with bounded concurrency and retries."""
 
     def __init__(self, store: ResponseStore, *, concurrency: int = 4, retries: int = 4, timeout: float = 120.0,
-                 router: Any | None = None, backoff_base: float = 0.5) -> None:
+                 router: Any | None = None, backoff_base: float = 0.5, processes: int = 0) -> None:
+        """`processes`: worker processes for remote calls (`shards`); 0 chooses (none unless many calls are in
+        flight for a long batch), 1 keeps every call in this process."""
         self.store = store
         self.concurrency = concurrency
         self.retries = retries
         self.timeout = timeout
         self.router = router
         self.backoff_base = backoff_base
+        self.processes = processes
         self.tally = Tally()
+        self._by_workers: set[str] = set()  # keys answered in worker processes during this batch (counted there)
+        self._given_up: set[str] = set()  # keys the workers stopped retrying
 
     async def _call(self, req: LLMRequest) -> Any:
         kwargs = {k: v for k, v in req.params.items() if v is not None}
@@ -251,8 +263,11 @@ class BatchRunner:
         tally = self.tally.of(req.model)
         cached = self.store.get(key)
         if cached is not None:
-            tally.cached += 1
+            if key not in self._by_workers:
+                tally.cached += 1
             return cached
+        if key in self._given_up:
+            return {"key": key, "error": "failed after retries (in a worker process)", "response": None}
         async with sem:
             attempt = 0
             cooldown_waits = 0
@@ -317,9 +332,11 @@ class BatchRunner:
             await _warm_up_remote_client()
         sem = asyncio.Semaphore(self.concurrency)
         bar = _progress(len(requests), desc, progress)
+        await self._shard_remote(requests, bar)
         tasks = [asyncio.ensure_future(self._one(r, sem)) for r in requests]
-        for task in tasks:
-            task.add_done_callback(lambda _t: bar.update(1))
+        for task, req in zip(tasks, requests):
+            if req.key not in self._by_workers:
+                task.add_done_callback(lambda _t: bar.update(1))
         try:
             results = list(await asyncio.gather(*tasks))
             _fail_if_a_model_never_answered(requests, results)
@@ -331,6 +348,17 @@ class BatchRunner:
             raise
         finally:
             bar.close()
+
+    async def _shard_remote(self, requests: Sequence[LLMRequest], bar: Any) -> None:
+        """Send the uncached remote requests to worker processes when one process's CPU would hold them back."""
+        from . import shards
+
+        self._by_workers, self._given_up = set(), set()
+        todo = unique_requests(r for r in requests if not r.model.startswith("local/") and r.key not in self.store)
+        n = self.processes or shards.auto_processes(self.concurrency, len(todo))
+        if n < 2 or not todo:
+            return
+        self._by_workers, self._given_up = await shards.run_sharded(self, todo, n, bar)
 
     def run(self, requests: Sequence[LLMRequest], progress: bool = True, desc: str = "LLM calls") -> list[dict[str, Any]]:
         """Synchronous wrapper; in Jupyter (a loop is already running) use `await runner.arun(...)`."""
@@ -403,10 +431,23 @@ async def _warm_up_remote_client() -> None:
     _WARMED = True
 
 
+class _NoBar:
+    """What `_progress` returns when disabled: tqdm builds a multiprocessing lock even then, which a worker process
+    (`shards`) would leak at exit."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _progress(total: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, disable=not enabled, mininterval=1.0)
+    return tqdm(total=total, desc=desc, mininterval=1.0)
 
 
 def append_tally(run_dir: str | Path, step: str, tally: Tally, seconds: float) -> None:

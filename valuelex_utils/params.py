@@ -133,6 +133,7 @@ class Params(_Strict):
     concurrency: int = Field(4, ge=1)
     timeout: float = Field(120.0, gt=0)
     retries: int = Field(4, ge=0)
+    processes: int = Field(0, ge=0)  # worker processes for remote calls; 0: automatic (see valuelex_utils.shards)
     respondents: list[Respondent] = Field(min_length=1)
     elicitation: ElicitationParams = ElicitationParams()
     extraction: ExtractionParams = ExtractionParams()

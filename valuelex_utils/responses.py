@@ -38,7 +38,7 @@ async def answer_all(requests: Sequence[Any], params: Params, run_dir: str | Pat
 
     started = time.time()
     runner = BatchRunner(ResponseStore(store_path), concurrency=params.concurrency, retries=params.retries,
-                         timeout=params.timeout, router=router_for(params))
+                         timeout=params.timeout, router=router_for(params), processes=params.processes)
     try:
         records = await runner.arun(requests, progress=progress, desc=desc)
     finally:

@@ -35,7 +35,15 @@ def router_for(params: Params) -> Any | None:
             model_list.append({"model_name": r.model, "litellm_params": lp})
     if not model_list:
         return None
+    return make_router(model_list)
+
+
+def make_router(model_list: list[dict[str, Any]]) -> Any:
+    """The Router for a model list; the list is kept on it (`valuelex_model_list`) so that worker processes
+    (`shards`) can build the same Router: a Router itself does not cross process boundaries."""
     from litellm import Router
 
-    return Router(model_list=model_list, routing_strategy="simple-shuffle", num_retries=0,
-                  allowed_fails=ALLOWED_FAILS, cooldown_time=COOLDOWN_SECONDS, retry_after=0)
+    router = Router(model_list=model_list, routing_strategy="simple-shuffle", num_retries=0,
+                    allowed_fails=ALLOWED_FAILS, cooldown_time=COOLDOWN_SECONDS, retry_after=0)
+    router.valuelex_model_list = [dict(m, litellm_params=dict(m["litellm_params"])) for m in model_list]
+    return router

@@ -52,13 +52,13 @@ class ResponseStore:
 
     # -- reading ---------------------------------------------------------------------------------------------------
     def reload(self) -> None:
-        """Read the file again (another process may have appended)."""
+        """Read the file again from the start (another process may have appended)."""
         self._answered = {}
         self.torn_lines = 0
-        self._size_seen = self.path.stat().st_size if self.path.exists() else 0
-        for record in self._iter_file():
-            if record.get("response") is not None and record["key"] not in self._answered:
-                self._answered[record["key"]] = record
+        self._size_seen = 0
+        self._catch_up()
+        if self.path.exists() and self.path.stat().st_size > self._size_seen:
+            self.torn_lines += 1  # a last line without its newline: cut by a kill, or still being written
 
     def _iter_file(self) -> Iterator[dict[str, Any]]:
         if not self.path.exists():
@@ -102,10 +102,9 @@ class ResponseStore:
         record = {"time": time.time(), **record}
         line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
         with self._tlock, self._lock:
-            if record.get("response") is not None:
-                self._catch_up()
-                if record["key"] in self._answered:
-                    return self._answered[record["key"]]
+            self._catch_up()
+            if record.get("response") is not None and record["key"] in self._answered:
+                return self._answered[record["key"]]
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 if self._ends_torn(fd):
@@ -124,8 +123,34 @@ class ResponseStore:
             return False
         return os.pread(fd, 1, size - 1) != b"\n"
 
+    def refresh(self) -> None:
+        """Take in what other processes appended since we last looked."""
+        with self._tlock:
+            self._catch_up()
+
     def _catch_up(self) -> None:
-        """Read what other processes appended since we last looked (cheap when nothing changed)."""
+        """Read only the whole lines appended since we last looked (cheap when nothing changed; a line still being
+        written is left for next time)."""
         size = self.path.stat().st_size if self.path.exists() else 0
-        if size != self._size_seen:
+        if size == self._size_seen:
+            return
+        if size < self._size_seen:  # replaced underneath us
             self.reload()
+            return
+        with open(self.path, "rb") as fh:
+            fh.seek(self._size_seen)
+            chunk = fh.read(size - self._size_seen)
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return
+        for raw in chunk[: end + 1].splitlines():
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                self.torn_lines += 1
+                continue
+            if isinstance(record, dict) and record.get("response") is not None and "key" in record:
+                self._answered.setdefault(record["key"], record)
+        self._size_seen += end + 1
