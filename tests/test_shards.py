@@ -4,9 +4,16 @@ the model, and a cancelled batch stops its workers."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from valuelex_utils import shards
@@ -114,3 +121,47 @@ def test_a_cancelled_batch_stops_its_workers(tmp_path):
         asyncio.run(asyncio.sleep(1.5))
         assert server.stats()["requests"] == stopped_at  # nobody is still calling behind the user's back
     assert 0 < len(answered(tmp_path / "r.jsonl")) < 200
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from valuelex_utils.llm import BatchRunner, LLMRequest
+from valuelex_utils.store import ResponseStore
+base, path = sys.argv[1], sys.argv[2]
+reqs = [LLMRequest(model="openai/shard", messages=[{"role": "user", "content": f"Name a value ({i})."}],
+                   params={"temperature": 0.7, "max_tokens": 8, "seed": i}, deployment={"api_base": base})
+        for i in range(400)]
+if __name__ == "__main__":
+    BatchRunner(ResponseStore(path), concurrency=8, timeout=10, processes=2).run(reqs, progress=False)
+"""
+
+
+def test_killing_the_parent_kills_its_workers_and_a_rerun_completes_the_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    script = tmp_path / "child.py"
+    script.write_text(CHILD, encoding="utf-8")
+    path = tmp_path / "r.jsonl"
+    with start_server(delay=0.05, jitter=0.05) as server:
+        proc = subprocess.Popen([sys.executable, str(script), server.api_base, str(path)],
+                                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        deadline = time.time() + 120
+        while time.time() < deadline and len(answered(path)) < 60:
+            time.sleep(0.1)
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        os.kill(proc.pid, signal.SIGKILL)  # the parent only: its workers must not outlive it
+        proc.wait(30)
+        gone, alive = psutil.wait_procs(workers, timeout=20)
+        assert len(workers) >= 2 and not alive
+        first = answered(path)
+        assert 60 <= len(first) < 400
+        runner = BatchRunner(ResponseStore(path), concurrency=8, timeout=10, processes=2)
+        spec = importlib.util.spec_from_file_location("child", script)
+        mod = importlib.util.module_from_spec(spec)
+        monkeypatch.setattr(sys, "argv", ["child", server.api_base, str(path)])
+        spec.loader.exec_module(mod)
+        runner.run(mod.reqs, progress=False)
+    keys = answered(path)
+    assert len(keys) == len(set(keys)) == 400
+    assert runner.tally.of("openai/shard").cached == len(set(first))
+    assert all(json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip())
