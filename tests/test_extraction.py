@@ -126,7 +126,8 @@ CASES: list[tuple[str, str, list[str]]] = [
     ("object_of_a_value_verb_in_prose_is_kept", "In every conversation I try to foster curiosity.", ["curiosity"]),
     ("framed_value_word_in_prose_is_kept", "Above all I keep in mind the importance of humility.", ["humility"]),
     ("clause_after_a_triggered_enumeration_is_scanned",
-     "I am committed to fairness, which lets me give balanced and candid answers.", ["fairness", "candid"]),
+     "I am committed to fairness, which lets me give balanced and candid answers.",
+     ["fairness", "balanced", "candid"]),
     ("clear_and_concise_in_prose", "I write in a clear and concise manner.", ["clear", "concise"]),
     ("it_is_clear_is_not_a_value", "It is clear that the weather will change tomorrow.", []),
     ("verb_uses_are_not_values", "I will help you find the answer, and I can support you with that.", []),
@@ -190,6 +191,32 @@ CASES: list[tuple[str, str, list[str]]] = [
     ("list_only_modifier_does_not_head_a_phrase", "Positive numbers: 1, 2, 3", []),
     ("explanation_after_an_enumeration_is_not_listed",
      "Clarity and precision, with a focus on using concise wording.", ["clarity", "precision"]),
+    # --- generic rules found on tests/data/extraction_real_test3.jsonl and the dev/test2 errors, in other words
+    ("enumeration_after_a_name_label", "Nova: Honesty, Patience, Candor, Humility",
+     ["honesty", "patience", "candor", "humility"]),
+    ("name_label_then_committed_statement",
+     "Ava: In all my work, I am committed to the pursuit of truth, mercy and justice.",
+     ["truth", "mercy", "justice"]),
+    ("dash_after_a_header_phrase_introduces_an_enumeration", "Guiding values \u2014 candor; diligence; humility.",
+     ["candor", "diligence", "humility"]),
+    ("group_headings_with_a_preposition_are_not_values",
+     "1. For learners:\n   - Patience\n   - Clarity\n2. For knowledge:\n   - Rigor\n   - Curiosity",
+     ["patience", "clarity", "rigor", "curiosity"]),
+    ("capabilities_in_a_value_list_are_not_values",
+     "1. Code completion\n2. Honesty\n3. Multilingual support\n4. Fairness",
+     ["honesty", "fairness"]),
+    ("self_description_before_a_trigger_counts", "As a careful assistant, I value clarity and rigor.",
+     ["careful", "clarity", "rigor"]),
+    ("power_of_a_non_value_is_nothing", "- The power of the mind\n- The power of the crowd", []),
+    ("gerund_with_a_possessive_object_is_a_verb", "I believe in empowering my colleagues to grow.", []),
+    ("my_responsibility_to_is_an_idiom", "It is my responsibility to check the numbers every week.", []),
+    ("capable_of_doing_is_not_a_value", "I am capable of writing essays and poems.", []),
+    ("gerund_coordinated_with_a_verb_is_a_verb", "I help people by reading and understanding long reports.", []),
+    ("person_who_believes_in_is_a_trigger", "I am a person who believes in kindness above all.", ["kindness"]),
+    ("speaker_value_statement_after_a_list_counts", "- Candor\n- Rigor\n\nBeyond these, I care about fairness.",
+     ["candor", "rigor", "fairness"]),
+    ("character_nouns_after_i_am", "I'm an optimist and a giver.", ["optimist", "giver"]),
+    ("vague_evaluation_is_not_a_value", "I give accurate and effective answers.", ["accurate"]),
 ]
 
 
@@ -388,8 +415,9 @@ def test_micro_f1_on_real_small_model_answers_stays_above_its_measured_floor():
     micro-F1 0.845 (P 0.80, R 0.90); after the rules tuned on tests/data/extraction_real_dev.jsonl, measured once
     without tuning on these: 0.865 (P 0.83, R 0.90); after the rules learnt from the dev set and test2 (skills are not
     values, labelled first-person statements, header sentences), still not tuned on these: 0.887 (P 0.87, R 0.91),
-    below the 0.90 the project aims at (some of its labels disagree with tests/data/EXTRACTION_LABELS.md). The floor
-    guards against regressions."""
+    below the 0.90 the project aims at (some of its labels disagree with tests/data/EXTRACTION_LABELS.md); after the
+    rules learnt from test3 (and dev, test2), measured once at the end, still not tuned on these: 0.890 (P 0.87,
+    R 0.91). The floor guards against regressions."""
     import json
     from pathlib import Path
 
@@ -401,7 +429,7 @@ def test_micro_f1_on_real_small_model_answers_stays_above_its_measured_floor():
         tp, fp, fn = tp + len(pred & gold), fp + len(pred - gold), fn + len(gold - pred)
     f1 = 2 * tp / (2 * tp + fp + fn)
     print(f"real small-model answers: micro-F1 {f1:.3f} over {len(rows)} answers")
-    assert len(rows) == 61 and f1 >= 0.87
+    assert len(rows) == 61 and f1 >= 0.88
 
 
 def test_micro_f1_on_real_dev_answers_stays_above_its_measured_floor(capsys: pytest.CaptureFixture[str]) -> None:
@@ -409,14 +437,15 @@ def test_micro_f1_on_real_dev_answers_stays_above_its_measured_floor(capsys: pyt
     answers from outputs/default*/responses.jsonl (none among the 61 above) plus 30 answers written in the style of
     large chat models, all labelled blind before the extractor was run on them. Before the rules were tuned on them:
     micro-F1 0.874 (P 0.869, R 0.880); after: 0.942 (P 0.933, R 0.951); after the rules learnt from test2 as well:
-    0.945 (P 0.936, R 0.954). A dev set, so the figure is optimistic; the floor guards against regressions."""
+    0.945 (P 0.936, R 0.954); after the rules learnt from test3: 0.952 (P 0.948, R 0.957). A dev set, so the figure is
+    optimistic; the floor guards against regressions."""
     records = [json.loads(line) for line in
                (Path(__file__).parent / "data" / "extraction_real_dev.jsonl").read_text(encoding="utf-8").splitlines()
                if line.strip()]
     precision, recall, f1 = micro_f1([(extract_descriptors(r["text"]), r["gold"]) for r in records])
     with capsys.disabled():
         print(f"\nextraction real dev: n={len(records)} P={precision:.3f} R={recall:.3f} micro-F1={f1:.3f}")
-    assert len(records) == 134 and f1 >= 0.93
+    assert len(records) == 134 and f1 >= 0.94
 
 
 def test_micro_f1_on_real_test2_answers_stays_above_its_measured_floor(capsys: pytest.CaptureFixture[str]) -> None:
@@ -425,11 +454,31 @@ def test_micro_f1_on_real_test2_answers_stays_above_its_measured_floor(capsys: p
     answers written in the styles of large chat models; all labelled by tests/data/EXTRACTION_LABELS.md before the
     extractor was run on them. First (blind) measurement: micro-F1 0.838 (P 0.855, R 0.822; real answers 0.763,
     written large-model answers 0.935). Rules were then learnt from its errors and the dev set's, so the figure after,
-    0.902 (P 0.873, R 0.932), is no longer blind; the floor guards against regressions."""
+    0.902 (P 0.873, R 0.932), is no longer blind; after the rules learnt from test3: 0.921 (P 0.899, R 0.945). The floor
+    guards against regressions."""
     records = [json.loads(line) for line in
                (Path(__file__).parent / "data" / "extraction_real_test2.jsonl").read_text(encoding="utf-8").splitlines()
                if line.strip()]
     precision, recall, f1 = micro_f1([(extract_descriptors(r["text"]), r["gold"]) for r in records])
     with capsys.disabled():
         print(f"\nextraction real test2: n={len(records)} P={precision:.3f} R={recall:.3f} micro-F1={f1:.3f}")
-    assert len(records) == 93 and f1 >= 0.88
+    assert len(records) == 93 and f1 >= 0.91
+
+
+def test_micro_f1_on_real_test3_answers_stays_above_its_measured_floor(capsys: pytest.CaptureFixture[str]) -> None:
+    """80 answers (tests/data/extraction_real_test3.jsonl): 30 real SmolLM2-135M-Instruct and 30 real Gemma 3 270M
+    answers from outputs/default*/responses.jsonl in none of the sets above (deduplicated by text and by their first 60
+    characters; two per prompt and model), plus 20 answers written in large-model styles unlike test2's (Gemini '###'
+    headers, Mistral terse lists, Llama 'As a helpful assistant, I value' prose, numbered lists with sub-bullets,
+    capabilities mixed with values); all labelled by tests/data/EXTRACTION_LABELS.md before the extractor was run.
+    First (blind) measurement: micro-F1 0.800 (P 0.833, R 0.769; real 0.710 - SmolLM2 0.793, Gemma 0.528 - written
+    0.884); two written labels were then found to break the guide ('Respect for autonomy' -> respect, as in dev and
+    test2) and corrected, which makes the blind figure 0.811 (written 0.906). Rules were then learnt from its errors,
+    so the figure after, 0.917 (P 0.927, R 0.907; real 0.851, written 0.978), is no longer blind."""
+    records = [json.loads(line) for line in
+               (Path(__file__).parent / "data" / "extraction_real_test3.jsonl").read_text(encoding="utf-8").splitlines()
+               if line.strip()]
+    precision, recall, f1 = micro_f1([(extract_descriptors(r["text"]), r["gold"]) for r in records])
+    with capsys.disabled():
+        print(f"\nextraction real test3: n={len(records)} P={precision:.3f} R={recall:.3f} micro-F1={f1:.3f}")
+    assert len(records) == 80 and f1 >= 0.90

@@ -23,6 +23,14 @@ descriptors with f, "a combination of rule-matching and GPT-4's judgment" (Eq. 1
    translation") are not values and count against a list's gate, unless promoted ("encouraging critical thinking");
    a label that names no value followed by a first-person value statement ("Liam: I'm a compassionate person") is
    read as prose; intro sentences before a "...words would be:" header and sentences after its enumeration are prose.
+   Rules found on tests/data/extraction_real_test3.jsonl (and the dev/test2 errors): a name label before a bare
+   enumeration ("Lumina: Integrity, Fairness, Respect") and "Core principles \u2014 a; b" introduce the enumeration;
+   "I am committed to" after a label is a statement; group headings with a preposition ("Toward users:") are not
+   values; capabilities ("code completion", "multilingual support") are skills; prose before a trigger is scanned
+   ("As a helpful assistant, I value..."); "I am a person who believes in X" is a trigger; around a list, the
+   speaker's own triggered statement ("I care about fairness") counts; "the power/value of" needs a value object;
+   a gerund with a determiner or coordinated with a verb in -ing is a verb ("empowering my team", "creating and
+   understanding"); "capable of doing" and "it is my responsibility to" are not values.
 2. `llm_filter` - the optional judgment: an LLM keeps only the words that name a value.
 
 Normalisation policy (the paper's gold descriptors, appendix A.3, mix nouns and adjectives: 'accuracy', 'unbiased',
@@ -159,7 +167,8 @@ space atmosphere suggestions suggestion feedback insights
 # "X of/to/for Y" where X only frames the value Y ("commitment to accuracy", "a sense of humor").
 _FRAME_WORDS = frozenset("""
 commitment committed dedication dedicated adherence devotion devoted focus emphasis pursuit protection promotion
-sense spirit understanding principle principles value values set bit lot kind culture importance priority
+sense spirit understanding principle principles virtue virtues ideal ideals value values set bit lot kind culture
+importance priority
 prioritization desire quest search standard standards level degree advocacy champion preservation maintenance
 combination mix array range blend upholding respecting fostering ensuring promoting protecting maintaining
 providing striving strive embracing valuing power cause life feeling avoidance prevention reduction minimization
@@ -205,7 +214,8 @@ def is_value_word(word: str) -> bool:
 def _is_value_like(word: str) -> bool:
     """A known value word, or an abstract-quality noun by its suffix: evidence that a list is a list of values."""
     return word in VALUE_LEXICON or (
-        word not in _NEVER_WORDS and len(word) > 5 and (word.endswith(_VALUE_SUFFIXES) or word.startswith("self-"))
+        word not in _NEVER_WORDS and len(word) > 5
+        and (word.endswith(_VALUE_SUFFIXES) or (word.startswith("self-") and len(word) >= 8))
     )
 
 
@@ -282,15 +292,26 @@ def _content(tokens: Sequence[str]) -> list[str]:
     return [t for t in tokens if t not in _FUNCTION_WORDS and t not in _STOP_WORDS]
 
 
+# Frames that name a value only through their object: 'the power of love' -> love, 'the power of the mind' -> nothing.
+_VALUE_OBJECT_FRAMES = frozenset("power value values".split())
+
+
 def _resolve_prepositions(tokens: list[str]) -> list[str]:
-    """'respect for users' -> [respect]; 'commitment to accuracy' -> [accuracy] (the frame word gives way)."""
+    """'respect for users' -> [respect]; 'commitment to accuracy' -> [accuracy] (the frame word gives way).
+    A frame with nothing after it ('a desire for more') or a power/value frame on a non-value ('the power of the
+    mind') gives nothing."""
     for index, token in enumerate(tokens):
         if token not in _PREPOSITIONS or index == 0:
             continue
         left = [t for t in tokens[:index] if t not in _FUNCTION_WORDS]
         right = tokens[index + 1:]
-        if (left and left[-1] in _FRAME_WORDS and _content(_cut_at_prepositions(right))
-                and (left[-1] != "kind" or token == "of")):  # 'kind to others' is a value, 'kind of' a frame
+        if left and left[-1] in _FRAME_WORDS and (left[-1] != "kind" or token == "of"):
+            # 'kind to others' is a value, 'kind of' a frame
+            content = _content(_cut_at_prepositions(right))
+            if not content:  # 'understanding towards others' keeps the value word, 'a desire for more' gives nothing
+                return tokens[:index] if left[-1] in VALUE_LEXICON and left[-1] not in _VALUE_OBJECT_FRAMES else []
+            if left[-1] in _VALUE_OBJECT_FRAMES and not set(content) & VALUE_LEXICON:
+                return []
             return _resolve_prepositions(right)
         return tokens[:index]
     return tokens
@@ -354,6 +375,8 @@ def _is_skill(word: str) -> bool:
 
 
 _SKILL_MODIFIERS = frozenset("language machine".split())
+# Modifiers of capabilities: 'code completion', 'multilingual support' (but 'multilingual accessibility' is a value).
+_CAPABILITY_MODIFIERS = frozenset("code multilingual".split())
 _SKILL_MARK = "\x00skill:"
 
 
@@ -372,10 +395,16 @@ def _head(phrase: str) -> str | None:
     if len(tokens) > 2 and tokens[0] == "be" and tokens[1] in {"a", "an"}:
         return None  # 'Be a good friend': a role to fill, not a value
     tokens = _resolve_prepositions(tokens)
+    if len(tokens) > 1 and tokens[0].endswith("ing") and tokens[1] in _DETERMINERS:
+        tokens = tokens[1:]  # 'empowering my team': a verb and its object
     promoted = bool(tokens) and tokens[0] in _PROMOTING  # 'encouraging critical thinking' (in the users) is a value
+    words = [t for t in tokens if t not in _FUNCTION_WORDS]  # 'language' is a stop word, but it marks a skill
     tokens = _drop_leading_gerund(_content(tokens) or tokens)
     content = _content(tokens)
-    if content and not promoted and (_is_skill(content[-1]) or (len(content) > 1 and content[0] in _SKILL_MODIFIERS)):
+    if (len(content) > 1 and not promoted and content[0] in _CAPABILITY_MODIFIERS
+            and content[-1] not in PROSE_VALUE_WORDS):
+        return _SKILL_MARK + content[-1]
+    if content and not promoted and (_is_skill(content[-1]) or (len(words) > 1 and words[0] in _SKILL_MODIFIERS)):
         # 'evidence-based reasoning' -> evidence-based; 'critical thinking', 'problem-solving', 'language
         # understanding' -> nothing
         modifiers = [t for t in content[:-1] if t in PROSE_VALUE_WORDS and t not in _SKILL_MODIFIERS]
@@ -474,6 +503,8 @@ _FORWARD_TRIGGERS = re.compile(
     r"\b(?:i|we)\s+(?:(?:also|always|truly|really|deeply|highly|strongly|most)\s+)*"
     r"(?:value|prioriti[sz]e|cherish|treasure|embrace|uphold|champion|espouse|emphasi[sz]e|prize|believe\s+in|"
     r"stand\s+for|care\s+(?:deeply\s+)?about|strive\s+(?:for|towards?)|aim\s+for|hold\s+dear)\b"
+    r"|\b(?:i|we)\s+(?:also\s+)?(?:place|put)\s+(?:(?:a\s+lot\s+of|great|much|high|special)\s+)?"
+    r"(?:weight|emphasis|value|importance)\s+on\b"
     r"|\b(?:committed|dedicated|devoted)\s+to\b"
     r"|\b(?:rooted|grounded|anchored|centered|centred|founded|based|built)\s+(?:in|on|upon|around)\b"
     r"|\b(?:guided|driven|shaped|informed|defined|characteri[sz]ed|underpinned)\s+by\b"
@@ -551,6 +582,8 @@ _TECHNICAL_RE = re.compile(
 _IDIOM_RE = re.compile(
     r"(?:^|[,;]\s*)to\s+be\s+(?:honest|fair|frank|clear|sure|safe)\s*,|\bto\s+be\s+(?:honest|frank|clear)\s*:"
     r"|\b(?:fair|true)\s+enough\b|\bof\s+course\b"
+    r"|\bit\s+(?:is|was|to\s+be)\s+(?:my|our)\s+(?:responsibility|duty|job)\b"
+    r"|\bit's\s+(?:my|our)\s+(?:responsibility|duty)\b"
     r"|\b(?:it\s+is|it's|make\s+it|made\s+it|is\s+not)\s+clear\b|\bclear\s+(?:that|whether|if)\b",
     re.IGNORECASE,
 )
@@ -560,8 +593,9 @@ _SCAN_TOKEN_RE = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*|[,;&]")
 _COORDINATORS = frozenset({",", ";", "&", "and", "or", "as", "well", "nor"})
 _FILLERS = frozenset("a an the my our your their its this that very really truly always also more most highly deeply "
                      "so too quite fully genuinely extremely greater great high highest utmost intellectual moral "
-                     "social mutual human emotional basic".split())
-_COPULAS = frozenset("be am is are was were being been remain remains stay stays become becomes feel seem".split())
+                     "social mutual human emotional basic both".split())
+_COPULAS = frozenset("be am is are was were being been remain remains stay stays become becomes feel seem i'm we're"
+                     .split())
 _VALUE_VERBS = frozenset("""
 promote promotes promoting foster fosters fostering ensure ensures ensuring embody embodies embodying emphasize
 emphasizes emphasise emphasises demonstrate demonstrates show shows showing practice practise cultivate cultivates
@@ -599,7 +633,7 @@ def _is_coordinated(tokens: Sequence[str], index: int) -> bool:
         if joint not in _COORDINATORS:
             continue
         other, _ = _neighbour(tokens, at - step, step, lambda t: t in _COORDINATORS or _is_filler(t))
-        if other and _is_value_like(other):
+        if other and (_is_value_like(other) or other in _NEVER_WORDS):  # 'accurate and effective services'
             return True
     return False
 
@@ -650,6 +684,8 @@ def _is_excluded_use(tokens: Sequence[str], index: int) -> bool:
             and (token not in {"kind", "understanding"} or after == "of"))
         or (token == "kind" and after == "of")
         or (token.endswith("ing") and (after in _DETERMINERS or after in _GERUND_OBJECTS))
+        or (after == "of" and index + 2 < len(tokens) and tokens[index + 2].endswith("ing"))  # 'capable of offering'
+        or _is_coordinated_verb(tokens, index)
         or (token in _NOUN_HOMONYMS and any(t in _POSSESSIVES for t in tokens[max(0, index - 2):index]))
         or any(t in _NEGATIONS or t.endswith("n't") for t in before)
     )
@@ -657,6 +693,20 @@ def _is_excluded_use(tokens: Sequence[str], index: int) -> bool:
 
 # Words that start the object of a verb in -ing: 'learning something new', 'understanding how it works'.
 _GERUND_OBJECTS = frozenset("something anything everything how what from".split())
+
+
+def _is_coordinated_verb(tokens: Sequence[str], index: int) -> bool:
+    """'creating and understanding good and bad', 'understanding and generating language': a value word in -ing
+    coordinated with a plain verb in -ing is a verb too."""
+    if not tokens[index].endswith("ing"):
+        return False
+    for step in (-1, 1):
+        at = index + step
+        if 0 <= at < len(tokens) and tokens[at] in {"and", "or"}:
+            other = tokens[at + step] if 0 <= at + step < len(tokens) else ""
+            if other.endswith("ing") and len(other) > 4 and not _is_value_like(other):
+                return True
+    return False
 
 
 def _is_chained_verb(tokens: Sequence[str], index: int) -> bool:
@@ -687,12 +737,34 @@ _SELF_PREDICATE_RE = re.compile(
 )
 
 
+# 'I am a person who believes in X' states what 'I believe in X' states.
+_PERSON_WHO_RE = re.compile(
+    r"\b(?:i\s+am|i'm|i\u2019m)\s+(?:(?:a|an|the)\s+(?:\w+\s+){0,2}?)?(?:person|one|someone|man|woman)\s+who\s+"
+    r"(?:(always|truly|really|deeply|strongly)\s+)?(values|believes\s+in|cherishes|prioriti[sz]es|cares\s+about)\b",
+    re.IGNORECASE,
+)
+
+
+def _speaker_as_subject(clause: str) -> str:
+    """'I am a person who believes in the power of love' -> 'I believe in the power of love'."""
+    def plain(match: re.Match[str]) -> str:
+        verb, *rest = match.group(2).split(None, 1)
+        verb = {"values": "value", "believes": "believe", "cherishes": "cherish", "cares": "care"}.get(
+            verb.lower(), verb[:-1])  # prioritizes -> prioritize
+        return " ".join(["I", *filter(None, [match.group(1), verb, *rest])])
+    return _PERSON_WHO_RE.sub(plain, clause)
+
+
 def _list_prose_descriptors(clause: str) -> list[str]:
     """Prose around a list explains or sums up its items: it gives only a bare enumeration or the speaker's own
     qualities ('In practice, I try to be clear, careful and kind'), and nothing when it speaks about the list."""
     tokens = _tokens(clause)
     if tokens[0] in _ANAPHORS:
         return []
+    trigger = _FORWARD_TRIGGERS.search(_speaker_as_subject(clause))
+    if trigger and _tokens(trigger.group(0))[0] in {"i", "we"}:
+        # 'Beyond these, I care about fairness': the speaker's own statement of a value counts around a list too
+        return [h for h in _triggered_heads(_speaker_as_subject(clause))[0] if h in PROSE_VALUE_WORDS]
     predicate = _SELF_PREDICATE_RE.search(clause)
     if predicate:
         segments = _enumeration_segments(clause[predicate.end():])
@@ -722,12 +794,15 @@ def _clause_descriptors(clause: str, prose_allowed: bool) -> list[str]:
         return []
     if not prose_allowed:
         return _list_prose_descriptors(clause)
+    clause = _speaker_as_subject(clause)
     reverse = _REVERSE_TRIGGER.match(clause)
     if reverse:
         return _enumeration_heads(reverse.group("subject")) + _scan_prose(clause[reverse.end():])
     triggered, rest = _triggered_heads(clause)
     if triggered:
-        return triggered + _scan_prose(rest)
+        # the words before the first trigger are prose too: 'As a helpful assistant, I value honesty' -> helpful
+        before = clause[:_FORWARD_TRIGGERS.search(clause).start()]
+        return _scan_prose(before) + triggered + _scan_prose(rest)
     introduced = clause.split(": ", 1)[1] if ": " in clause else ""
     if introduced and _looks_like_enumeration(introduced):
         return _drop_verb_uses(introduced, _enumeration_heads(introduced))
@@ -740,7 +815,8 @@ def _drop_verb_uses(clause: str, heads: list[str]) -> list[str]:
     """Heads of a bare enumeration in prose that the clause only uses as verbs ('designed to support and support')."""
     tokens = [re.sub(r"'s$", "", t) for t in _SCAN_TOKEN_RE.findall(clause.lower().replace("\u2019", "'"))]
     return [h for h in heads
-            if not (h in _VERB_LIKE and all(_is_excluded_use(tokens, i) for i, t in enumerate(tokens) if t == h))]
+            if not ((h in _VERB_LIKE or h.endswith("ing"))
+                    and all(_is_excluded_use(tokens, i) for i, t in enumerate(tokens) if t == h))]
 
 
 def _sentences(text: str) -> list[str]:
@@ -819,6 +895,8 @@ def _classify_marked(body: str, indent: int) -> _Line | None:
     if words and words[0] in _STATEMENT_SUBJECTS:
         return _Line("statement", _strip_markdown(body), indent)
     head_tokens = _tokens(head)
+    if head_tokens and head_tokens[0] in _PREPOSITIONS and _strip_markdown(body).rstrip().endswith(":"):
+        return None  # 'Toward users:', 'In conversations:': a group heading over the items below, not a value
     long = len(head_tokens) > _MAX_ITEM_TOKENS
     if (_cut_at_clause(head_tokens) != head_tokens or len(_cut_at_prepositions(head_tokens)) > _MAX_ITEM_TOKENS
             or (long and _is_header_phrase(head))):
@@ -847,8 +925,20 @@ def _first_person_explanation(label: str, text: str) -> str | None:
     # a first-person value statement ('I adhere to the principles of X', 'I'm a compassionate person', 'In this
     # role I strive to promote X'), not a capability ('I can assist with grammar', 'I'm designed to offer responses')
     stated = re.search(r"\b(?:i|we)\s+(?:\w+\s+)?(?:value|adhere|hold|uphold|believe|strive|embrace|cherish|"
-                       r"prioriti[sz]e)\b|^\W*(?:i'm|i\s+am|we're|we\s+are)\s+an?\s", rest, re.IGNORECASE)
+                       r"prioriti[sz]e|committed|dedicated|devoted|guided)\b|^\W*(?:i'm|i\s+am|we're|we\s+are)\s+an?\s",
+                       rest, re.IGNORECASE)
     return rest if stated and len(_tokens(rest)) > 3 else None
+
+
+def _is_labelled_enumeration(label: str, rest: str) -> bool:
+    """'Lumina: Integrity, Fairness, Respect': a label that names no value (a name, a speaker), then a bare enumeration
+    of values. Under a value label ('Integrity: honest, fair and kind') the enumeration only explains it."""
+    segments = _enumeration_segments(rest)
+    if any(_is_value_like(t) for t in _tokens(label)) or len(segments) < 3:
+        return False
+    if not all(len(_tokens(segment)) <= 3 for segment in segments):
+        return False  # 'A light and sweet reminder of the importance of self-care' is a sentence about the label
+    return len([h for h in _enumeration_heads(rest) if h in VALUE_LEXICON]) >= 2
 
 
 def _classify_plain(body: str, indent: int) -> _Line | None:
@@ -859,14 +949,17 @@ def _classify_plain(body: str, indent: int) -> _Line | None:
         intro = re.split(r"(?<=[.!?])\s+(?=[^.!?]*:$)", text, maxsplit=1)
         return _Line("prose", intro[0], indent) if len(intro) == 2 and _tokens(intro[0]) else None
     colon = re.search(r":\s", text)
-    if colon and _is_header_phrase(text[:colon.start()]) and not re.search(r"[.!?]\s", text[:colon.start()]):
-        return _Line("enum", text[colon.end():], indent)
     dash = colon or re.search(r"\s[-\u2013\u2014]\s", text)
+    if dash and _is_header_phrase(text[:dash.start()]) and not re.search(r"[.!?]\s", text[:dash.start()]):
+        # 'Core values: honesty, care', 'Core principles \u2014 precision; concision'
+        return _Line("enum", text[dash.end():], indent)
     label = _tokens(text[:dash.start()]) if dash else []
     if 0 < len(label) <= 3 and label[0] not in _FUNCTION_WORDS:
         explained = _first_person_explanation(text[:dash.start()], text)
         if explained is not None:
             return _Line("statement", explained, indent)
+        if _is_labelled_enumeration(text[:dash.start()], text[dash.end():]):
+            return _Line("enum", text[dash.end():], indent)  # 'Lumina: Integrity, Fairness, Respect'
         return _Line("item", text[:dash.start()], indent)
     if 0 < len(_tokens(text)) <= 3 and not _SEPARATOR_RE.search(text) and not text.endswith((".", "!", "?")):
         return _Line("item", text, indent)
