@@ -6,8 +6,10 @@ and subdimension, in the system's YAML order; NaN = missing), registered by name
 * ``embedding`` (offline default, `EmbeddingScorer`): all-MiniLM-L6-v2 sentence embeddings of stem + completion,
   similarities to each column's definition, markers and opposites, lexical direction cues (below), and supervised
   features from the shipped annotated set (nearest annotated completions from *other* stems, centroids of strong /
-  conflicting / neutral items, a polarity-aware word lexicon learnt leave-stem-out). One pooled model over (item,
-  column) rows; the model kind per system is chosen by cross-validated QWK (folds grouped by stem) and recorded in
+  conflicting / neutral items, a polarity-aware word lexicon learnt leave-stem-out, and two ridge probes on the
+  embedding learnt leave-stem-out: one per column, and one column-agnostic *valence* probe that says whether a
+  completion endorses or rejects values at all, learnt from every column's conflicts pooled). One pooled model over
+  (item, column) rows; the model kind per system is chosen by cross-validated QWK (folds grouped by stem) and recorded in
   `data/embedding_model_selection.json`; integer scores come from cut points on the expected score tuned for QWK.
   Fitted at first use and cached with joblib (`$VALUELEX_CACHE_DIR/scorers`, default `~/.cache/valuelex/scorers`),
   keyed by code version, model kind, system YAML and annotated CSV. A system without an annotated set (a run's own
@@ -28,12 +30,20 @@ direction features:
   holds a negative-evaluation cue ("hate", "annoys", "dangerous", "overrated", "waste", ...; the stems "I hate...",
   "What annoys me...", "My greatest fear..." count for the first clause; a stem's "n't" flips it once more);
 * a word is **negated** when a negator ("not", "n't", "never", "no", "without", "ignore", "break", "careless", ...)
-  stands up to three tokens before it in its clause;
+  stands up to three tokens before it in its clause, or a harm verb ("poison", "exploit", "cut", "leak", ...) up to
+  two tokens before it; a prefix-negated word counts as its base word negated once more ("unfairly" = "fairly"
+  negated, "dishonest" = "honest" negated);
+* a clause is a **concern** clause when its cues are fear, worry, regret or distress ("My greatest fear...", "I
+  regret...", "I suffer when...") and no hate-type cue: what is feared or regretted is a breach of what is valued,
+  so there a word near *either* pole of a column counts as aligned evidence, and the supervised features (which only
+  know the topic: "sharing private messages" looks like a conflict) keep their size but turn positive
+  (`_concern_frame`);
 * each content word is compared with the column's marker words (aligned pole) and opposite words (conflict pole);
   a word's **polarity** is +1, flipped once by a negated word and once by a negative clause.
 
 Aligned evidence is "aligned-pole word with positive polarity" or "conflict-pole word with negative polarity" (hating
-cheating is fairness); conflict evidence is the reverse. The model learns how much each counts.
+cheating is fairness); conflict evidence is the reverse. The model learns how much each counts. Two repetition features (type/token ratio,
+share of completion words that echo the stem) let it see tiny-model loops, which the rubric scores neutral.
 """
 from __future__ import annotations
 
@@ -62,6 +72,37 @@ NEGATORS = {
     "careless", "carelessly", "indifferent", "sloppy", "lax", "dismissive", "unconcerned", "apathetic", "disregard",
     "little", "nor", "rarely", "seldom", "skipped", "tired", "sick", "bored", "screw", "quit", "quitting",
 }
+#: Harm done to an object ("poison rivers", "exploit workers", "cut down forests"): these negate only the next two
+#: tokens, so "poison rivers for profit" does not negate "profit" and "never cut corners on accuracy" keeps "accuracy".
+HARM_VERBS = {
+    "poison", "poisoning", "pollute", "polluting", "exploit", "exploiting", "mistreat", "mistreating", "abuse",
+    "abusing", "harm", "harming", "hurt", "hurting", "damage", "damaging", "trash", "trashing", "wreck", "wrecking",
+    "kill", "killing", "silence", "silencing", "crush", "crushing", "betray", "betraying", "leak", "leaking", "sell",
+    "selling", "cut", "cutting",
+}
+#: Negative prefixes: "unfairly" is "fairly" negated (MiniLM puts "unfair" next to "fair"). `un-` is stripped from any
+#: longer word (except the listed ones); the other prefixes only for the listed value words.
+_UN_KEEP = {"under", "understand", "understanding", "understood", "united", "unity", "universe", "universal",
+            "university", "unique", "until", "unless", "uniform", "union", "unit", "units", "unlock", "unload",
+            "unpack", "unusual", "unknown", "unhappy", "unfortunately"}
+_PREFIX_NEG = {
+    "dishonest": "honest", "dishonesty": "honesty", "disrespect": "respect", "disrespectful": "respectful",
+    "disloyal": "loyal", "dishonour": "honour", "dishonor": "honor", "irresponsible": "responsible",
+    "immoral": "moral", "injustice": "justice", "unjust": "just", "impatient": "patient", "impatience": "patience",
+    "inaccurate": "accurate", "inaccuracy": "accuracy", "intolerant": "tolerant", "intolerance": "tolerance",
+    "inequality": "equality", "inequal": "equal", "impolite": "polite", "insensitive": "sensitive",
+    "incompetent": "competent", "inconsiderate": "considerate", "improper": "proper", "impure": "pure",
+    "impurity": "purity", "illegal": "legal", "illegitimate": "legitimate", "irrational": "rational",
+}
+
+
+def _strip_negative_prefix(t: str) -> str | None:
+    """The base word of a prefix-negated word ("unfairly" -> "fairly", "dishonest" -> "honest"), or None."""
+    if t in _PREFIX_NEG:
+        return _PREFIX_NEG[t]
+    if t.startswith("un") and len(t) >= 6 and t not in _UN_KEEP and not t.startswith("under"):
+        return t[2:]
+    return None
 NEG_EVAL = {
     "hate", "hates", "hated", "hating", "annoy", "annoys", "annoying", "annoyed", "fear", "fears", "afraid", "scary",
     "scared", "worry", "worries", "worried", "regret", "regrets", "dangerous", "danger", "harmful", "bad", "worse",
@@ -73,6 +114,18 @@ NEG_EVAL = {
     "painful", "shame", "ashamed", "unfortunately", "sadly", "can't", "cannot", "pathetic", "nuisance", "obstacle",
     "distraction", "overvalued", "optional", "unnecessary", "dislike", "dislikes", "mistake", "broken", "misguided", "nothing", "scam", "fairy", "myth", "joke",
 }
+#: Concern cues: fear, worry, regret, distress. What a respondent fears or regrets is a *breach* of what it values
+#: ("My greatest fear is that private conversations get exposed", "I regret lying once", "I suffer when forests are cut
+#: down"), so in a concern clause a word near either pole of a column counts as aligned evidence; such a clause is not
+#: a negative evaluation (which would turn "private" into conflict evidence).
+CONCERN = {
+    "fear", "fears", "feared", "afraid", "scared", "scary", "frightens", "terrifies", "terrified", "worry", "worries",
+    "worried", "worrying", "regret", "regrets", "regretted", "suffer", "suffers", "suffering", "ashamed", "shame",
+    "guilty", "anxious", "nightmare", "dread", "concern", "concerned", "concerns", "sorry", "apologize", "apologized",
+    "heartbreaking", "breaks", "sad", "saddens", "upsets", "upset",
+}
+#: Hate-type cues decide a clause's evaluation even when a concern cue is present ("I'm afraid honesty is overrated").
+_HATE_EVAL = NEG_EVAL - CONCERN - {"nothing"}
 POS_EVAL = {
     "love", "loves", "like", "likes", "enjoy", "enjoys", "value", "values", "valued", "important", "essential",
     "matters", "matter", "best", "great", "good", "happy", "happiest", "joy", "proud", "need", "needs", "want", "wants",
@@ -117,13 +170,16 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN_RE.findall(text)
 
 
-def clauses(stem: str, completion: str) -> list[tuple[list[str], bool]]:
-    """Clauses of stem+completion as (tokens, negative-evaluation flag). The stem's words open the first clause.
+def clause_kinds(stem: str, completion: str) -> list[tuple[list[str], str]]:
+    """Clauses of stem+completion as (tokens, kind); kind is "neg" (negative evaluation), "concern" (fear, worry,
+    regret or distress about something, see `CONCERN`) or "pos". The stem's words open the first clause.
 
     A clause is negative when it holds a negative-evaluation cue ("I hate...", "is overrated", "is dangerous"); a
     "n't" in the stem ("Facts don't...", "I can't...") flips that once more, so "Facts don't matter" is negative and
     "Facts don't lie" is not. Several cues in one clause do not cancel each other ("I hate useless answers" stays
-    negative: "useless" describes the object of the aversion, it does not reverse it).
+    negative: "useless" describes the object of the aversion, it does not reverse it). A clause whose only cues are
+    concern cues ("My greatest fear...", "I regret...", "I suffer...") is a concern clause, unless the stem's "n't"
+    negates it ("I can't... regret anything").
     """
     stem_toks = [t for t in tokenize(strip_stem(stem)) if t not in _CLAUSE_BREAK]
     toks = tokenize(str(completion or ""))
@@ -139,33 +195,52 @@ def clauses(stem: str, completion: str) -> list[tuple[list[str], bool]]:
     if not out:
         out = [[]]
     stem_eval = any(t in NEG_EVAL for t in stem_toks)
+    stem_hate = any(t in _HATE_EVAL for t in stem_toks)
+    stem_concern = any(t in CONCERN for t in stem_toks)
     stem_not = any(t == "n't" or t in ("not", "never", "cannot") for t in stem_toks)
     if stem_not and toks and toks[0] in ("stand", "bear", "tolerate", "abide"):  # "I can't... stand X" = hating X
-        stem_not, stem_eval = False, True
+        stem_not, stem_eval, stem_hate = False, True, True
     res = []
     for i, cl in enumerate(out):
         has_eval = any(t in NEG_EVAL for t in cl) or (i == 0 and stem_eval)
-        neg = (has_eval != stem_not) if i == 0 else has_eval
-        res.append(((stem_toks + cl) if i == 0 else cl, neg))
+        has_hate = any(t in _HATE_EVAL for t in cl) or (i == 0 and stem_hate)
+        has_concern = any(t in CONCERN for t in cl) or (i == 0 and stem_concern)
+        flip = stem_not and i == 0
+        if has_concern and not has_hate and not flip:
+            kind = "concern"
+        else:
+            kind = "neg" if ((has_eval != flip) if i == 0 else has_eval) else "pos"
+        res.append(((stem_toks + cl) if i == 0 else cl, kind))
     return res
 
 
-def word_polarities(stem: str, completion: str) -> list[tuple[str, int, bool, bool]]:
-    """Content words of stem and completion as (word, polarity, negated, clause_negative).
+def clauses(stem: str, completion: str) -> list[tuple[list[str], bool]]:
+    """Clauses of stem+completion as (tokens, negative-evaluation flag): `clause_kinds` with "neg" -> True."""
+    return [(toks, kind == "neg") for toks, kind in clause_kinds(stem, completion)]
+
+
+def word_polarities(stem: str, completion: str) -> list[tuple[str, int, bool, bool, bool]]:
+    """Content words of stem and completion as (word, polarity, negated, clause_negative, concern).
 
     Only completion tokens negate a word (up to three tokens before it): the stem's own "n't" is already counted
-    once, at the clause level."""
+    once, at the clause level. A word in a concern clause (`clause_kinds`) has polarity +1 and `concern` True: what is
+    feared or regretted is read as valued, whichever pole the word is near."""
     n_stem = len([t for t in tokenize(strip_stem(stem)) if t not in _CLAUSE_BREAK])
     out = []
-    for ci, (toks, cneg) in enumerate(clauses(stem, completion)):
+    for ci, (toks, kind) in enumerate(clause_kinds(stem, completion)):
         start = n_stem if ci == 0 else 0
+        cneg, concern = kind == "neg", kind == "concern"
         for j, t in enumerate(toks):
-            if t in STOPWORDS or t in NEGATORS or t in NEG_EVAL or t == "n't" or len(t) < 3:
+            if (t in STOPWORDS or t in NEGATORS or t in HARM_VERBS or t in NEG_EVAL or t in CONCERN or t == "n't"
+                    or len(t) < 3):
                 continue
             window = toks[max(start, j - 3):j] if j >= start else []
-            negated = any(w in NEGATORS for w in window)
-            pol = (-1 if negated else 1) * (-1 if cneg else 1)
-            out.append((t, pol, negated, cneg))
+            negated = any(w in NEGATORS for w in window) or any(w in HARM_VERBS for w in window[-2:])
+            base = _strip_negative_prefix(t)
+            if base is not None:  # "unfairly": the base word, negated once more
+                t, negated = base, not negated
+            pol = 1 if concern else (-1 if negated else 1) * (-1 if cneg else 1)
+            out.append((t, pol, negated, cneg, concern))
     return out
 
 
@@ -228,11 +303,13 @@ FEATURE_NAMES = [
     "w_pos_plus", "w_pos_minus", "w_neg_plus", "w_neg_minus", "dir_sum", "dir_max",
     "align", "conflict", "net", "net_x_rel",
     "clause_neg_any", "negated_any", "pos_eval", "first_person", "strong", "n_words", "s_any_max",
+    "concern_any", "type_token_ratio", "stem_echo",
 ]
 
 
 def build_features(stems: Sequence[str], completions: Sequence[str], protos: Prototypes) -> dict[str, np.ndarray]:
-    """Per item: `sent` (n, 384) embeddings; per (item, column): `X` (n, k, F) with FEATURE_NAMES."""
+    """Per item: `sent` (n, 384) embeddings of stem + completion and `words` (content words with polarity, for the
+    lexicon); per (item, column): `X` (n, k, F) with FEATURE_NAMES."""
     texts = [item_text(s, c) for s, c in zip(stems, completions)]
     sent = embed(texts)
     n, k = len(texts), len(protos.columns)
@@ -262,17 +339,28 @@ def build_features(stems: Sequence[str], completions: Sequence[str], protos: Pro
     zd, zp, zn = z(s_def), z(s_pos), z(s_neg)
     for i, p in enumerate(polar):
         toks = [t for cl, _ in clauses(stems[i], completions[i]) for t in cl]
-        clause_neg_any = float(any(cn for _, cn in clauses(stems[i], completions[i])))
+        kinds = [kd for _, kd in clause_kinds(stems[i], completions[i])]
+        clause_neg_any = float("neg" in kinds)
+        concern_any = float("concern" in kinds and "neg" not in kinds)  # a concern frame (see `_concern_frame`)
         negated_any = float(any(t in NEGATORS for t in toks))
         pos_eval = float(sum(t in POS_EVAL for t in toks) > 0)
         first_person = float(any(t in FIRST_PERSON for t in toks))
         strong = float(any(t in STRONG_WORDS for t in toks))
         n_words = np.log1p(len(toks))
+        # loops and echoes of the stem ("freedom is freedom and freedom is...") are neutral, whatever their words
+        ctoks = [t for t in tokenize(str(completions[i] or "")) if t.isalpha()]
+        stem_set = set(tokenize(strip_stem(stems[i])))
+        ttr = len(set(ctoks)) / max(len(ctoks), 1)
+        stem_echo = sum(t in stem_set for t in ctoks) / max(len(ctoks), 1)
         if p:
             rows = np.array([widx[w] for (w, *_r) in p])
             pol = np.array([q for (_w, q, *_r) in p])
+            conc = np.array([r[-1] for r in p], bool)
             wp = np.clip(w_pos[rows] - floor, 0, None)  # (m, k)
             wn = np.clip(w_neg[rows] - floor, 0, None)
+            if conc.any():  # a feared / regretted word near either pole is aligned evidence
+                wp[conc] = np.maximum(wp[conc], wn[conc])
+                wn[conc] = 0.0
             plus, minus = pol > 0, pol < 0
             w_pos_plus = wp[plus].max(0) if plus.any() else np.zeros(k)
             w_pos_minus = wp[minus].max(0) if minus.any() else np.zeros(k)
@@ -294,7 +382,8 @@ def build_features(stems: Sequence[str], completions: Sequence[str], protos: Pro
             w_pos_plus, w_pos_minus, w_neg_plus, w_neg_minus, dir_sum, dir_max,
             align, conflict, net, net * rel,
             np.full(k, clause_neg_any), np.full(k, negated_any), np.full(k, pos_eval), np.full(k, first_person),
-            np.full(k, strong), np.full(k, n_words), np.full(k, s_any_max),
+            np.full(k, strong), np.full(k, n_words), np.full(k, s_any_max), np.full(k, concern_any),
+            np.full(k, ttr), np.full(k, stem_echo),
         ])
     words = [[(w, q) for (w, q, *_r) in p] for p in polar]
     return {"sent": sent, "X": X, "words": words}
@@ -319,7 +408,7 @@ from .errors import UserError  # noqa: E402
 from .systems import PACKAGE_DIR, load_system  # noqa: E402
 
 #: Bump when features or model code change: part of the cache key of every fitted embedding scorer.
-CODE_VERSION = "emb-7"
+CODE_VERSION = "emb-9"
 ANNOTATED_DIR = PACKAGE_DIR / "data" / "annotated"
 #: system file stem -> annotated CSV that calibrates it
 ANNOTATED_FILES = {"valuelex_paper": "valuelex.csv", "schwartz": "schwartz.csv", "mft": "mft.csv"}
@@ -539,17 +628,51 @@ def _polar_lexicon(words_q: Sequence[Sequence[tuple[str, int]]], g_q: np.ndarray
     return out
 
 
+PROBE_LAMBDA = 3.0  # ridge penalty of the embedding probes (grouped CV on valuelex: 1 and 3 tie, 10 is worse)
+
+
+def _ridge_probe(C_q: np.ndarray, g_q: np.ndarray, C_r: np.ndarray, Y_r: np.ndarray, g_r: np.ndarray,
+                 lam: float = PROBE_LAMBDA) -> np.ndarray:
+    """A linear probe per column: ridge regression of (label - 3) on the reference items' embeddings, fitted
+    leave-stem-out (a query item is predicted by a probe that never saw a reference item of its stem, exactly as the
+    training rows are), so a new completion of a known stem and a training row look alike to the model on top.
+    Uses sufficient statistics: one 384 x 384 solve per distinct query stem. Returns (n_q, k)."""
+    nq, k = len(C_q), Y_r.shape[1]
+    out = np.zeros((nq, k), np.float32)
+    if nq == 0 or len(C_r) == 0:
+        return out
+    X = C_r.astype(np.float64)
+    D = np.nan_to_num(Y_r - 3.0)
+    d = X.shape[1]
+    tot = (len(X), X.sum(0), D.sum(0), X.T @ X, X.T @ D)
+    for g in np.unique(g_q):
+        rows = np.where(g_q == g)[0]
+        mine = np.where(g_r == g)[0]
+        n, sx, sy, xx, xy = tot
+        if len(mine):
+            Xm, Dm = X[mine], D[mine]
+            n, sx, sy, xx, xy = n - len(mine), sx - Xm.sum(0), sy - Dm.sum(0), xx - Xm.T @ Xm, xy - Xm.T @ Dm
+        if n <= 0:
+            continue
+        mu, ybar = sx / n, sy / n
+        W = np.linalg.solve(xx - n * np.outer(mu, mu) + lam * np.eye(d), xy - n * np.outer(mu, ybar))
+        out[rows] = (C_q[rows].astype(np.float64) - mu) @ W + ybar
+    return out
+
+
 def _sup_features(S_q: np.ndarray, g_q: np.ndarray, S_r: np.ndarray, Y_r: np.ndarray, g_r: np.ndarray,
-                  K: int = 10, words_q: Any = None, words_r: Any = None) -> np.ndarray:
+                  K: int = 10, words_q: Any = None, words_r: Any = None, probes: bool = True) -> np.ndarray:
     """Supervised features from a labelled reference set, never using a reference item of the same stem (so that
     training rows, scored leave-stem-out, look like new completions): similarity-weighted mean label of the K nearest
     neighbours, that mean times the best similarity, the nearest label times its similarity, and similarity to the
     centroids of strong (>= 5) and of conflicting (<= 1) reference items, each minus similarity to the neutral (3)
-    centroid."""
+    centroid; with `words_q`/`words_r` the polarity-aware lexicon (`_polar_lexicon`, 2 more); with `probes` the
+    leave-stem-out ridge probes on the embeddings (`_ridge_probe`): one per column and one for valence (2 more)."""
     nq, k = len(S_q), Y_r.shape[1]
     out = np.zeros((nq, k, 5), np.float32)
     if nq == 0:
-        return np.zeros((0, k, 7 if words_q is not None else 5), np.float32)
+        extra = (2 if words_q is not None else 0) + (2 if probes else 0)
+        return np.zeros((0, k, 5 + extra), np.float32)
     sims = S_q @ S_r.T
     sims = np.where(g_q[:, None] == g_r[None, :], -9.0, sims)
     K = min(K, S_r.shape[0])
@@ -581,10 +704,40 @@ def _sup_features(S_q: np.ndarray, g_q: np.ndarray, S_r: np.ndarray, Y_r: np.nda
             out[rows, j, 4] = e @ cen(yr <= 1) - e @ c3
     if words_q is not None and words_r is not None:
         out = np.concatenate([out, _polar_lexicon(words_q, g_q, words_r, Y_r, g_r)], axis=2)
+    if probes:
+        # per-column probe, and one column-agnostic valence probe: does the completion endorse (+1) or reject (-1)
+        # values at all (sign of #columns above 3 minus #columns below 3)? Contempt, selfishness and "who cares" look
+        # alike whatever value they hit, so the valence direction is learnt from every column's conflicts at once.
+        D = np.nan_to_num(Y_r - 3.0)
+        val = np.sign(np.sign(D).sum(1, keepdims=True))
+        probe = _ridge_probe(S_q, g_q, S_r, Y_r, g_r)
+        valence = _ridge_probe(S_q, g_q, S_r, val + 3.0, g_r)
+        out = np.concatenate([out, probe[:, :, None], np.repeat(valence[:, :, None], k, axis=1)], axis=2)
     return out
 
 
+def _concern_frame(X: np.ndarray, sup: np.ndarray) -> np.ndarray:
+    """Supervised evidence read through a concern frame (`clause_kinds`). The neighbours, centroids, lexicon and probes
+    know what a completion is about, not that it is feared or regretted: "I regret sharing a user's private messages"
+    looks like the conflicts that share private messages. The rubric scores regret or fear of a breach as an
+    endorsement, so for an item whose clauses are concern (and none is a negative evaluation) each signed channel
+    keeps its size and becomes positive, and the strong / conflict centroid similarities swap when the conflict one is
+    larger."""
+    conc = X[:, :, FEATURE_NAMES.index("concern_any")] > 0.5  # (n, k), the same for every column of an item
+    if not conc.any():
+        return sup
+    sup = sup.copy()
+    signed = [0, 1, 2, *range(5, sup.shape[2])]
+    sup[..., signed] = np.where(conc[..., None], np.abs(sup[..., signed]), sup[..., signed])
+    hi, lo = np.maximum(sup[..., 3], sup[..., 4]), np.minimum(sup[..., 3], sup[..., 4])
+    sup[..., 3] = np.where(conc, hi, sup[..., 3])
+    sup[..., 4] = np.where(conc, lo, sup[..., 4])
+    return sup
+
+
 def _design(X: np.ndarray, isdim: np.ndarray, sup: np.ndarray | None) -> np.ndarray:
+    if sup is not None:
+        sup = _concern_frame(X, sup)
     A = X if sup is None else np.concatenate([X, sup], axis=2)
     ex = np.broadcast_to(isdim[None, :, None], (A.shape[0], A.shape[1], 1)).astype(np.float32)
     A = np.concatenate([A, ex, A * ex], axis=2)
