@@ -100,8 +100,10 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         shards.start_pool(workers) if workers > 1 else None
         pool_start = time.perf_counter() - t0
-        warm = BatchRunner(ResponseStore(Path(tmp) / "warmup.jsonl"), concurrency=a.concurrency, timeout=60)
-        asyncio.run(warm.arun(requests_for(a.concurrency, server.api_base)[:a.concurrency], progress=False))
+        for procs in {1, workers}:  # this process, then the workers: each opens its HTTP connections
+            warm = BatchRunner(ResponseStore(Path(tmp) / f"warmup{procs}.jsonl"), concurrency=a.concurrency,
+                               timeout=60, processes=procs)
+            asyncio.run(warm.arun(requests_for(a.concurrency, server.api_base), progress=False))
         rss_before = rss_mb()
         if a.tracemalloc:
             tracemalloc.start()

@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -56,8 +57,14 @@ def _serve(conn: Any, parent_pid: int) -> None:
     """Worker main loop: import LiteLLM once, then run one job per message until told to stop."""
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a notebook is for the parent, which stops us
-    from . import llm  # noqa: F401 - the slow import, done before the first job arrives
+    from . import llm  # the slow imports, done before the first job arrives
     import gc
+
+    # one event loop for the worker's life: LiteLLM's HTTP clients and their open connections belong to a loop, so
+    # a fresh loop per batch would reconnect every slot; the OpenAI SDK's lazy imports are paid here, not by calls
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(llm._warm_up_remote_client())
 
     gc.collect()
     gc.freeze()  # the imported modules never die: keep the cyclic collector from walking them between calls
@@ -69,10 +76,10 @@ def _serve(conn: Any, parent_pid: int) -> None:
             return
         if job is None:
             return
-        conn.send(_run_job(job))
+        conn.send(_run_job(job, loop))
 
 
-def _run_job(job: dict[str, Any]) -> dict[str, Any]:
+def _run_job(job: dict[str, Any], loop: asyncio.AbstractEventLoop | None = None) -> dict[str, Any]:
     from .llm import BatchRunner, ProviderError
     from .router import make_router
     from .store import ResponseStore
@@ -82,7 +89,8 @@ def _run_job(job: dict[str, Any]) -> dict[str, Any]:
                          timeout=job["timeout"], router=router, backoff_base=job["backoff_base"], processes=1)
     out: dict[str, Any] = {}
     try:
-        records = runner.run(job["requests"], progress=False)
+        batch = runner.arun(job["requests"], progress=False)
+        records = loop.run_until_complete(batch) if loop is not None else asyncio.run(batch)
         out["failed"] = [r["key"] for r in records if r.get("response") is None]
     except ProviderError as err:
         out["provider_error"] = str(err)
@@ -165,9 +173,9 @@ async def run_sharded(runner: Any, requests: Sequence[Any], n: int, bar: Any) ->
     try:
         for i, w in enumerate(workers):
             w.conn.send({**base, "requests": list(requests[i::n])})
-        seen = 0
+        seen, shown = 0, 0.0
         while len(replies) < n:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05)  # a reply is noticed within 50 ms (the batch's end is its wall time)
             for i, w in enumerate(workers):
                 if i in replies:
                     continue
@@ -180,10 +188,12 @@ async def run_sharded(runner: Any, requests: Sequence[Any], n: int, bar: Any) ->
                         break
                 if i not in replies and not w.proc.is_alive():
                     replies[i] = {"error": f"worker process exited ({w.proc.exitcode})", "tally": {}}
-            runner.store.refresh()
-            done = len(keys & runner.store.keys())
-            bar.update(done - seen)
-            seen = done
+            if time.monotonic() - shown >= 0.5 or len(replies) == n:  # progress from the store, twice a second
+                shown = time.monotonic()
+                runner.store.refresh()
+                done = len(keys & runner.store.keys())
+                bar.update(done - seen)
+                seen = done
     except BaseException:
         stop_pool()  # a cancelled batch: workers must not keep calling (and paying) behind the user's back
         raise
