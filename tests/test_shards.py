@@ -47,7 +47,7 @@ def _key(monkeypatch):
 
 def test_the_automatic_setting_shards_only_long_busy_remote_batches(monkeypatch):
     monkeypatch.setattr(shards.os, "cpu_count", lambda: 2)
-    assert shards.auto_processes(64, 2000) == 2
+    assert shards.auto_processes(64, 2000) == 4  # two event loops per core, at most 4
     assert shards.auto_processes(16, 2000) == 1  # few calls in flight: one loop keeps up
     assert shards.auto_processes(64, 200) == 1  # too short to repay a worker's start-up
     monkeypatch.setattr(shards.os, "cpu_count", lambda: 1)
