@@ -13,10 +13,9 @@ import json
 import os
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
-
-from contextlib import contextmanager
 
 try:
     import fcntl
@@ -24,6 +23,16 @@ except ImportError:  # not POSIX
     fcntl = None  # type: ignore[assignment]
 
 KEY_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop")
+
+
+def _parse_line(raw: bytes) -> dict[str, Any] | None:
+    """A stored record, or None for a line that is not one (blank, or torn by a kill mid-write: the request is
+    simply asked again)."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) and "key" in record else None
 
 
 def request_key(model: str, messages: Any, params: Mapping[str, Any], sample: int) -> str:
@@ -70,12 +79,8 @@ class ResponseStore:
             return
         with open(self.path, "rb") as fh:
             for raw in fh:
-                try:
-                    record = json.loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    self.torn_lines += 1  # a write cut by a kill: the request is simply asked again
-                    continue
-                if isinstance(record, dict) and "key" in record:
+                record = _parse_line(raw)
+                if record is not None:
                     yield record
 
     def records(self) -> list[dict[str, Any]]:
@@ -170,13 +175,9 @@ class ResponseStore:
         if end < 0:
             return
         for raw in chunk[: end + 1].splitlines():
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                self.torn_lines += 1
-                continue
-            if isinstance(record, dict) and record.get("response") is not None and "key" in record:
+            record = _parse_line(raw)
+            if record is None:
+                self.torn_lines += bool(raw.strip())
+            elif record.get("response") is not None:
                 self._answered.setdefault(record["key"], record)
         self._size_seen += end + 1
