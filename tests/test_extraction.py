@@ -237,6 +237,16 @@ def micro_f1(pairs: list[tuple[list[str], list[str]]]) -> tuple[float, float, fl
     return precision, recall, f1
 
 
+def measured_f1(label: str, path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, float]:
+    """Extract from every answer of a labelled JSONL set (`{"text", "gold"}` lines); print and return its size and
+    micro-F1."""
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    precision, recall, f1 = micro_f1([(extract_descriptors(r["text"]), r["gold"]) for r in records])
+    with capsys.disabled():
+        print(f"\nextraction {label}: n={len(records)} P={precision:.3f} R={recall:.3f} micro-F1={f1:.3f}")
+    return len(records), f1
+
+
 def test_spec_cases_are_many_and_varied() -> None:
     assert len(CASES) >= 40
     assert len({case_id for case_id, _, _ in CASES}) == len(CASES)
@@ -250,11 +260,8 @@ def test_micro_f1_on_spec_cases(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_micro_f1_on_heldout_answers(capsys: pytest.CaptureFixture[str]) -> None:
-    records = [json.loads(line) for line in HELDOUT.read_text(encoding="utf-8").splitlines() if line.strip()]
-    assert len(records) >= 60
-    precision, recall, f1 = micro_f1([(extract_descriptors(r["text"]), r["gold"]) for r in records])
-    with capsys.disabled():
-        print(f"\nextraction held-out: n={len(records)} P={precision:.3f} R={recall:.3f} micro-F1={f1:.3f}")
+    n, f1 = measured_f1("held-out", HELDOUT, capsys)
+    assert n >= 60
     assert f1 >= 0.90
 
 
@@ -409,7 +416,8 @@ def test_llm_filter_defaults_to_litellm_with_the_given_model(monkeypatch: pytest
     assert seen["model"] == "ollama/llama3" and seen["temperature"] == 0
 
 
-def test_micro_f1_on_real_small_model_answers_stays_above_its_measured_floor():
+def test_micro_f1_on_real_small_model_answers_stays_above_its_measured_floor(
+        capsys: pytest.CaptureFixture[str]) -> None:
     """61 real answers of SmolLM2-135M-Instruct and the Gemma 3 270M base model, labelled blind before the extractor
     was run on them (some rules were later fixed from these batches, so the figure is not fully blind). Measured
     micro-F1 0.845 (P 0.80, R 0.90); after the rules tuned on tests/data/extraction_real_dev.jsonl, measured once
@@ -418,18 +426,9 @@ def test_micro_f1_on_real_small_model_answers_stays_above_its_measured_floor():
     below the 0.90 the project aims at (some of its labels disagree with tests/data/EXTRACTION_LABELS.md); after the
     rules learnt from test3 (and dev, test2), measured once at the end, still not tuned on these: 0.890 (P 0.87,
     R 0.91). The floor guards against regressions."""
-    import json
-    from pathlib import Path
-
-    rows = [json.loads(line) for line in
-            (Path(__file__).parent / "data" / "extraction_real_small_models.jsonl").read_text().splitlines()]
-    tp = fp = fn = 0
-    for r in rows:
-        pred, gold = set(extract_descriptors(r["text"])), set(r["gold"])
-        tp, fp, fn = tp + len(pred & gold), fp + len(pred - gold), fn + len(gold - pred)
-    f1 = 2 * tp / (2 * tp + fp + fn)
-    print(f"real small-model answers: micro-F1 {f1:.3f} over {len(rows)} answers")
-    assert len(rows) == 61 and f1 >= 0.88
+    path = Path(__file__).parent / "data" / "extraction_real_small_models.jsonl"
+    n, f1 = measured_f1("real small-model answers", path, capsys)
+    assert n == 61 and f1 >= 0.88
 
 
 def test_micro_f1_on_real_dev_answers_stays_above_its_measured_floor(capsys: pytest.CaptureFixture[str]) -> None:
@@ -439,13 +438,8 @@ def test_micro_f1_on_real_dev_answers_stays_above_its_measured_floor(capsys: pyt
     micro-F1 0.874 (P 0.869, R 0.880); after: 0.942 (P 0.933, R 0.951); after the rules learnt from test2 as well:
     0.945 (P 0.936, R 0.954); after the rules learnt from test3: 0.952 (P 0.948, R 0.957). A dev set, so the figure is
     optimistic; the floor guards against regressions."""
-    records = [json.loads(line) for line in
-               (Path(__file__).parent / "data" / "extraction_real_dev.jsonl").read_text(encoding="utf-8").splitlines()
-               if line.strip()]
-    precision, recall, f1 = micro_f1([(extract_descriptors(r["text"]), r["gold"]) for r in records])
-    with capsys.disabled():
-        print(f"\nextraction real dev: n={len(records)} P={precision:.3f} R={recall:.3f} micro-F1={f1:.3f}")
-    assert len(records) == 134 and f1 >= 0.94
+    n, f1 = measured_f1("real dev", Path(__file__).parent / "data" / "extraction_real_dev.jsonl", capsys)
+    assert n == 134 and f1 >= 0.94
 
 
 def test_micro_f1_on_real_test2_answers_stays_above_its_measured_floor(capsys: pytest.CaptureFixture[str]) -> None:
@@ -456,13 +450,8 @@ def test_micro_f1_on_real_test2_answers_stays_above_its_measured_floor(capsys: p
     written large-model answers 0.935). Rules were then learnt from its errors and the dev set's, so the figure after,
     0.902 (P 0.873, R 0.932), is no longer blind; after the rules learnt from test3: 0.921 (P 0.899, R 0.945). The floor
     guards against regressions."""
-    records = [json.loads(line) for line in
-               (Path(__file__).parent / "data" / "extraction_real_test2.jsonl").read_text(encoding="utf-8").splitlines()
-               if line.strip()]
-    precision, recall, f1 = micro_f1([(extract_descriptors(r["text"]), r["gold"]) for r in records])
-    with capsys.disabled():
-        print(f"\nextraction real test2: n={len(records)} P={precision:.3f} R={recall:.3f} micro-F1={f1:.3f}")
-    assert len(records) == 93 and f1 >= 0.91
+    n, f1 = measured_f1("real test2", Path(__file__).parent / "data" / "extraction_real_test2.jsonl", capsys)
+    assert n == 93 and f1 >= 0.91
 
 
 def test_micro_f1_on_real_test3_answers_stays_above_its_measured_floor(capsys: pytest.CaptureFixture[str]) -> None:
@@ -475,10 +464,5 @@ def test_micro_f1_on_real_test3_answers_stays_above_its_measured_floor(capsys: p
     0.884); two written labels were then found to break the guide ('Respect for autonomy' -> respect, as in dev and
     test2) and corrected, which makes the blind figure 0.811 (written 0.906). Rules were then learnt from its errors,
     so the figure after, 0.917 (P 0.927, R 0.907; real 0.851, written 0.978), is no longer blind."""
-    records = [json.loads(line) for line in
-               (Path(__file__).parent / "data" / "extraction_real_test3.jsonl").read_text(encoding="utf-8").splitlines()
-               if line.strip()]
-    precision, recall, f1 = micro_f1([(extract_descriptors(r["text"]), r["gold"]) for r in records])
-    with capsys.disabled():
-        print(f"\nextraction real test3: n={len(records)} P={precision:.3f} R={recall:.3f} micro-F1={f1:.3f}")
-    assert len(records) == 80 and f1 >= 0.90
+    n, f1 = measured_f1("real test3", Path(__file__).parent / "data" / "extraction_real_test3.jsonl", capsys)
+    assert n == 80 and f1 >= 0.90
