@@ -83,7 +83,7 @@ def _serve(conn: Any, parent_pid: int) -> None:
         conn.send(_run_job(job, loop))
 
 
-def _run_job(job: dict[str, Any], loop: asyncio.AbstractEventLoop | None = None) -> dict[str, Any]:
+def _run_job(job: dict[str, Any], loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
     from .llm import BatchRunner, ProviderError
     from .router import make_router
     from .store import ResponseStore
@@ -93,8 +93,7 @@ def _run_job(job: dict[str, Any], loop: asyncio.AbstractEventLoop | None = None)
                          timeout=job["timeout"], router=router, backoff_base=job["backoff_base"], processes=1)
     out: dict[str, Any] = {}
     try:
-        batch = runner.arun(job["requests"], progress=False)
-        records = loop.run_until_complete(batch) if loop is not None else asyncio.run(batch)
+        records = loop.run_until_complete(runner.arun(job["requests"], progress=False))
         out["failed"] = [r["key"] for r in records if r.get("response") is None]
     except ProviderError as err:
         out["provider_error"] = str(err)
