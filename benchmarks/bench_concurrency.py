@@ -6,7 +6,8 @@ append-and-flush of every record. Efficiency = ideal / measured; the target is >
 
 Measured side by side on the same server: the default path (`processes: 0`, which at this size shards the calls over
 worker processes, see `valuelex_utils.shards`; the pool is started during the warm-up and its start-up time is
-reported apart), the same with every call in this one process (`processes: 1`), and bare `litellm.acompletion`.
+reported apart), the same without the paced first wave (`ramp_gap=0`, see `valuelex_utils.llm._Ramp`), the same with
+every call in this one process (`processes: 1`), and bare `litellm.acompletion`.
 
     python benchmarks/bench_concurrency.py [--calls 2000] [--concurrency 64] [--delay 0.5] [--out outputs/bench/concurrency.json]
 
@@ -118,6 +119,9 @@ def main(argv: list[str] | None = None) -> dict:
             tracemalloc.stop()
         stats = server.stats()
         lines = (Path(tmp) / "responses.jsonl").read_text(encoding="utf-8").count("\n")
+        no_ramp = BatchRunner(ResponseStore(Path(tmp) / "no_ramp.jsonl"), concurrency=a.concurrency, retries=2,
+                              timeout=60, ramp_gap=0.0)
+        no_ramp_wall = asyncio.run(measure(no_ramp, requests_for(a.calls, server.api_base)))
         one = BatchRunner(ResponseStore(Path(tmp) / "one.jsonl"), concurrency=a.concurrency, retries=2, timeout=60,
                           processes=1)
         one_wall = asyncio.run(measure(one, requests_for(a.calls, server.api_base)))
@@ -131,6 +135,8 @@ def main(argv: list[str] | None = None) -> dict:
         "within_10pct": wall <= ideal * 1.10,
         "worker_processes": workers, "worker_start_s": round(pool_start, 2),
         "efficiency_incl_worker_start": round(ideal / (wall + pool_start), 4),
+        "ramp_gap_s": runner.ramp_gap,
+        "no_ramp_s": round(no_ramp_wall, 3), "no_ramp_efficiency": round(ideal / no_ramp_wall, 4),
         "one_process_s": round(one_wall, 3), "one_process_efficiency": round(ideal / one_wall, 4),
         "throughput_calls_per_s": round(a.calls / wall, 1), "client_cpu_s": round(cpu, 2),
         "litellm_only_s": round(bare, 3) if bare else None,

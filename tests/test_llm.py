@@ -92,3 +92,42 @@ def test_transient_errors_are_retried(tmp_path, monkeypatch):
     rec = asyncio.run(runner.arun([LLMRequest("openai/x", ASK, {})], progress=False))[0]
     assert response_text(rec) == "ok"
     assert runner.tally.of("openai/x").retries == 2
+
+
+def _launch_times(monkeypatch, tmp_path, model: str, n: int, concurrency: int, gap: float) -> list[float]:
+    """Start time of each request's call (relative to the first), in request order."""
+    started: dict[str, float] = {}
+    real = litellm.acompletion
+
+    async def timed(**kwargs):
+        started[kwargs["messages"][0]["content"]] = asyncio.get_running_loop().time()
+        return await real(mock_response="ok", **{k: v for k, v in kwargs.items() if k != "model"}, model="openai/m")
+
+    monkeypatch.setattr(vllm.litellm, "acompletion", timed)
+    runner = BatchRunner(ResponseStore(tmp_path / f"{model.replace('/', '_')}.jsonl"), concurrency=concurrency,
+                         ramp_gap=gap, processes=1)
+    reqs = [LLMRequest(model, [{"role": "user", "content": f"q{i}"}], {}) for i in range(n)]
+    if model.startswith("local/"):
+        monkeypatch.setattr(runner, "_call", lambda req: timed(messages=req.messages, model=req.model))
+    asyncio.run(runner.arun(reqs, progress=False))
+    t0 = min(started.values())
+    return [started[f"q{i}"] - t0 for i in range(n)]
+
+
+def test_first_wave_is_paced_and_later_calls_are_not(tmp_path, monkeypatch):
+    t = _launch_times(monkeypatch, tmp_path, "openai/m", n=8, concurrency=4, gap=0.05)
+    first = sorted(t[:4])
+    # launches follow a schedule 50 ms apart (a late wake-up shortens the next gap, never the schedule)
+    assert first[3] - first[0] >= 3 * 0.05 * 0.95 and all(b - a >= 0.03 for a, b in zip(first, first[1:])), first
+    # the mock answers at once, so the slot the first call frees takes the rest before the second paced launch
+    assert max(t[4:]) < first[1], t
+
+
+def test_embedded_models_are_not_paced(tmp_path, monkeypatch):
+    t = _launch_times(monkeypatch, tmp_path, "local/smollm2-135m-instruct", n=4, concurrency=4, gap=0.05)
+    assert max(t) < 0.045, t
+
+
+def test_no_pacing_with_a_zero_gap(tmp_path, monkeypatch):
+    t = _launch_times(monkeypatch, tmp_path, "openai/m", n=4, concurrency=4, gap=0.0)
+    assert max(t) < 0.045, t

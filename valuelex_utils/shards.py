@@ -90,7 +90,8 @@ def _run_job(job: dict[str, Any], loop: asyncio.AbstractEventLoop) -> dict[str, 
 
     router = make_router(job["model_list"]) if job["model_list"] else None
     runner = BatchRunner(ResponseStore(job["store"]), concurrency=job["concurrency"], retries=job["retries"],
-                         timeout=job["timeout"], router=router, backoff_base=job["backoff_base"], processes=1)
+                         timeout=job["timeout"], router=router, backoff_base=job["backoff_base"], processes=1,
+                         ramp_gap=job["ramp_gap"])
     out: dict[str, Any] = {}
     try:
         records = loop.run_until_complete(runner.arun(job["requests"], progress=False))
@@ -170,6 +171,7 @@ async def run_sharded(runner: Any, requests: Sequence[Any], n: int, bar: Any) ->
     workers = _POOL[:n]
     base = {"store": str(runner.store.path), "concurrency": max(1, runner.concurrency // n),
             "retries": runner.retries, "timeout": runner.timeout, "backoff_base": runner.backoff_base,
+            "ramp_gap": runner.ramp_gap,
             "model_list": getattr(runner.router, "valuelex_model_list", None)}
     keys = {r.key for r in requests}
     replies: dict[int, dict[str, Any]] = {}
