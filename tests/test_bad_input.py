@@ -198,6 +198,10 @@ CASES: list = [
     ("extract-output-is-a-folder", lambda f: ["extract", f.text("in.jsonl", '{"id": 1, "text": "honesty"}\n'), "-o",
                                               str(f.other)], "directory"),
     ("extract-no-output", lambda f: ["extract", f.text("in.jsonl", '{"id": 1, "text": "honesty"}\n')], "-o"),
+    ("extract-judge-no-provider", lambda f: ["extract", f.text("in.jsonl", '{"id": 1, "text": "honesty"}\n'), "-o",
+                                             f.out("out.jsonl"), "--judge", "gpt-nothing"], "provider"),
+    ("extract-judge-unknown-embedded", lambda f: ["extract", f.text("in.jsonl", '{"id": 1, "text": "honesty"}\n'),
+                                                  "-o", f.out("out.jsonl"), "--judge", "local/nope"], "local/nope"),
     # -- valuelex factors -----------------------------------------------------------------------------------------
     ("factors-matrix-missing", lambda f: ["factors", f.missing("m.csv"), "-o", f.out("fa")], "not found"),
     ("factors-empty-csv", lambda f: ["factors", f.text("m.csv", ""), "-o", f.out("fa")], "empty"),

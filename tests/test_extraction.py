@@ -416,6 +416,19 @@ def test_llm_filter_defaults_to_litellm_with_the_given_model(monkeypatch: pytest
     assert seen["model"] == "ollama/llama3" and seen["temperature"] == 0
 
 
+def test_a_failing_judge_is_one_line_naming_it_and_writes_nothing(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def completion(**kwargs: object) -> None:
+        raise RuntimeError("Incorrect API key provided\n(traceback details)")
+
+    monkeypatch.setitem(sys.modules, "litellm", types.SimpleNamespace(completion=completion))
+    source = _write_lines(tmp_path / "in.jsonl", [json.dumps({"id": "a", "text": "I value honesty."})])
+    with pytest.raises(UserError) as err:
+        extract_file(source, tmp_path / "out.jsonl", model="openai/gpt-4o")
+    assert str(err.value) == "judge model openai/gpt-4o: RuntimeError: Incorrect API key provided"
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 def test_micro_f1_on_real_small_model_answers_stays_above_its_measured_floor(
         capsys: pytest.CaptureFixture[str]) -> None:
     """61 real answers of SmolLM2-135M-Instruct and the Gemma 3 270M base model, labelled blind before the extractor

@@ -38,7 +38,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_extract(args: argparse.Namespace) -> int:
     from .extraction import extract_file
 
-    n = extract_file(args.input, args.output)
+    if args.judge:
+        from .llm import check_model_id  # registers the embedded models with LiteLLM
+
+        check_model_id(args.judge)
+    n = extract_file(args.input, args.output, model=args.judge)
     print(f"wrote {n} lines to {args.output}", file=sys.stderr)
     return 0
 
@@ -88,8 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_run)
 
     e = sub.add_parser("extract", help="value descriptors from answers (JSONL {id, text} -> {id, descriptors})")
-    e.add_argument("input")
-    e.add_argument("-o", "--output", required=True)
+    e.add_argument("input", help="JSONL, one {\"id\", \"text\"} per line")
+    e.add_argument("-o", "--output", required=True, help="JSONL, one {\"id\", \"descriptors\"} per line")
+    e.add_argument("--judge", default=None, metavar="MODEL",
+                   help="any LiteLLM model (e.g. openai/gpt-4o, local/smollm2-135m-instruct) that then keeps only the "
+                        "words it judges to name a value; default: the rules alone")
     e.set_defaults(func=_cmd_extract)
 
     f = sub.add_parser("factors", help="exploratory factor analysis of a respondent x word matrix")

@@ -1119,7 +1119,11 @@ def _litellm_call(model: str) -> Callable[[Messages], str]:
     def call(messages: Messages) -> str:
         import litellm  # noqa: PLC0415 - heavy and optional
 
-        reply = litellm.completion(model=model, messages=messages, temperature=0)
+        try:
+            reply = litellm.completion(model=model, messages=messages, temperature=0)
+        except Exception as err:  # noqa: BLE001 - a bad key or unknown model: one line naming the judge
+            first = (str(err).strip().splitlines() or ["failed"])[0][:300]
+            raise UserError(f"judge model {model}: {type(err).__name__}: {first}") from None
         return reply.choices[0].message.content or ""
     return call
 
