@@ -217,6 +217,24 @@ CASES: list[tuple[str, str, list[str]]] = [
      ["candor", "rigor", "fairness"]),
     ("character_nouns_after_i_am", "I'm an optimist and a giver.", ["optimist", "giver"]),
     ("vague_evaluation_is_not_a_value", "I give accurate and effective answers.", ["accurate"]),
+    # --- generic rules found on two more blind sets (written large-model styles; new SmolLM2/Gemma samples)
+    ("one_word_sentence", "Courage.", ["courage"]),
+    ("all_caps_one_word_sentences", "FAIRNESS. LOYALTY. FAIRNESS. KINDNESS.", ["fairness", "loyalty", "kindness"]),
+    ("one_word_sentence_that_is_no_value", "Thanks. Bye.", []),
+    ("not_only_but_also_negates_nothing", "My answers should be not only correct but also kind and candid.",
+     ["correct", "kind", "candid"]),
+    ("not_just_then_negation_still_negates", "I am not just fast; I do not value speed over care.", []),
+    ("bold_summary_label_is_no_item", "- **Rigor** - checks\n- **Warmth** - tone\n\n**To sum up:** rigorous, warm "
+     "and fair \u2014 that is me.", ["rigor", "warmth", "rigorous", "warm", "fair"]),
+    ("plain_summary_label_is_no_item", "1. Humility\n2. Diligence\n\nAll in all: humble and diligent.",
+     ["humility", "diligence", "humble", "diligent"]),
+    ("answer_cut_in_the_middle_of_a_word", "My values are:\n1. Courage: I act.\n2. Kindness: I care.\n3. Perseve",
+     ["courage", "kindness"]),
+    ("cut_check_keeps_a_whole_last_word", "The ideals I hold are courage, kindness, loyalty and fairness",
+     ["courage", "kindness", "loyalty", "fairness"]),
+    ("person_of_a_value", "I try to be a woman of faith and a person of honor.", ["faith", "honor"]),
+    ("speaker_has_a_value_for", "We have a profound respect for every culture.", ["respect"]),
+    ("having_a_value_word_as_a_modifier_is_not_having_it", "I have honesty concerns about the survey.", []),
 ]
 
 
@@ -479,3 +497,26 @@ def test_micro_f1_on_real_test3_answers_stays_above_its_measured_floor(capsys: p
     so the figure after, 0.917 (P 0.927, R 0.907; real 0.851, written 0.978), is no longer blind."""
     n, f1 = measured_f1("real test3", Path(__file__).parent / "data" / "extraction_real_test3.jsonl", capsys)
     assert n == 80 and f1 >= 0.90
+
+
+def test_micro_f1_on_new_real_samples_stays_above_its_measured_floor(capsys: pytest.CaptureFixture[str]) -> None:
+    """80 real answers (tests/data/extraction_real_test4.jsonl): 40 SmolLM2-135M-Instruct, 40 Gemma 3 270M base, from
+    a fresh elicitation with the default params but another seed (7771), so none was seen before; sampled with
+    random.Random(4) over prompts and configs and labelled by tests/data/EXTRACTION_LABELS.md by a helper who never saw
+    the extractor. Blind: micro-F1 0.794 (P 0.889, R 0.717; SmolLM2 0.843, Gemma 0.690). After the rules learnt
+    from it and from the written test4 set (one-word sentences, 'not only ... but also', summary labels, a word cut at
+    the token limit, 'a person of X', 'I have a deep respect for'): 0.808 (SmolLM2 0.849, Gemma 0.721), no longer
+    blind. Most of what is missed is a tiny base model's rambling ('I am a good steward of my community', 'Be open to
+    change'), where the labels themselves are the least certain."""
+    n, f1 = measured_f1("real test4", Path(__file__).parent / "data" / "extraction_real_test4.jsonl", capsys)
+    assert n == 80 and f1 >= 0.80
+
+
+def test_micro_f1_on_new_written_answers_stays_above_its_measured_floor(capsys: pytest.CaptureFixture[str]) -> None:
+    """80 answers written in the styles of many real LLMs (tests/data/extraction_written_test4.jsonl: GPT-4, Claude,
+    Gemini, Llama-2/3, Mistral, Vicuna, Qwen, Phi, Falcon and base-model continuations; rare value words such as
+    probity or forbearance, answers cut mid-word, transcripts, recipes after a list), 411 gold words, labelled by the
+    guide by a helper who never saw the extractor. Blind: micro-F1 0.916 (P 0.915, R 0.917). After the rules above:
+    0.933 (P 0.916, R 0.951), no longer blind."""
+    n, f1 = measured_f1("written test4", Path(__file__).parent / "data" / "extraction_written_test4.jsonl", capsys)
+    assert n == 80 and f1 >= 0.92

