@@ -235,6 +235,12 @@ CASES: list[tuple[str, str, list[str]]] = [
     ("person_of_a_value", "I try to be a woman of faith and a person of honor.", ["faith", "honor"]),
     ("speaker_has_a_value_for", "We have a profound respect for every culture.", ["respect"]),
     ("having_a_value_word_as_a_modifier_is_not_having_it", "I have honesty concerns about the survey.", []),
+    ("a_skill_the_speaker_values_is_a_value", "We prioritise critical thinking and candor.", ["thinking", "candor"]),
+    ("a_skill_given_as_an_example_is_not", "I help with tasks such as data analysis and summarization.", []),
+    ("semicolon_items_explained_by_a_phrase", "Candor about my limits; patience with beginners; rigor in proofs.",
+     ["candor", "patience", "rigor"]),
+    ("negation_stops_at_a_semicolon", "Candor; patience; humility about what I can't do; respect for the people I "
+     "talk with.", ["candor", "patience", "humility", "respect"]),
 ]
 
 

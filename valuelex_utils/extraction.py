@@ -566,7 +566,9 @@ def _looks_like_enumeration(text: str) -> bool:
     segments = _enumeration_segments(text)
     if len(segments) < 2:
         return False
-    short = [_is_short_segment(seg, last=i == len(segments) - 1) for i, seg in enumerate(segments)]
+    semicolons = text.count(";") >= 2
+    short = [_is_short_segment(seg, last=i == len(segments) - 1, explained=semicolons)
+             for i, seg in enumerate(segments)]
     if len(segments) == 2:
         return all(short) and all(_ends_with_value(segment) for segment in segments)
     return 3 * sum(short) >= 2 * len(short)
@@ -578,10 +580,15 @@ def _ends_with_value(segment: str) -> bool:
     return head is not None and _is_value_like(head) and head == tokens[-1]
 
 
-def _is_short_segment(segment: str, last: bool) -> bool:
-    """A list-like segment: up to three words (the last one may trail a clause)."""
+def _is_short_segment(segment: str, last: bool, explained: bool = False) -> bool:
+    """A list-like segment: up to three words (the last one may trail a clause); with `explained` (segments split at
+    semicolons, a strong sign of a list), also a value word or two that a prepositional phrase explains ('humility
+    about what I don't know', 'respect for the person I talk with')."""
     tokens = _tokens(segment)
-    return len(_cut_at_clause(tokens) if last else tokens) <= 3
+    if len(_cut_at_clause(tokens) if last else tokens) <= 3:
+        return True
+    lead = _cut_at_prepositions(tokens)
+    return explained and 0 < len(lead) <= 2 and lead[-1] in VALUE_LEXICON and lead[-1] not in _FRAME_WORDS
 
 
 # Technical compounds whose second word is also a value word: 'a machine learning model' states no value.
@@ -703,7 +710,10 @@ def _is_had_by_speaker(tokens: Sequence[str], before: str, at: int) -> bool:
 def _is_excluded_use(tokens: Sequence[str], index: int) -> bool:
     """A verb ('I love', 'to respect'), a negated word, a frame ('commitment to'), 'kind of'."""
     token = tokens[index]
-    before = [t for t in tokens[max(0, index - 3):index] if t not in _COORDINATORS]
+    window = tokens[max(0, index - 3):index]
+    stops = [i for i, t in enumerate(window) if t in {",", ";"}]
+    window = window[stops[-1] + 1:] if stops else window  # 'what I don't know; respect for you': not negated
+    before = [t for t in window if t not in _COORDINATORS]
     after = tokens[index + 1] if index + 1 < len(tokens) else ""
     return (
         (token in _VERB_LIKE and bool(before) and before[-1] in _VERB_CUES)
@@ -815,9 +825,20 @@ def _triggered_heads(clause: str) -> tuple[list[str], str]:
     for index, trigger in enumerate(triggers):
         end = triggers[index + 1].start() if index + 1 < len(triggers) else len(clause)
         enumeration, rest = _split_enumeration(clause[trigger.end():end])
-        heads = _gate([_segment_head(seg, first=i == 0) for i, seg in enumerate(enumeration)])
-        found.extend(h for h in heads if _is_value_like(h))
+        heads = [_segment_head(seg, first=i == 0) for i, seg in enumerate(enumeration)]
+        promoted = _PROMOTING_TRIGGER.search(trigger.group(0)) is not None
+        skills = {h: h[len(_SKILL_MARK):] for h in heads if promoted and h and h.startswith(_SKILL_MARK)}
+        kept = set(_gate([h for h in heads if h not in skills]))
+        found.extend(skills[h] if h in skills else h for h in heads
+                      if h in skills or (h in kept and _is_value_like(h)))
     return found, rest
+
+
+# Triggers that name what follows as the speaker's value, so a skill after them is one ('I value critical thinking');
+# 'such as', 'including' and 'like' only give examples ('tasks such as data analysis').
+_PROMOTING_TRIGGER = re.compile(
+    r"\b(?:value|prioriti[sz]e|cherish|treasure|embrace|uphold|champion|emphasi[sz]e|prize|believe|committed|"
+    r"dedicated|devoted|emphasis|importance|weight)\b", re.IGNORECASE)
 
 
 def _clause_descriptors(clause: str, prose_allowed: bool) -> list[str]:
