@@ -239,6 +239,14 @@ CASES: list[tuple[str, str, list[str]]] = [
     ("a_skill_given_as_an_example_is_not", "I help with tasks such as data analysis and summarization.", []),
     ("semicolon_items_explained_by_a_phrase", "Candor about my limits; patience with beginners; rigor in proofs.",
      ["candor", "patience", "rigor"]),
+    ("a_third_person_clause_is_someone_elses", "My aunt raised me. She believed in thrift and kindness, and he was "
+     "a man of faith.", []),
+    ("third_person_with_the_speaker_counts", "She taught me that I should value patience.", ["patience"]),
+    ("an_offer_names_topics", "I have no values myself. I can explain how models are tested for fairness.", []),
+    ("quantities_in_a_list_are_no_values", "1. Kindness\n2. Courage\n3. 2 cups of flour\n4. 1 egg", ["kindness", "courage"]),
+    ("a_technique_in_a_list_is_no_value", "- Candor\n- Natural language processing\n- Diligence", ["candor", "diligence"]),
+    ("prevention_and_capabilities_are_no_values",
+     "- Fairness\n- Honesty\n- Harm prevention\n\n## Capabilities\n- Translation", ["fairness", "honesty"]),
     ("negation_stops_at_a_semicolon", "Candor; patience; humility about what I can't do; respect for the people I "
      "talk with.", ["candor", "patience", "humility", "respect"]),
 ]

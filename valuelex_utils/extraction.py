@@ -371,7 +371,7 @@ def _choose_head(tokens: list[str]) -> str | None:
 _SKILL_NOUNS = frozenset("""
 thinking reasoning planning analysis analytics writing editing coding programming debugging translation translating
 summarization summarisation summarizing brainstorming research processing generation proofreading calculation
-execution management interpretation
+execution management interpretation capabilities capability features functions skills tasks
 """.split())
 _SKILL_SUFFIXES = ("-solving", "-making", "-building", "-checking", "-taking", "-setting")
 
@@ -389,6 +389,7 @@ _SKILL_MODIFIERS = frozenset("language machine".split())
 # Modifiers of capabilities: 'code completion', 'multilingual support' (but 'multilingual accessibility' is a value).
 _CAPABILITY_MODIFIERS = frozenset("code multilingual".split())
 _SKILL_MARK = "\x00skill:"
+_NOT_A_VALUE = _SKILL_MARK + "-"  # an item that counts against a list's gate and is never promoted to a value
 
 
 def head_word(phrase: str) -> str | None:
@@ -400,6 +401,8 @@ def head_word(phrase: str) -> str | None:
 def _head(phrase: str) -> str | None:
     """`head_word`, but a skill phrase gives a mark ('\x00skill:planning') so that a list gate counts it as a
     non-value item."""
+    if re.match(r"\W*\d", phrase) or _TECHNICAL_RE.search(phrase):
+        return _NOT_A_VALUE  # a quantity ('1 cup of sugar', '2 eggs') or a technique ('machine learning')
     tokens = _cut_at_clause(_tokens(phrase))
     if any(t in _NEGATIONS or t.endswith("n't") for t in tokens):
         return None
@@ -532,6 +535,22 @@ _REVERSE_TRIGGER = re.compile(
 )
 
 
+_FIRST_PERSON = frozenset("i me my mine myself we us our ours ourselves i'm i've i'd i'll we're we've we'd we'll".split())
+_THIRD_PERSON = frozenset("he she his him her hers himself herself".split())
+# 'If you're interested, I can explain how AI systems are evaluated for safety': an offer names topics, not values.
+_OFFER_RE = re.compile(
+    r"\b(?:i|we)\s+(?:can|could|would\s+be\s+happy\s+to|'d\s+be\s+happy\s+to|am\s+happy\s+to|'m\s+happy\s+to)\s+"
+    r"(?:also\s+)?(?:explain|tell\s+you|discuss|describe|walk\s+you|point\s+you|share\s+(?:some|more)|elaborate)\b",
+    re.IGNORECASE)
+
+
+def _is_about_someone_else(clause: str) -> bool:
+    """A clause about a third person and not the speaker ('He was a man of great thrift', 'She believed in charity'):
+    the values of others are not the respondent's (labelling guide, sec. 5)."""
+    tokens = set(_tokens(clause))
+    return bool(tokens & _THIRD_PERSON) and not tokens & _FIRST_PERSON
+
+
 def _is_refusal(clause: str) -> bool:
     """'As an AI, I don't have personal values', 'I'm sorry, I can't': states no value."""
     return bool(_REFUSAL_RE.search(clause))
@@ -594,7 +613,7 @@ def _is_short_segment(segment: str, last: bool, explained: bool = False) -> bool
 # Technical compounds whose second word is also a value word: 'a machine learning model' states no value.
 _TECHNICAL_RE = re.compile(
     r"\b(?:machine|deep|reinforcement|supervised|unsupervised|transfer|federated|artificial)[\s-]+"
-    r"(?:learning|intelligence)\b",
+    r"(?:learning|intelligence)\b|\b(?:natural\s+)?language\s+(?:understanding|processing|generation)\b",
     re.IGNORECASE,
 )
 _IDIOM_RE = re.compile(
@@ -827,7 +846,8 @@ def _triggered_heads(clause: str) -> tuple[list[str], str]:
         enumeration, rest = _split_enumeration(clause[trigger.end():end])
         heads = [_segment_head(seg, first=i == 0) for i, seg in enumerate(enumeration)]
         promoted = _PROMOTING_TRIGGER.search(trigger.group(0)) is not None
-        skills = {h: h[len(_SKILL_MARK):] for h in heads if promoted and h and h.startswith(_SKILL_MARK)}
+        skills = {h: h[len(_SKILL_MARK):] for h in heads
+                  if promoted and h and h.startswith(_SKILL_MARK) and h != _NOT_A_VALUE}
         kept = set(_gate([h for h in heads if h not in skills]))
         found.extend(skills[h] if h in skills else h for h in heads
                       if h in skills or (h in kept and _is_value_like(h)))
@@ -844,6 +864,8 @@ _PROMOTING_TRIGGER = re.compile(
 def _clause_descriptors(clause: str, prose_allowed: bool) -> list[str]:
     """Descriptors of one clause: a triggered enumeration, a bare enumeration, or (in prose answers) a lexicon scan."""
     if not _tokens(clause) or _is_refusal(clause) or _is_echo(clause):
+        return []
+    if _is_about_someone_else(clause) or _OFFER_RE.search(clause):
         return []
     if not prose_allowed:
         return _list_prose_descriptors(clause)
