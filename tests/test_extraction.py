@@ -247,6 +247,23 @@ CASES: list[tuple[str, str, list[str]]] = [
     ("a_technique_in_a_list_is_no_value", "- Candor\n- Natural language processing\n- Diligence", ["candor", "diligence"]),
     ("prevention_and_capabilities_are_no_values",
      "- Fairness\n- Honesty\n- Harm prevention\n\n## Capabilities\n- Translation", ["fairness", "honesty"]),
+    ("hashtags_are_an_enumeration", "My ethos: #candor #thrift #patience #TeamSpirit2024", ["candor", "thrift",
+                                                                                         "patience"]),
+    ("a_single_hashtag_is_left_alone", "I love this #question: I value fairness.", ["fairness"]),
+    ("json_list_of_named_values", '{"values": [{"name": "Diligence", "description": "Be careful and correct."}, '
+     '{"name": "Equity", "description": "Be fair and kind."}]}', ["diligence", "equity"]),
+    ("json_in_a_fence_skips_rejected_keys_and_metadata",
+     '```json\n{"core": ["temperance", "fidelity"], "avoid": ["flattery"], "confidence": "medium"}\n```',
+     ["temperance", "fidelity"]),
+    ("yaml_mapping_of_values_to_descriptions",
+     "```yaml\nprinciples:\n  candor:\n    note: Say what I think.\n  prudence:\n    note: Weigh the risks.\n"
+     "workflow:\n  step: draft then check\n```", ["candor", "prudence"]),
+    ("bare_yaml_lists_with_snake_case", "virtues:\n  - courage\n  - respect_for_elders\nmeta:\n  version: 2",
+     ["courage", "respect"]),
+    ("counted_off_values", "I would put three things first. First, diligence. Second, benevolence: kindness to "
+     "all. Finally, candor.", ["diligence", "benevolence", "candor"]),
+    ("rank_names_a_value", "I would rank patience above speed.", ["patience"]),
+    ("values_of_a_group_are_not_the_speakers", "Many ancient traditions prize obedience and piety.", []),
     ("negation_stops_at_a_semicolon", "Candor; patience; humility about what I can't do; respect for the people I "
      "talk with.", ["candor", "patience", "humility", "respect"]),
 ]
@@ -534,3 +551,14 @@ def test_micro_f1_on_new_written_answers_stays_above_its_measured_floor(capsys: 
     0.933 (P 0.916, R 0.951), no longer blind."""
     n, f1 = measured_f1("written test4", Path(__file__).parent / "data" / "extraction_written_test4.jsonl", capsys)
     assert n == 80 and f1 >= 0.92
+
+
+def test_micro_f1_on_hard_written_answers_stays_above_its_measured_floor(capsys: pytest.CaptureFixture[str]) -> None:
+    """80 answers written to be hard (tests/data/extraction_written_test5.jsonl, 365 gold words): half reflective
+    prose (values as self-descriptions, as things promoted, as mere topics, negated, ranked below others, or held by
+    philosophers and other models), half unusual formats (JSON, YAML, code fences, hashtags, `X | Y | Z`, British
+    spellings, numbered first-person sentences), in many LLMs' styles; labelled by the guide by a helper who never
+    saw the extractor. Blind: micro-F1 0.821 (P 0.831, R 0.811). After the rules learnt from it (structured answers,
+    hashtags, counted-off values, groups as subjects, 'rank'): 0.879 (P 0.884, R 0.874), no longer blind."""
+    n, f1 = measured_f1("written test5", Path(__file__).parent / "data" / "extraction_written_test5.jsonl", capsys)
+    assert n == 80 and f1 >= 0.87

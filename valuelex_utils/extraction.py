@@ -249,12 +249,16 @@ def _normalise(text: str) -> str:
     for abbreviation, plain in _ABBREVIATIONS.items():
         text = re.sub(re.escape(abbreviation), plain, text, flags=re.IGNORECASE)
     text = re.sub(r"(?:\.\.\.|\u2026)[ \t]+(?=and\b|or\b|[a-z])", ", ", text)
+    if len(_HASHTAG_RE.findall(text)) >= 2:  # '#honesty #kindness #growth': an enumeration
+        # a CamelCase or numbered tag is a slogan ('#AIforGood', '#Team2024'), not a value word
+        text = _HASHTAG_RE.sub(lambda m: "" if re.search(r"\d|[a-z][A-Z]", m.group(1)) else m.group(1) + ",", text)
     text = _NOT_ONLY_RE.sub("", text)  # 'not only accurate but also clear' negates nothing
     text = re.sub(r"\bbut\s+also\b", "and also", text, flags=re.IGNORECASE)
     text = _SUMMARY_LABEL_RE.sub("In short: ", text)  # '**Taken together:** honest and kind' sums up, it is no item
     return text.replace("\u2026", ".")
 
 
+_HASHTAG_RE = re.compile(r"(?<![\w#&])#([^\W\d_][\w-]*)")
 _NOT_ONLY_RE = re.compile(r"\bnot\s+(?:only|just|merely|simply)\s+", re.IGNORECASE)
 _SUMMARY_LABEL_RE = re.compile(
     r"^[ \t]*(?:\*\*|__)?(?:in\s+short|in\s+summary|in\s+sum|to\s+sum\s+up|to\s+summari[sz]e|taken\s+together|"
@@ -545,10 +549,22 @@ _OFFER_RE = re.compile(
 
 
 def _is_about_someone_else(clause: str) -> bool:
-    """A clause about a third person and not the speaker ('He was a man of great thrift', 'She believed in charity'):
-    the values of others are not the respondent's (labelling guide, sec. 5)."""
-    tokens = set(_tokens(clause))
-    return bool(tokens & _THIRD_PERSON) and not tokens & _FIRST_PERSON
+    """A clause about a third person or group and not the speaker ('He was a man of great thrift', 'Many philosophers
+    held courage to be a virtue', 'Humans often prize ambition'): the values of others are not the respondent's
+    (labelling guide, sec. 5)."""
+    tokens = _tokens(clause)
+    if set(tokens) & _FIRST_PERSON:
+        return False
+    subject = [t for t in tokens[:3] if t not in _FILLERS and t not in _GROUP_QUANTIFIERS]
+    return bool(set(tokens) & _THIRD_PERSON) or (bool(subject) and subject[0] in _GROUPS)
+
+
+_GROUP_QUANTIFIERS = frozenset("many most some several all other different certain religious ancient".split())
+# Subjects that name other people or other systems, not the speaker.
+_GROUPS = frozenset("""
+others some humans people philosophers traditions cultures societies researchers critics companies developers
+models users parents children students teachers experts scholars religions thinkers
+""".split())
 
 
 def _is_refusal(clause: str) -> bool:
@@ -639,7 +655,7 @@ emphasizes emphasise emphasises demonstrate demonstrates show shows showing prac
 cultivating encourage encourages encouraging value values valuing prioritize prioritizes prioritise prioritises
 uphold upholds upholding maintain maintains maintaining champion champions inspire inspires respect respects with
 embrace embraces embracing pursue pursues pursuing seek seeks seeking deserve deserves protect protects protecting
-safeguard safeguards safeguarding preserve preserves preserving defend defends defending
+safeguard safeguards safeguarding preserve preserves preserving defend defends defending rank ranks favour favor
 """.split())
 _SUBJECT_CUES = frozenset("is are matters matter means remains guides drives".split())
 # Nouns for the speaker itself: a value adjective before one describes the speaker ('I'm a curious AI').
@@ -901,12 +917,22 @@ def _sentences(text: str) -> list[str]:
 
 
 def _fragment_value(sentence: str) -> str | None:
-    """A sentence that is only a value word or two, no verb: 'Integrity.', 'HONESTY. LOYALTY.', 'Always kindness.'"""
+    """A sentence that is only a value word or two, no verb: 'Integrity.', 'HONESTY. LOYALTY.', 'Always kindness.',
+    also when counted off and explained: 'Third, intellectual honesty.', 'Second, magnanimity: answering kindly'."""
+    ordinal = _ORDINAL_RE.match(sentence)
+    if ordinal:
+        sentence = re.split(r":\s|\s[-\u2013\u2014]\s|\u2014", sentence[ordinal.end():], maxsplit=1)[0]
     tokens = _tokens(sentence)
     if not 0 < len(tokens) <= 2 or tokens[0] in _CLAUSE_SUBJECTS or tokens[0] in _STATEMENT_SUBJECTS:
         return None
     head = head_word(sentence)
-    return head if head in VALUE_LEXICON else None
+    if head is None:
+        return None
+    return head if head in VALUE_LEXICON or (ordinal and _is_value_like(head)) else None
+
+
+_ORDINAL_RE = re.compile(r"^\W*(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|fourth(?:ly)?|fifth(?:ly)?|next|then|last(?:ly)?|"
+                         r"finally|above\s+all|most\s+of\s+all)\s*[,:]\s*", re.IGNORECASE)
 
 
 def _prose_descriptors(text: str, prose_allowed: bool) -> list[str]:
@@ -1037,7 +1063,8 @@ def _classify_plain(body: str, indent: int) -> _Line | None:
         return _Line("prose", intro[0], indent) if len(intro) == 2 and _tokens(intro[0]) else None
     colon = re.search(r":\s", text)
     dash = colon or re.search(r"\s[-\u2013\u2014]\s", text)
-    if dash and _is_header_phrase(text[:dash.start()]) and not re.search(r"[.!?]\s", text[:dash.start()]):
+    stops = r"[.!?]\s" if colon else r"[.!?,;]\s"  # before a dash, a comma means an enumeration, not a header
+    if dash and _is_header_phrase(text[:dash.start()]) and not re.search(stops, text[:dash.start()]):
         # 'Core values: honesty, care', 'Core principles \u2014 precision; concision'
         return _Line("enum", text[dash.end():], indent)
     label = _tokens(text[:dash.start()]) if dash else []
@@ -1132,6 +1159,72 @@ def _item_heads(lines: Sequence[_Line]) -> dict[int, list[str]]:
     return {i: [h for h in heads if h in accepted] for i, heads in per_item.items()}
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Structured answers: JSON or YAML ('{"values": ["honesty", ...]}', a ```yaml block)
+# ----------------------------------------------------------------------------------------------------------------
+
+_FENCE_RE = re.compile(r"^\s*```[\w-]*[ \t]*\n(?P<body>.*?)\n?```\s*$", re.DOTALL)
+# Keys whose contents are what the speaker rejects or metadata, never its values.
+_NEGATIVE_KEY_RE = re.compile(r"^(?:not|non|anti|avoid|avoids|avoided|excluded?|rejected?|dont|do_not|never)(?:_|$)")
+_NAME_KEYS = ("name", "value", "word", "term", "title", "label", "principle", "virtue")
+_VALUE_KEY_RE = re.compile(
+    r"(?:^|_)(?:values?|principles?|virtues?|tenets?|ideals?|qualities|traits|words|terms|descriptors|keywords|ethos)$")
+
+
+def _structured_values(text: str) -> list[str] | None:
+    """Values of an answer given as data: a JSON object or list, or YAML in a code fence or made of keys and lists.
+
+    Why: asked for "a list", models often answer in JSON or YAML, where the rules for prose and markdown lists would
+    take keys, descriptions and metadata ('description: Be truthful', 'confidence: high') for values. Names under
+    value-like keys count ('values:', 'central_tenets:', a mapping of value names to their descriptions); strings of
+    other keys are gated as a list; keys that reject ('not_values', 'avoid') and metadata are skipped. None when the
+    text is not such data, so that the rules read it."""
+    fenced = _FENCE_RE.match(text)
+    body = fenced.group("body") if fenced else text.strip()
+    data: object = None
+    if body[:1] in "[{":
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+    if data is None and (fenced or re.search(r"^[ \t]*[\w-]+:[ \t]*\n[ \t]+(?:-[ \t]|[\w-]+:)", body, re.MULTILINE)):
+        try:
+            import yaml  # noqa: PLC0415 - only for answers that look like YAML
+
+            data = yaml.safe_load(body)
+        except Exception:  # noqa: BLE001 - not YAML after all: the rules read it
+            data = None
+    if not isinstance(data, (dict, list)):
+        return None
+    named: list[str | None] = []
+    listed: list[str | None] = []
+    _walk_structure(data, False, named, listed)
+    heads = [h for h in named if h] + _gate(listed)
+    return list(dict.fromkeys(h for h in heads if h and not h.startswith(_SKILL_MARK)))
+
+
+def _walk_structure(node: object, under_values: bool, named: list[str | None], listed: list[str | None]) -> None:
+    if isinstance(node, dict):
+        name = next((node[k] for k in _NAME_KEYS if isinstance(node.get(k), str)), None)
+        if name is not None:  # {"name": "Accuracy", "description": "..."}: the name is the item
+            (named if under_values else listed).append(_head(name.replace("_", " ")))
+            return
+        for key, value in node.items():
+            key_text = str(key).lower().replace("-", "_").replace(" ", "_")
+            if _NEGATIVE_KEY_RE.search(key_text):
+                continue
+            if under_values and isinstance(value, (dict, type(None))):
+                named.append(_head(str(key).replace("_", " ")))  # 'honesty: {description: ..., priority: 1}'
+                continue
+            _walk_structure(value, bool(_VALUE_KEY_RE.search(key_text)), named, listed)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, str):
+                (named if under_values else listed).append(_head(item.replace("_", " ")))
+            else:
+                _walk_structure(item, under_values, named, listed)
+
+
 _CUT_MIN_TOKENS = 8
 
 
@@ -1171,6 +1264,9 @@ def extract_descriptors(text: str) -> list[str]:
     """
     if not text or not text.strip():
         return []
+    structured = _structured_values(text)
+    if structured is not None:
+        return structured
     text = _drop_cut_word(text)
     raw_lines = [part for raw in _split_inline_numbers(_normalise(text)).split("\n")
                  for part in _split_header_intro(raw)]
