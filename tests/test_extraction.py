@@ -264,6 +264,14 @@ CASES: list[tuple[str, str, list[str]]] = [
      "all. Finally, candor.", ["diligence", "benevolence", "candor"]),
     ("rank_names_a_value", "I would rank patience above speed.", ["patience"]),
     ("values_of_a_group_are_not_the_speakers", "Many ancient traditions prize obedience and piety.", []),
+    ("loved_value_objects", "I love cooking.\n\nI love my family.\n\nWe cherish our community.",
+     ["family", "community"]),
+    ("loved_things_that_are_no_values", "I love my job and my garden.", []),
+    ("ordinal_adverbs_are_no_values", "Firstly, I am honest.\n\nSecondly, I am patient.\n\nLastly, I am kind.",
+     ["honest", "patient", "kind"]),
+    ("bullets_under_a_numbered_value_item_explain_it",
+     "1. **Fairness**:\n\n* To give every side a hearing\n* To stay neutral\n\n2. **Diligence**:\n\n* To check twice",
+     ["fairness", "diligence"]),
     ("negation_stops_at_a_semicolon", "Candor; patience; humility about what I can't do; respect for the people I "
      "talk with.", ["candor", "patience", "humility", "respect"]),
 ]
@@ -562,3 +570,14 @@ def test_micro_f1_on_hard_written_answers_stays_above_its_measured_floor(capsys:
     hashtags, counted-off values, groups as subjects, 'rank'): 0.879 (P 0.884, R 0.874), no longer blind."""
     n, f1 = measured_f1("written test5", Path(__file__).parent / "data" / "extraction_written_test5.jsonl", capsys)
     assert n == 80 and f1 >= 0.87
+
+
+def test_micro_f1_on_longer_real_samples_stays_above_its_measured_floor(capsys: pytest.CaptureFixture[str]) -> None:
+    """80 real answers (tests/data/extraction_real_test5.jsonl, 194 gold words): 40 SmolLM2-135M-Instruct and 40
+    Gemma 3 270M base answers from a fresh elicitation with seed 9191 and max_tokens 160 (longer answers than the
+    default's), sampled with random.Random(5), labelled by the guide by a helper who never saw the extractor.
+    Blind: micro-F1 0.790 (P 0.729, R 0.861; SmolLM2 0.822, Gemma 0.749): here the tiny models' rambling costs
+    precision. After the rules learnt from it ('I love my family', ordinal adverbs, bullets under a numbered value
+    item): 0.821 (P 0.773, R 0.876), no longer blind."""
+    n, f1 = measured_f1("real test5", Path(__file__).parent / "data" / "extraction_real_test5.jsonl", capsys)
+    assert n == 80 and f1 >= 0.81

@@ -141,6 +141,7 @@ yes no sure certainly okay ok hello hi thanks thank new well also more most many
 describe represent way ways something anything everything nothing area areas aspect aspects part
 business ability abilities capacity opportunity opportunities activity activities entity quantity university city
 electricity possibility probability complexity functionality majority minority priority priorities idea ideas
+firstly secondly thirdly fourthly fifthly lastly finally additionally furthermore moreover
 """.split())
 
 # English function words: never a head, and the words that end an enumeration or mark a verb.
@@ -885,6 +886,19 @@ def _clause_descriptors(clause: str, prose_allowed: bool) -> list[str]:
         return []
     if not prose_allowed:
         return _list_prose_descriptors(clause)
+    loved = [m.group(1).lower() for m in _LOVED_OBJECT_RE.finditer(clause)]
+    return loved + [w for w in _prose_clause_descriptors(clause) if w not in loved]
+
+
+# 'I love my family', 'we cherish our community': the pretrained models' value objects (paper A.3) count after a verb
+# of love or value (labelling guide, sec. 3); 'I love music' or 'I love my job' name no value.
+_LOVED_OBJECT_RE = re.compile(
+    r"\b(?:i|we)\s+(?:\w+ly\s+|also\s+)?(?:love|cherish|treasure|value|honou?r|adore)\s+(?:my|our)\s+(?:\w+\s+)?"
+    r"(family|families|friends|god|faith|community|communities|country|environment|money|work|children|kids|parents|"
+    r"health|freedom|church)\b", re.IGNORECASE)
+
+
+def _prose_clause_descriptors(clause: str) -> list[str]:
     clause = _speaker_as_subject(clause)
     reverse = _REVERSE_TRIGGER.match(clause)
     if reverse:
@@ -974,6 +988,8 @@ class _Line:
     indent: int
     marked: bool = False
     header: bool = False
+    opens: bool = False  # a numbered item that ends with ':' ('1. **Integrity**:'): bullets below explain it
+    numbered: bool = False
 
 
 _STATEMENT_SUBJECTS = frozenset("i we i'm i'll i've i'd we're we'll we've".split())
@@ -1098,7 +1114,10 @@ def _classify(raw: str) -> _Line | None:
         if line is None:
             return None
         heading = body.startswith("#") or (marker is None and not _tokens(bold.group("rest")))
-        return replace(line, marked=not body.startswith("#") and marker is not None, header=heading)
+        numbered = bool(marker) and bool(_NUMBER_RE.match(body))
+        opens = numbered and _strip_markdown(body).rstrip().endswith(":")
+        return replace(line, marked=not body.startswith("#") and marker is not None, header=heading, opens=opens,
+                       numbered=numbered)
     return _classify_plain(body, indent)
 
 
@@ -1139,8 +1158,10 @@ def _top_level(lines: Sequence[_Line]) -> list[_Line]:
     kept: list[_Line] = []
     section: _Line | None = None
     for line in lines:
-        if line.header:
+        if line.header or line.opens:
             section = line if line.kind == "item" and _names_a_value(line) else None
+        elif section is not None and section.opens and line.numbered:
+            section = None  # the next numbered item: past the previous one's bullets
         elif section is not None and line.marked:
             continue  # '**Privacy and Security**' / '- I don't retain personal data': bullets explain the header
         if line.kind == "item":
