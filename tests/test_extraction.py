@@ -555,10 +555,10 @@ def test_micro_f1_on_new_written_answers_stays_above_its_measured_floor(capsys: 
     """80 answers written in the styles of many real LLMs (tests/data/extraction_written_test4.jsonl: GPT-4, Claude,
     Gemini, Llama-2/3, Mistral, Vicuna, Qwen, Phi, Falcon and base-model continuations; rare value words such as
     probity or forbearance, answers cut mid-word, transcripts, recipes after a list), 411 gold words, labelled by the
-    guide by a helper who never saw the extractor. Blind: micro-F1 0.916 (P 0.915, R 0.917). After the rules above:
-    0.933 (P 0.916, R 0.951), no longer blind."""
+    guide by a helper who never saw the extractor. Blind: micro-F1 0.916 (P 0.915, R 0.917). After the rules learnt
+    from it and from the sets after it: 0.951 (P 0.949, R 0.954), no longer blind."""
     n, f1 = measured_f1("written test4", Path(__file__).parent / "data" / "extraction_written_test4.jsonl", capsys)
-    assert n == 80 and f1 >= 0.92
+    assert n == 80 and f1 >= 0.94
 
 
 def test_micro_f1_on_hard_written_answers_stays_above_its_measured_floor(capsys: pytest.CaptureFixture[str]) -> None:
