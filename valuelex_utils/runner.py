@@ -189,8 +189,10 @@ def execute_step(step: str, notebook: Path, rd: RunDir, params_path: Path) -> di
         pm.execute_notebook(str(notebook), str(out), parameters={"run_dir": str(rd.root), "params_file": str(params_path)},
                             cwd=str(NOTEBOOK_DIR), kernel_name="python3", progress_bar=False, log_output=False,
                             # the kernel shares our stderr: keep its start-up warnings (e.g. "running over TCP without
-                            # encryption", on localhost) out of the one line a failure prints there
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                            # encryption", on localhost) and the "KeyboardInterrupt caught in kernel" it logs when it is
+                            # shut down while busy (seen on a loaded machine) out of the one line a failure prints
+                            # there; a cell's error reaches the user through papermill, not through this log
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except pm.PapermillExecutionError as err:
         status = "failed"
         error = {"ename": err.ename, "evalue": str(err.evalue).splitlines()[0] if err.evalue else ""}
