@@ -581,3 +581,13 @@ def test_micro_f1_on_longer_real_samples_stays_above_its_measured_floor(capsys: 
     item): 0.821 (P 0.773, R 0.876), no longer blind."""
     n, f1 = measured_f1("real test5", Path(__file__).parent / "data" / "extraction_real_test5.jsonl", capsys)
     assert n == 80 and f1 >= 0.81
+
+
+def test_micro_f1_on_real_answers_measured_blind_at_the_end(capsys: pytest.CaptureFixture[str]) -> None:
+    """80 real answers (tests/data/extraction_real_test6.jsonl, 148 gold words): 20 SmolLM2 and 20 Gemma answers
+    from each of the seed-7771 and seed-9191 elicitations that no other set used, sampled with random.Random(6) and
+    labelled by the guide by a helper who never saw the extractor, after every rule of session 3 was in. Blind and
+    never tuned on: micro-F1 0.826 (P 0.834, R 0.818; SmolLM2 0.822, Gemma 0.833); the extractor as it was at the
+    start of session 3 scores 0.818 on it."""
+    n, f1 = measured_f1("real test6", Path(__file__).parent / "data" / "extraction_real_test6.jsonl", capsys)
+    assert n == 80 and f1 >= 0.82
