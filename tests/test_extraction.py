@@ -591,3 +591,13 @@ def test_micro_f1_on_real_answers_measured_blind_at_the_end(capsys: pytest.Captu
     start of session 3 scores 0.818 on it."""
     n, f1 = measured_f1("real test6", Path(__file__).parent / "data" / "extraction_real_test6.jsonl", capsys)
     assert n == 80 and f1 >= 0.82
+
+
+def test_micro_f1_on_everyday_written_answers_measured_blind_at_the_end(capsys: pytest.CaptureFixture[str]) -> None:
+    """80 answers written as the paper's respondents typically answer (tests/data/extraction_written_test6.jsonl,
+    482 gold words): 35 lists, 20 prose answers, 10 one-liners and 15 pretrained-model continuations, in the styles
+    of GPT-3.5/4, Claude, Llama-2-chat, Vicuna, Mistral, Falcon, Baichuan, ChatGLM, Qwen, Yi and their bases; labelled
+    by the guide by a helper who never saw the extractor, after every rule of session 3 was in. Blind and never tuned
+    on: micro-F1 0.952 (P 0.956, R 0.948); the extractor as it was at the start of session 3 scores 0.949."""
+    n, f1 = measured_f1("written test6", Path(__file__).parent / "data" / "extraction_written_test6.jsonl", capsys)
+    assert n == 80 and f1 >= 0.94
