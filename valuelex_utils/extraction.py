@@ -169,7 +169,7 @@ space atmosphere suggestions suggestion feedback insights
 _FRAME_WORDS = frozenset("""
 commitment committed dedication dedicated adherence devotion devoted focus emphasis pursuit protection promotion
 sense spirit understanding principle principles virtue virtues ideal ideals value values set bit lot kind culture
-importance priority
+importance priority duty
 prioritization desire quest search standard standards level degree advocacy champion preservation maintenance
 combination mix array range blend upholding respecting fostering ensuring promoting protecting maintaining
 providing striving strive embracing valuing power cause life feeling avoidance prevention reduction minimization
@@ -743,9 +743,28 @@ def _is_had_by_speaker(tokens: Sequence[str], before: str, at: int) -> bool:
     return subject in {"i", "we"}
 
 
+# Nouns in -ing that after 'am'/'is' are a verb in progress ('I am always learning'), not a quality.
+_PROGRESSIVE_ONLY = frozenset("learning reasoning sharing listening growing improving evolving meaning".split())
+
+
+def _is_progressive_verb(tokens: Sequence[str], index: int) -> bool:
+    before, _ = _neighbour(tokens, index, -1, _is_filler)
+    return tokens[index] in _PROGRESSIVE_ONLY and before in _COPULAS
+
+
+def _is_job_duty(tokens: Sequence[str], index: int) -> bool:
+    """'I am responsible for overseeing the team', 'responsible for the security of the data': a job's duties, not
+    the value of responsibility ('responsible for my actions' still counts)."""
+    follow = tokens[index + 1:index + 3]
+    return (tokens[index] == "responsible" and len(follow) == 2 and follow[0] == "for"
+            and (follow[1].endswith("ing") or follow[1] in {"the", "a", "an"}))
+
+
 def _is_excluded_use(tokens: Sequence[str], index: int) -> bool:
     """A verb ('I love', 'to respect'), a negated word, a frame ('commitment to'), 'kind of'."""
     token = tokens[index]
+    if _is_job_duty(tokens, index) or _is_progressive_verb(tokens, index):
+        return True
     window = tokens[max(0, index - 3):index]
     stops = [i for i, t in enumerate(window) if t in {",", ";"}]
     window = window[stops[-1] + 1:] if stops else window  # 'what I don't know; respect for you': not negated
