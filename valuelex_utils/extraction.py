@@ -659,9 +659,9 @@ embrace embraces embracing pursue pursues pursuing seek seeks seeking deserve de
 safeguard safeguards safeguarding preserve preserves preserving defend defends defending rank ranks favour favor
 """.split())
 _SUBJECT_CUES = frozenset("is are matters matter means remains guides drives".split())
-# Nouns for the speaker itself: a value adjective before one describes the speaker ('I'm a curious AI').
 # Nouns for someone who has a quality: 'a person of integrity' names the quality as the speaker's.
 _BEARER_NOUNS = frozenset("person man woman someone individual people one".split())
+# Nouns for the speaker itself: a value adjective before one describes the speaker ('I'm a curious AI').
 _SELF_NOUNS = frozenset("ai assistant chatbot companion guide partner person entity presence".split())
 # Adjectives that are also nouns: after a possessive or a goal word they are nouns ('my primary objective').
 _NOUN_HOMONYMS = frozenset("objective kind patient".split())
@@ -739,7 +739,7 @@ def _is_had_by_speaker(tokens: Sequence[str], before: str, at: int) -> bool:
     checks that the word is not a modifier: 'we have trust issues')."""
     if before not in _HAVE:
         return False
-    subject, _ = _neighbour(tokens, at, -1, lambda t: t in {"also", "always", "truly", "really", "deeply"})
+    subject, _ = _neighbour(tokens, at, -1, _is_filler)
     return subject in {"i", "we"}
 
 
@@ -1205,7 +1205,7 @@ def _item_heads(lines: Sequence[_Line]) -> dict[int, list[str]]:
 
 _FENCE_RE = re.compile(r"^\s*```[\w-]*[ \t]*\n(?P<body>.*?)\n?```\s*$", re.DOTALL)
 # Keys whose contents are what the speaker rejects or metadata, never its values.
-_NEGATIVE_KEY_RE = re.compile(r"^(?:not|non|anti|avoid|avoids|avoided|excluded?|rejected?|dont|do_not|never)(?:_|$)")
+_NEGATIVE_KEY_RE = re.compile(r"^(?:not|anti|avoid|avoids|avoided|excluded?|rejected?|dont|do_not|never)(?:_|$)")
 _NAME_KEYS = ("name", "value", "word", "term", "title", "label", "principle", "virtue")
 _VALUE_KEY_RE = re.compile(
     r"(?:^|_)(?:values?|principles?|virtues?|tenets?|ideals?|qualities|traits|words|terms|descriptors|keywords|ethos)$")
@@ -1244,6 +1244,7 @@ def _structured_values(text: str) -> list[str] | None:
 
 
 def _walk_structure(node: object, under_values: bool, named: list[str | None], listed: list[str | None]) -> None:
+    """Collect item heads: `named` under a value-like key (trusted), `listed` elsewhere (gated as a list)."""
     if isinstance(node, dict):
         name = next((node[k] for k in _NAME_KEYS if isinstance(node.get(k), str)), None)
         if name is not None:  # {"name": "Accuracy", "description": "..."}: the name is the item
