@@ -282,7 +282,6 @@ class BatchRunner:
         self.backoff_base = backoff_base
         self.processes = processes
         self.ramp_gap = ramp_gap
-        self._ramp = _Ramp(0, 0.0)
         self.tally = Tally()
         self._by_workers: set[str] = set()  # keys answered in worker processes during this batch (counted there)
         self._given_up: set[str] = set()  # keys the workers stopped retrying
@@ -294,7 +293,7 @@ class BatchRunner:
         return await litellm.acompletion(model=req.model, messages=req.messages, timeout=self.timeout,
                                          num_retries=0, **kwargs, **_deployment_kwargs(req.deployment))
 
-    async def _one(self, req: LLMRequest, sem: asyncio.Semaphore) -> dict[str, Any]:
+    async def _one(self, req: LLMRequest, sem: asyncio.Semaphore, ramp: _Ramp) -> dict[str, Any]:
         key = req.key
         tally = self.tally.of(req.model)
         cached = self.store.get(key)
@@ -306,7 +305,7 @@ class BatchRunner:
             return {"key": key, "error": "failed after retries (in a worker process)", "response": None}
         async with sem:
             if not req.model.startswith("local/"):  # the embedded engine batches what arrives together: no pacing
-                await self._ramp.wait()
+                await ramp.wait()
             attempt = 0
             cooldown_waits = 0
             while True:
@@ -369,10 +368,10 @@ class BatchRunner:
         if any(not m.startswith("local/") for m in models):
             await _warm_up_remote_client()
         sem = asyncio.Semaphore(self.concurrency)
-        self._ramp = _Ramp(self.concurrency, self.ramp_gap)
+        ramp = _Ramp(self.concurrency, self.ramp_gap)  # like the semaphore, one per batch
         bar = _progress(len(requests), desc, progress)
         await self._shard_remote(requests, bar)
-        tasks = [asyncio.ensure_future(self._one(r, sem)) for r in requests]
+        tasks = [asyncio.ensure_future(self._one(r, sem, ramp)) for r in requests]
         for task, req in zip(tasks, requests):
             if req.key not in self._by_workers:
                 task.add_done_callback(lambda _t: bar.update(1))
