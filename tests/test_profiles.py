@@ -199,3 +199,17 @@ def test_scores_and_reliability_keep_every_system_apart_and_read_back(tmp_path):
     back = load_scored(rd)
     assert list(back) == ["run", "valuelex"] and list(back["run"].scores.columns[-3:]) == run_sys.columns()
     assert read_notes(rd) == ["a note"]
+
+
+def test_a_column_scored_the_same_everywhere_has_no_effect_and_says_so():
+    scores = _scores().assign(Z=3)
+    table, notes = effects(scores, ["X", "Z"])
+    assert set(table.column) == {"X"}  # not a zero effect with a spurious p-value
+    assert any(n.startswith("Z: every completion got the same score") for n in notes)
+
+
+def test_a_table_without_neutral_shares_does_not_claim_none_are_neutral():
+    prof = value_profiles(_flat(), list("PQR"), n_boot=200).assign(neutral_share=np.nan)  # an older CSV
+    sig = profile_signal(prof)
+    assert np.isnan(sig.neutral_share) and sig.little  # the intervals alone say it
+    assert "neutral 3" not in sig.markdown() and "The 95% interval includes 0.5" in sig.markdown()

@@ -78,8 +78,9 @@ def figure4(comparison: pd.DataFrame) -> go.Figure:
                 marker_color=palette[m_i % len(palette)],
                 error_y=dict(type="data", symmetric=False, array=(d["hi"] - d["w"]).fillna(0),
                              arrayminus=(d["w"] - d["lo"]).fillna(0))), row=1, col=s_i)
-    fig.add_hline(y=0.5, line_dash="dot", line_color="#888", annotation_text="neutral", annotation_position="top left")
-    fig.update_yaxes(range=[0, 1], title_text="orientation w (score / 6)", row=1, col=1)
+    for s_i in range(1, len(systems) + 1):  # the neutral line in every panel, named on the axis (a label in each
+        fig.add_hline(y=0.5, line_dash="dot", line_color="#888", row=1, col=s_i)  # panel sat on its first bar)
+    fig.update_yaxes(range=[0, 1], title_text="orientation w (score / 6; dotted: 0.5 neutral)", row=1, col=1)
     return fig.update_layout(barmode="group", height=480,
                              title=f"The same completions under {len(systems)} value systems", legend_title="model")
 
@@ -100,9 +101,10 @@ def cross_system_correlations(ours: pd.DataFrame, ours_cols: Sequence[str], huma
 
 
 def correlation_heatmap(corr: pd.DataFrame, title: str) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=corr.to_numpy(), x=corr.columns, y=corr.index, zmin=-1, zmax=1,
-                               colorscale="RdBu", reversescale=True, text=np.round(corr.to_numpy(), 2),
-                               texttemplate="%{text}"))
+    z = corr.to_numpy(dtype=float)
+    text = [["" if np.isnan(v) else f"{v:.2f}" for v in row] for row in z]  # no correlation: an empty cell, not "NaN"
+    fig = go.Figure(go.Heatmap(z=z, x=corr.columns, y=corr.index, zmin=-1, zmax=1,
+                               colorscale="RdBu", reversescale=True, text=text, texttemplate="%{text}"))
     return fig.update_layout(title=title, height=120 + 40 * len(corr.index))
 
 

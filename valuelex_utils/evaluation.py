@@ -236,8 +236,12 @@ def reliability_overview(runs: Mapping[str, ScoredRun]) -> pd.DataFrame:
     rows = []
     for key, run in runs.items():
         ann = run.reliability.get("against_annotated") or {}
+        measured = ann.get("mean_qwk") is not None
         rows.append({"system": key, "scorer": run.reliability.get("scorer"),
-                     **{k: ann.get(k) for k in ("mean_qwk", "mean_alpha_ordinal", "mean_auc_strong_vs_weak",
-                                                "n_items")},
-                     "note": ann.get("note") or ("" if ann else "no agreement measured")})
-    return pd.DataFrame(rows)
+                     **{k: ann.get(k) for k in ("mean_qwk", "mean_alpha_ordinal", "mean_auc_strong_vs_weak")},
+                     "n_labelled_items": ann.get("n_items"),
+                     "note": "" if measured else "no human labels for this system: agreement unknown (reliability.json "
+                     "says how it was scored)"})
+    out = pd.DataFrame(rows)
+    out["n_labelled_items"] = out["n_labelled_items"].astype("Int64")
+    return out

@@ -92,14 +92,15 @@ class Signal:
     def parts(self, brackets: bool = True) -> tuple[str, list[str]]:
         """(headline, sentences); `brackets`: say that the heatmap brackets the cells whose interval includes 0.5."""
         unit = f"{self.level} × (sub)dimension"
-        said = [f"{self.neutral_share:.0%} of the scores are the neutral 3"]
+        said = [] if np.isnan(self.neutral_share) else [f"{self.neutral_share:.0%} of the scores are the neutral 3"]
         if self.n_intervals:
             said.append(f"the 95% interval includes 0.5 for {self.n_cover} of {self.n_intervals} {unit} cells "
                         f"(median interval width {self.median_width:.2f}"
                         + ("; those cells' values are in brackets)" if brackets else ")"))
         else:
             said.append("there are no intervals (scoring.n_bootstrap is 0, or a single stem)")
-        body = [("; ".join(said) if not self.little else " and ".join(said)) + "."]
+        sentence = "; ".join(said) if not self.little else " and ".join(said)
+        body = [sentence[0].upper() + sentence[1:] + "."]
         if self.little:
             body.append("Pale colours here mean the test found little, not that the models are measured neutral.")
         if self.clearest is not None:
@@ -137,8 +138,9 @@ def profile_signal(profiles: pd.DataFrame, level: str = "model", system: str | N
     sub = sub[sub["level"] == level]
     has = sub["lo"].notna() & sub["hi"].notna()
     cover = covers_neutral(sub) & has
-    n = sub["n"].astype(float)
-    neutral = float((sub["neutral_share"].astype(float) * n).sum() / n.sum()) if n.sum() else float("nan")
+    known = sub["neutral_share"].notna() & (sub["n"] > 0)  # a table written before neutral_share existed: unknown
+    n = sub.loc[known, "n"].astype(float)
+    neutral = float((sub.loc[known, "neutral_share"].astype(float) * n).sum() / n.sum()) if known.any() else float("nan")
     clear = sub[has & ~cover]
     clearest = None
     if len(clear):
@@ -204,6 +206,9 @@ def effects(scores: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame,
     rows = []
     for col in columns:
         d = data.assign(y=data[col].astype(float) / 6.0).dropna(subset=["y"])
+        if d["y"].nunique() <= 1:  # OLS on a constant would report a zero effect with a spurious p-value
+            notes.append(f"{col}: every completion got the same score: no effect to estimate")
+            continue
         fit = smf.ols(f"y ~ {' + '.join(terms)}", data=d).fit(cov_type="cluster", cov_kwds={"groups": d["stem_id"]})
         ci = fit.conf_int()
         for term in fit.params.index:

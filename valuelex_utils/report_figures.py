@@ -38,7 +38,8 @@ def profiles_heatmaps(rd: RunDir) -> list[tuple[str, Any, str]]:
     notes = "".join(f"<p class='vl-note'>{html.escape(n)}</p>" for n in read_notes(rd))
     out = []
     for i, key in enumerate(keys):
-        where = "this run's own value system (step 04)" if key == "run" else system_title(key)
+        where = ("this run's own value system" if key == "run" else
+                 "the paper's value system (ValueLex)" if key == "valuelex" else system_title(key))
         note = (notes if i == 0 else "") + profile_signal(prof, level="model", system=key).html()
         fig = profile_heatmap(prof, level="model", system=key, title=f"Value orientation per model: {system_title(key)}")
         out.append((f"Value orientation of each model on {where} (paper Fig. 3)", fig, note))
@@ -57,7 +58,7 @@ def all_systems(rd: RunDir) -> list[tuple[str, Any, str]]:
     from .comparison import figure4, ordered_systems, signals, system_title
 
     table = pd.read_csv(_need(rd.comparison))
-    names = ", ".join(system_title(s) for s in ordered_systems(table["system"]))
+    names = ", ".join(system_title(s).replace("This run's", "this run's") for s in ordered_systems(table["system"]))
     items = "".join(f"<li><b>{html.escape(t)}</b>: {html.escape(h)}; {html.escape(w)}</li>"
                     for t, h, w in signals(table))
     return [(f"The same completions under {names} (paper Fig. 4)", figure4(table),
