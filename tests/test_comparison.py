@@ -56,9 +56,9 @@ def test_the_runs_own_system_leads_figure4_and_each_system_says_how_much_it_show
                              {"valuelex": ["Competence"], "mft": ["Care", "Fairness"], "run": ["Skill"]}, n_boot=50)
     fig = figure4(table)
     titles = [a.text for a in fig.layout.annotations]
-    assert titles[:3] == ["This run's value system", "ValueLex (the paper's)", "Moral Foundations"]
+    assert titles[:3] == ["This run's system", "ValueLex (the paper's)", "Moral Foundations"]
     lines = signal_lines(table).splitlines()
-    assert lines[0].startswith("- **This run's value system**")
+    assert lines[0].startswith("- **This run's system**")
     assert lines[2].startswith("- **Moral Foundations**: little signal; 100% of the scores are the neutral 3")
 
 

@@ -57,11 +57,14 @@ from valuelex_utils.profiles import profile_signal, system_profiles  # noqa: E40
 
 
 class _Sys:
-    def __init__(self, cols):
-        self._cols = cols
+    def __init__(self, cols, parents=None):
+        self._cols, self._parents = cols, parents or {}
 
     def columns(self):
         return list(self._cols)
+
+    def parent(self, col):
+        return self._parents.get(col)
 
 
 def _flat(n_stems=20, seed=0):
@@ -86,9 +89,12 @@ def test_neutral_share_is_the_share_of_threes_per_cell():
 
 def test_value_profiles_csv_carries_the_system_of_every_row():
     runs = {"run": ScoredRun(_Sys(["X"]), _scores(), {}, key="run"),
-            "valuelex": ScoredRun(_Sys(["X", "Y"]), _scores(seed=1), {}, key="valuelex")}
+            "valuelex": ScoredRun(_Sys(["X", "Y"], {"Y": "X"}), _scores(seed=1), {}, key="valuelex")}
     prof = system_profiles(runs, n_boot=50)
     assert list(prof.columns[:2]) == ["system", "level"]
+    assert prof.loc[prof.column == "Y", "parent"].eq("X").all() and prof.loc[prof.column == "X", "parent"].isna().all()
+    fig = profile_heatmap(prof, system="valuelex")
+    assert list(fig.layout.xaxis.ticktext) == ["<b>X</b>", "Y"]  # the dimension in bold, its subdimension after it
     assert set(prof.loc[prof.system == "run", "column"]) == {"X"}
     assert set(prof.loc[prof.system == "valuelex", "column"]) == {"X", "Y"}
     # a column both systems have is kept apart by system: one heatmap per system, never a mix

@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 from .profiles import value_profiles
 
 SYSTEM_ORDER = ("run", "schwartz", "valuelex", "mft")  # panels of Fig. 4: this run's own system first, then the paper's
-SYSTEM_TITLES = {"run": "This run's value system", "schwartz": "Schwartz basic values",
+SYSTEM_TITLES = {"run": "This run's system", "schwartz": "Schwartz basic values",
                  "valuelex": "ValueLex (the paper's)", "mft": "Moral Foundations"}
 
 

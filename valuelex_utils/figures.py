@@ -74,9 +74,18 @@ def profile_heatmap(profiles: pd.DataFrame, level: str = "model", system: str | 
     fig = go.Figure(go.Heatmap(z=w.to_numpy(), x=order, y=w.index, zmin=0, zmax=1, zmid=0.5, colorscale="RdBu",
                                text=text, texttemplate="%{text}", hovertext=hover, hoverinfo="text",
                                colorbar=dict(title="w")))
+    if "parent" in sub.columns:  # dimensions in bold, a line before each: which subdimensions belong to which
+        dims = set(sub.loc[sub["parent"].isna() | (sub["parent"] == ""), "column"])
+        fig.update_xaxes(tickmode="array", tickvals=order,
+                         ticktext=[f"<b>{c}</b>" if c in dims else c for c in order])
+        for i, c in enumerate(order):
+            if c in dims and i > 0:
+                fig.add_vline(x=i - 0.5, line_color="#333", line_width=2)
     head = title or f"Value orientation per {level}"
     return fig.update_layout(
-        title=dict(text=f"{head}<br><sup>score / 6; 0.5 neutral; (brackets): 95% interval includes 0.5</sup>"),
+        title=dict(text=f"{head}<br><sup>score / 6; 0.5 neutral; (brackets): 95% interval includes 0.5"
+                   + ("; <b>bold</b>: a dimension, followed by its subdimensions" if "parent" in sub.columns else "")
+                   + "</sup>"),
         height=180 + 40 * len(w.index), margin=dict(t=90))
 
 

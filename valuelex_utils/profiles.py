@@ -7,6 +7,7 @@ and samples (Eq. 4). Its uncertainty comes mostly from which stems were asked, s
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -56,10 +57,12 @@ def value_profiles(scores: pd.DataFrame, columns: Sequence[str], n_boot: int = 1
 def system_profiles(runs: Mapping[str, Any], n_boot: int = 1000, seed: int = 0,
                     levels: Sequence[str] = ("respondent", "model")) -> pd.DataFrame:
     """value_profiles.csv: `value_profiles` of every scored system (`evaluation.ScoredRun` by key), with the system's
-    key in the first column."""
-    frames = [value_profiles(run.scores, run.columns, n_boot=n_boot, seed=seed, levels=levels).assign(system=key)
-              for key, run in runs.items()]
-    cols = ["system", "level", "id", "training", "column", "w", "lo", "hi", "n", "neutral_share"]
+    key in the first column and each column's dimension in `parent` (empty for a dimension)."""
+    frames = []
+    for key, run in runs.items():
+        prof = value_profiles(run.scores, run.columns, n_boot=n_boot, seed=seed, levels=levels).assign(system=key)
+        frames.append(prof.assign(parent=prof["column"].map(lambda c, s=run.system: s.parent(c))))
+    cols = ["system", "level", "id", "training", "column", "parent", "w", "lo", "hi", "n", "neutral_share"]
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
@@ -209,8 +212,13 @@ def effects(scores: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame,
         if d["y"].nunique() <= 1:  # OLS on a constant would report a zero effect with a spurious p-value
             notes.append(f"{col}: every completion got the same score: no effect to estimate")
             continue
-        fit = smf.ols(f"y ~ {' + '.join(terms)}", data=d).fit(cov_type="cluster", cov_kwds={"groups": d["stem_id"]})
-        ci = fit.conf_int()
+        with warnings.catch_warnings():  # a column with a handful of non-neutral scores can give a negative
+            warnings.simplefilter("ignore", RuntimeWarning)  # clustered variance: its interval is NaN, said below
+            fit = smf.ols(f"y ~ {' + '.join(terms)}", data=d).fit(cov_type="cluster",
+                                                                  cov_kwds={"groups": d["stem_id"]})
+            ci = fit.conf_int()
+        if ci.drop(index="Intercept", errors="ignore").isna().any().any():
+            notes.append(f"{col}: too few non-neutral scores for a clustered interval on some term")
         for term in fit.params.index:
             if term == "Intercept":
                 continue
