@@ -39,7 +39,7 @@ def profiles_heatmaps(rd: RunDir) -> list[tuple[str, Any, str]]:
     out = []
     for i, key in enumerate(keys):
         where = ("this run's own value system" if key == "run" else
-                 "the paper's value system (ValueLex)" if key == "valuelex" else system_title(key))
+                 "the paper's value system, ValueLex" if key == "valuelex" else system_title(key))
         note = (notes if i == 0 else "") + profile_signal(prof, level="model", system=key).html()
         fig = profile_heatmap(prof, level="model", system=key, title=f"Value orientation per model: {system_title(key)}")
         out.append((f"Value orientation of each model on {where} (paper Fig. 3)", fig, note))
