@@ -112,6 +112,7 @@ def test_a_mostly_neutral_profile_is_said_to_carry_little_signal():
     assert words.startswith("**Little signal.**")
     assert f"{sig.neutral_share:.0%} of the scores are the neutral 3" in words
     assert f"for {sig.n_cover} of 6 model × (sub)dimension cells" in words and "median interval width" in words
+    assert sig.max_distance < 0.05 and f"no cell is farther than {sig.max_distance:.2f} from 0.5" in words
     # the heatmap marks the cells it cannot tell from neutral
     fig = profile_heatmap(prof, level="model")
     texts = [t for row in fig.data[0].text for t in row]

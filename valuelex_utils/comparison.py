@@ -81,6 +81,7 @@ def figure4(comparison: pd.DataFrame) -> go.Figure:
     for s_i in range(1, len(systems) + 1):  # the neutral line in every panel, named on the axis (a label in each
         fig.add_hline(y=0.5, line_dash="dot", line_color="#888", row=1, col=s_i)  # panel sat on its first bar)
     fig.update_yaxes(range=[0, 1], title_text="orientation w (score / 6; dotted: 0.5 neutral)", row=1, col=1)
+    fig.update_annotations(yshift=8)  # panel titles clear of the top tick label
     return fig.update_layout(barmode="group", height=480,
                              title=f"The same completions under {len(systems)} value systems", legend_title="model")
 

@@ -86,6 +86,7 @@ class Signal:
     neutral_share: float          # share of all scores behind the cells that are the neutral 3
     median_width: float           # median width of the 95% intervals (w units, 0..1)
     clearest: dict[str, Any] | None  # the cell farthest from 0.5 whose interval excludes 0.5
+    max_distance: float = float("nan")  # the largest |w - 0.5| of any cell
 
     @property
     def little(self) -> bool:
@@ -102,7 +103,9 @@ class Signal:
                         + ("; those cells' values are in brackets)" if brackets else ")"))
         else:
             said.append("there are no intervals (scoring.n_bootstrap is 0, or a single stem)")
-        sentence = "; ".join(said) if not self.little else " and ".join(said)
+        if not np.isnan(self.max_distance):
+            said.append(f"no cell is farther than {self.max_distance:.2f} from 0.5 (on a 0-1 scale)")
+        sentence = "; ".join(said)
         body = [sentence[0].upper() + sentence[1:] + "."]
         if self.little:
             body.append("Pale colours here mean the test found little, not that the models are measured neutral.")
@@ -151,7 +154,8 @@ def profile_signal(profiles: pd.DataFrame, level: str = "model", system: str | N
         clearest = {k: row[k] for k in ("id", "column", "w", "lo", "hi")}
     width = (sub.loc[has, "hi"] - sub.loc[has, "lo"]).median() if has.any() else float("nan")
     return Signal(level=level, n_cells=int(len(sub)), n_intervals=int(has.sum()), n_cover=int(cover.sum()),
-                  neutral_share=neutral, median_width=float(width), clearest=clearest)
+                  neutral_share=neutral, median_width=float(width), clearest=clearest,
+                  max_distance=float((sub["w"] - 0.5).abs().max()) if len(sub) else float("nan"))
 
 
 def one_system(profiles: pd.DataFrame, system: str | None = None) -> pd.DataFrame:
