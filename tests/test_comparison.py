@@ -45,3 +45,27 @@ def test_comparison_table_and_figure_have_three_panels():
     assert ((table.lo <= table.w) & (table.w <= table.hi)).all()
     fig = figure4(table)
     assert len(fig.layout.annotations) >= 3 and len(fig.data) == 6
+
+
+def test_the_runs_own_system_leads_figure4_and_each_system_says_how_much_it_shows():
+    from valuelex_utils.comparison import signal_lines
+
+    ours, human = _scores()
+    flat = human.assign(Care=3, Fairness=3)  # every score neutral: nothing to see
+    table = comparison_table({"valuelex": ours, "mft": flat, "run": ours.rename(columns={"Competence": "Skill"})},
+                             {"valuelex": ["Competence"], "mft": ["Care", "Fairness"], "run": ["Skill"]}, n_boot=50)
+    fig = figure4(table)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[:3] == ["This run's system", "ValueLex (the paper's)", "Moral Foundations"]
+    lines = signal_lines(table).splitlines()
+    assert lines[0].startswith("- **This run's system**")
+    assert lines[2].startswith("- **Moral Foundations**: little signal; 100% of the scores are the neutral 3")
+
+
+def test_a_dimension_without_correlation_is_an_empty_cell_not_nan():
+    from valuelex_utils.comparison import correlation_heatmap
+
+    ours, human = _scores()
+    corr = cross_system_correlations(ours, ["Competence"], human.assign(Care=3), ["Achievement", "Care"])
+    text = correlation_heatmap(corr, "t").data[0].text
+    assert text[0][1] == "" and text[0][0] not in ("", "nan", "NaN")

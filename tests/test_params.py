@@ -42,6 +42,12 @@ def test_good_params_load(tmp_path):
     ("- a\n- b\n", ["mapping"]),
     (GOOD + "elicitation: {samples: 0}\n", ["elicitation.samples"]),
     (GOOD + "factors: {rotation: quartimax}\n", ["factors.rotation"]),
+    (GOOD + "scoring: {systems: [run, hofstede]}\n", ["scoring.systems", "hofstede", "run, valuelex"]),
+    (GOOD + "scoring: {system: hofstede}\n", ["scoring.systems", "hofstede"]),
+    (GOOD + "scoring: {systems: []}\n", ["scoring.systems"]),
+    (GOOD + "scoring: {systems: [run, valuelex, run]}\n", ["scoring.systems", "twice", "run"]),
+    (GOOD + "scoring: {system: mft, systems: [run]}\n", ["scoring", "either"]),
+    (GOOD + "scoring: {systems: valuelex}\n", ["scoring.systems", "list"]),
 ])
 def test_bad_params_give_one_line_naming_the_field(tmp_path, text, words):
     with pytest.raises(UserError) as err:
@@ -72,3 +78,18 @@ def test_factor_params_map_to_fit_factors_keywords():
 
     opts = FactorParams(n_iter=20, threshold=0.25).fit_kwargs(seed=3)
     assert opts["pa_iter"] == 20 and opts["threshold"] == 0.25 and opts["seed"] == 3 and "n_iter" not in opts
+
+
+def test_scoring_systems_default_to_the_runs_own_and_the_papers(tmp_path):
+    assert load_params(REPO_ROOT / "params" / "default.yaml").scoring.systems == ["run", "valuelex"]
+    params = _load(tmp_path, GOOD)
+    assert params.scoring.systems == ["run", "valuelex"] and params.scoring.system == "run"
+
+
+def test_the_old_single_system_key_still_loads_as_a_list(tmp_path):
+    old = _load(tmp_path, GOOD + "scoring: {system: mft}\n")
+    new = _load(tmp_path, GOOD + "scoring: {systems: [mft]}\n")
+    assert old.scoring.systems == ["mft"] and old.scoring.system == "mft"
+    assert old.fingerprint() == new.fingerprint()  # a run dir of an old params file is the same study
+    custom = _load(tmp_path, GOOD + "scoring: {systems: [run, my/taxonomy.yaml]}\n")
+    assert custom.scoring.systems == ["run", "my/taxonomy.yaml"]

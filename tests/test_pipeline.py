@@ -79,6 +79,30 @@ def test_run_dir_of_other_params_is_refused_and_untouched(smoke_run, tmp_path):
     assert {p: p.stat().st_mtime for p in smoke_run.iterdir()} == before
 
 
+def test_profiles_are_on_the_runs_own_system_and_the_papers(smoke_run):
+    import pandas as pd
+
+    from valuelex_utils.systems import load_system
+
+    own, paper = load_system(smoke_run / "taxonomy.yaml"), load_system("valuelex")
+    prof = pd.read_csv(smoke_run / "value_profiles.csv")
+    assert list(dict.fromkeys(prof["system"])) == ["run", "valuelex"]  # the run's own first
+    assert set(prof.loc[prof.system == "run", "column"]) == set(own.columns())
+    assert set(prof.loc[prof.system == "valuelex", "column"]) == set(paper.columns())
+    assert prof["neutral_share"].between(0, 1).all()
+    scores = pd.read_parquet(smoke_run / "scores.parquet")
+    assert scores.groupby("system").size().to_dict() == {"run": len(scores) // 2, "valuelex": len(scores) // 2}
+    rel = json.loads((smoke_run / "reliability.json").read_text())
+    assert list(rel["systems"]) == ["run", "valuelex"] and rel["notes"] == []
+    assert set(pd.read_csv(smoke_run / "comparison.csv")["system"]) == {"run", "valuelex", "schwartz", "mft"}
+    index = (smoke_run / "report" / "index.html").read_text()
+    first, second = index.find("on this run&#x27;s own value system"), index.find("on the paper&#x27;s value system")
+    assert 0 < first < second  # the index leads with the run's own system
+    assert index.count('class="vl-signal') >= 2  # each profile says in words how much it shows
+    page = (smoke_run / "report" / "06_score.html").read_text()
+    assert "of the scores are the neutral 3" in page and page.count("Value orientation per model: ") >= 2
+
+
 @pytest.mark.skipif(chromium_path() is None, reason="Debian chromium not installed (make setup installs it)")
 def test_report_renders_offline_in_headless_chromium(smoke_run):
     report = smoke_run / "report"

@@ -17,8 +17,19 @@ from plotly.subplots import make_subplots
 
 from .profiles import value_profiles
 
-SYSTEM_ORDER = ("schwartz", "valuelex", "mft")
-SYSTEM_TITLES = {"schwartz": "Schwartz basic values", "valuelex": "ValueLex (LLM values)", "mft": "Moral Foundations"}
+SYSTEM_ORDER = ("run", "schwartz", "valuelex", "mft")  # panels of Fig. 4: this run's own system first, then the paper's
+SYSTEM_TITLES = {"run": "This run's system", "schwartz": "Schwartz basic values",
+                 "valuelex": "ValueLex (the paper's)", "mft": "Moral Foundations"}
+
+
+def system_title(key: str) -> str:
+    return SYSTEM_TITLES.get(key, key)
+
+
+def ordered_systems(keys) -> list[str]:
+    """Known systems in `SYSTEM_ORDER`, others (custom files) after them in their given order."""
+    keys = list(dict.fromkeys(keys))
+    return [s for s in SYSTEM_ORDER if s in keys] + [s for s in keys if s not in SYSTEM_ORDER]
 
 
 def comparison_table(scores: dict[str, pd.DataFrame], leaves: dict[str, Sequence[str]], n_boot: int = 1000,
@@ -29,15 +40,35 @@ def comparison_table(scores: dict[str, pd.DataFrame], leaves: dict[str, Sequence
         prof = value_profiles(scores[system], leaves[system], n_boot=n_boot, seed=seed, levels=("model",))
         frames.append(prof.drop(columns="level").rename(columns={"id": "model"}).assign(system=system))
     out = pd.concat(frames, ignore_index=True)
-    return out[["system", "model", "training", "column", "w", "lo", "hi", "n"]]
+    return out[["system", "model", "training", "column", "w", "lo", "hi", "n", "neutral_share"]]
+
+
+def signals(comparison: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """Per system of Fig. 4, in its panel order: (title, "signal" or "little signal", how much its bars say)."""
+    from .profiles import profile_signal
+
+    prof = comparison.rename(columns={"model": "id"}).assign(level="model")
+    if "neutral_share" not in prof.columns:  # a comparison.csv written before the column existed
+        prof["neutral_share"] = float("nan")
+    out = []
+    for system in ordered_systems(prof["system"]):
+        head, body = profile_signal(prof, level="model", system=system).parts(brackets=False)
+        out.append((system_title(system), head.rstrip(".").lower(), body[0]))
+    return out
+
+
+def signal_lines(comparison: pd.DataFrame) -> str:
+    """`signals` as a markdown list, for under Fig. 4."""
+    return "\n".join(f"- **{title}**: {head}; {words}" for title, head, words in signals(comparison))
 
 
 def figure4(comparison: pd.DataFrame) -> go.Figure:
-    """Paper Fig. 4: three panels (Schwartz | ValueLex | MFT), one trace per model, 95% intervals as error bars."""
-    systems = [s for s in SYSTEM_ORDER if s in set(comparison["system"])]
+    """Paper Fig. 4: one panel per system (this run's own | Schwartz | ValueLex | MFT), one trace per model, 95%
+    intervals as error bars."""
+    systems = ordered_systems(comparison["system"])
     widths = [max(1, comparison.loc[comparison.system == s, "column"].nunique()) for s in systems]
     fig = make_subplots(rows=1, cols=len(systems), shared_yaxes=True, column_widths=widths,
-                        subplot_titles=[SYSTEM_TITLES.get(s, s) for s in systems], horizontal_spacing=0.03)
+                        subplot_titles=[system_title(s) for s in systems], horizontal_spacing=0.03)
     palette = ["#4c78a8", "#e45756", "#54a24b", "#f58518", "#b279a2", "#72b7b2", "#9d755d", "#bab0ac"]
     for m_i, model in enumerate(sorted(comparison["model"].unique())):
         for s_i, system in enumerate(systems, start=1):
@@ -47,10 +78,12 @@ def figure4(comparison: pd.DataFrame) -> go.Figure:
                 marker_color=palette[m_i % len(palette)],
                 error_y=dict(type="data", symmetric=False, array=(d["hi"] - d["w"]).fillna(0),
                              arrayminus=(d["w"] - d["lo"]).fillna(0))), row=1, col=s_i)
-    fig.add_hline(y=0.5, line_dash="dot", line_color="#888", annotation_text="neutral", annotation_position="top left")
-    fig.update_yaxes(range=[0, 1], title_text="orientation w (score / 6)", row=1, col=1)
-    return fig.update_layout(barmode="group", height=480, title="The same completions under three value systems",
-                             legend_title="model")
+    for s_i in range(1, len(systems) + 1):  # the neutral line in every panel, named on the axis (a label in each
+        fig.add_hline(y=0.5, line_dash="dot", line_color="#888", row=1, col=s_i)  # panel sat on its first bar)
+    fig.update_yaxes(range=[0, 1], title_text="orientation w (score / 6; dotted: 0.5 neutral)", row=1, col=1)
+    fig.update_annotations(yshift=8)  # panel titles clear of the top tick label
+    return fig.update_layout(barmode="group", height=480,
+                             title=f"The same completions under {len(systems)} value systems", legend_title="model")
 
 
 def cross_system_correlations(ours: pd.DataFrame, ours_cols: Sequence[str], human: pd.DataFrame,
@@ -69,9 +102,10 @@ def cross_system_correlations(ours: pd.DataFrame, ours_cols: Sequence[str], huma
 
 
 def correlation_heatmap(corr: pd.DataFrame, title: str) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=corr.to_numpy(), x=corr.columns, y=corr.index, zmin=-1, zmax=1,
-                               colorscale="RdBu", reversescale=True, text=np.round(corr.to_numpy(), 2),
-                               texttemplate="%{text}"))
+    z = corr.to_numpy(dtype=float)
+    text = [["" if np.isnan(v) else f"{v:.2f}" for v in row] for row in z]  # no correlation: an empty cell, not "NaN"
+    fig = go.Figure(go.Heatmap(z=z, x=corr.columns, y=corr.index, zmin=-1, zmax=1,
+                               colorscale="RdBu", reversescale=True, text=text, texttemplate="%{text}"))
     return fig.update_layout(title=title, height=120 + 40 * len(corr.index))
 
 

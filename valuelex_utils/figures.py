@@ -51,21 +51,42 @@ def growth(curve: pd.DataFrame) -> go.Figure:
                              yaxis_title="unique words")
 
 
-def profile_heatmap(profiles: pd.DataFrame, level: str = "model") -> go.Figure:
-    """Paper Fig. 3: orientation w of each model (or respondent) on each (sub)dimension, 0.5 = neutral."""
-    sub = profiles[profiles["level"] == level]
+def profile_heatmap(profiles: pd.DataFrame, level: str = "model", system: str | None = None,
+                    title: str | None = None) -> go.Figure:
+    """Paper Fig. 3: orientation w of each model (or respondent) on each (sub)dimension, 0.5 = neutral.
+
+    A cell whose 95% interval includes 0.5 shows its value in brackets: the test cannot tell it from neutral.
+    `system` picks one system of a table that holds several (value_profiles.csv)."""
+    from .profiles import covers_neutral, one_system
+
+    sub = one_system(profiles, system)
+    sub = sub[sub["level"] == level].assign(_cover=lambda d: covers_neutral(d))
     order = list(dict.fromkeys(sub["column"]))
     w = sub.pivot(index="id", columns="column", values="w")[order]
     lo = sub.pivot(index="id", columns="column", values="lo")[order]
     hi = sub.pivot(index="id", columns="column", values="hi")[order]
-    text = [[f"{w.iat[i, j]:.2f}" for j in range(w.shape[1])] for i in range(w.shape[0])]
+    cover = sub.pivot(index="id", columns="column", values="_cover")[order].fillna(False).astype(bool)
+    text = [[f"({w.iat[i, j]:.2f})" if cover.iat[i, j] else f"{w.iat[i, j]:.2f}" for j in range(w.shape[1])]
+            for i in range(w.shape[0])]
     hover = [[f"{w.index[i]} · {order[j]}<br>w = {w.iat[i, j]:.3f} [{lo.iat[i, j]:.3f}, {hi.iat[i, j]:.3f}]"
+              + ("<br>interval includes 0.5" if cover.iat[i, j] else "")
               for j in range(w.shape[1])] for i in range(w.shape[0])]
     fig = go.Figure(go.Heatmap(z=w.to_numpy(), x=order, y=w.index, zmin=0, zmax=1, zmid=0.5, colorscale="RdBu",
                                text=text, texttemplate="%{text}", hovertext=hover, hoverinfo="text",
                                colorbar=dict(title="w")))
-    return fig.update_layout(title=f"Value orientation per {level} (score / 6; 0.5 neutral)",
-                             height=160 + 40 * len(w.index))
+    if "parent" in sub.columns:  # dimensions in bold, a line before each: which subdimensions belong to which
+        dims = set(sub.loc[sub["parent"].isna() | (sub["parent"] == ""), "column"])
+        fig.update_xaxes(tickmode="array", tickvals=order,
+                         ticktext=[f"<b>{c}</b>" if c in dims else c for c in order])
+        for i, c in enumerate(order):
+            if c in dims and i > 0:
+                fig.add_vline(x=i - 0.5, line_color="#333", line_width=2)
+    head = title or f"Value orientation per {level}"
+    return fig.update_layout(
+        title=dict(text=f"{head}<br><sup>score / 6; 0.5 neutral; (brackets): 95% interval includes 0.5"
+                   + ("; <b>bold</b>: a dimension, followed by its subdimensions" if "parent" in sub.columns else "")
+                   + "</sup>"),
+        height=180 + 40 * len(w.index), margin=dict(t=90))
 
 
 def effects_forest(effects: pd.DataFrame) -> go.Figure:

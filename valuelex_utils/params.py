@@ -118,11 +118,52 @@ class ProjectiveParams(_Strict):
     chat_frame: str = "Complete the sentence: {stem}"
 
 
+#: `scoring.systems` entries besides paths: the run's own taxonomy from step 04, and the shipped systems.
+RUN_SYSTEM = "run"
+NAMED_SYSTEMS = (RUN_SYSTEM, "valuelex", "schwartz", "mft")
+
+
 class ScoringParams(_Strict):
+    """`systems`: the value systems steps 06 and 07 score on, the first one leading the report. `run` is the system
+    this run reconstructed in step 04 (`<run>/taxonomy.yaml`), `valuelex` the paper's published one, `schwartz` and
+    `mft` the human systems, or a path to a taxonomy YAML. The default scores on the run's own system and, beside it,
+    the paper's. The older single key `system: NAME` still loads, as `systems: [NAME]`."""
+
     scorer: Literal["embedding", "llm"] = "embedding"
     judge: str | None = None
-    system: str = "valuelex"
+    systems: list[str] = Field(default_factory=lambda: [RUN_SYSTEM, "valuelex"], min_length=1)
     n_bootstrap: int = Field(1000, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_system(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "system" in data:
+            if "systems" in data:
+                raise ValueError("give either 'system' (one) or 'systems' (a list), not both")
+            data = dict(data)
+            one = data.pop("system")
+            data["systems"] = [one] if isinstance(one, str) else one
+        return data
+
+    @field_validator("systems")
+    @classmethod
+    def _known_systems(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if not s.strip():
+                raise ValueError("a value system name is empty")
+            looks_like_path = s.lower().endswith((".yaml", ".yml")) or "/" in s or "\\" in s
+            if s not in NAMED_SYSTEMS and not looks_like_path:
+                raise ValueError(f"unknown value system {s!r}: use {', '.join(NAMED_SYSTEMS)} or a path to a "
+                                 "taxonomy YAML file")
+        dup = sorted({s for s in v if v.count(s) > 1})
+        if dup:
+            raise ValueError(f"value system(s) listed twice: {', '.join(dup)}")
+        return v
+
+    @property
+    def system(self) -> str:
+        """The leading system (what the single `system` key used to be)."""
+        return self.systems[0]
 
 
 class Params(_Strict):

@@ -117,8 +117,9 @@ def summary_html(manifest: dict[str, Any]) -> str:
             + html.escape(json.dumps(params, indent=2)) + "</pre></details>")
 
 
-def key_figures(rd: RunDir) -> list[tuple[str, Any]]:
-    """The figures a reader wants first, each built only when its inputs exist in the run dir."""
+def key_figures(rd: RunDir) -> list[tuple[str, Any, str]]:
+    """The figures a reader wants first, each built only when its inputs exist in the run dir: (title, figure, a
+    note in HTML shown with it, e.g. how much a profile says)."""
     builders: list[tuple[str, Callable[[RunDir], Any]]] = []
     try:
         from . import report_figures
@@ -132,8 +133,10 @@ def key_figures(rd: RunDir) -> list[tuple[str, Any]]:
             fig = build(rd)
         except FileNotFoundError:
             continue
-        if fig is not None:
-            out.append((title, fig))
+        if isinstance(fig, list):
+            out.extend(fig)
+        elif fig is not None:
+            out.append((title, fig, ""))
     return out
 
 
@@ -145,6 +148,9 @@ th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; }
 th { background: #f4f4f4; }
 nav a { margin-right: 14px; }
 .figure { margin: 12px 0 28px; }
+.vl-signal { font-size: 14px; margin: 4px 0 8px; }
+p.vl-little { background: #fff6e0; border-left: 4px solid #e0a100; padding: 6px 10px; }
+p.vl-note { background: #fdecea; border-left: 4px solid #d9534f; padding: 6px 10px; }
 """
 
 
@@ -170,8 +176,8 @@ def build_report(run_dir: str | Path) -> Path:
     _copy_plotly_js(out)
     figs = key_figures(rd)
     nav = "".join(f'<a href="{p.name}">{html.escape(p.stem)}</a>' for p in pages)
-    fig_html = "".join(f'<div class="figure"><h3>{html.escape(t)}</h3>'
-                       f'{f.to_html(full_html=False, include_plotlyjs=False)}</div>' for t, f in figs)
+    fig_html = "".join(f'<div class="figure"><h3>{html.escape(t)}</h3>{note}'
+                       f'{f.to_html(full_html=False, include_plotlyjs=False)}</div>' for t, f, note in figs)
     index = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>ValueLex report: "
              f"{html.escape(str(manifest.get('run_name')))}</title><style>{INDEX_STYLE}</style>"
              f"<script src='plotly.min.js'></script></head><body>"

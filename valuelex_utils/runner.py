@@ -78,7 +78,9 @@ def preflight(params: Params, check_keys: bool = True) -> None:
         raise UserError("elicitation.prompts: the list is empty (use 'all' or prompt ids 1-15)")
     if not stems(params.projective.stems):
         raise UserError("projective.stems: the list is empty (use 'all' or stem ids 1-50)")
-    system_path(params.scoring.system)
+    for system in params.scoring.systems:
+        if system != "run":  # the run's own system exists only after step 04 (and step 06 falls back without it)
+            system_path(system)
     ids = [r.model for r in params.respondents]
     ids += [m for m in (params.extraction.llm_judge, params.taxonomy.namer, params.scoring.judge) if m]
     providers: set[str] | None = None
