@@ -307,11 +307,13 @@ FEATURE_NAMES = [
 ]
 
 
-def build_features(stems: Sequence[str], completions: Sequence[str], protos: Prototypes) -> dict[str, np.ndarray]:
-    """Per item: `sent` (n, 384) embeddings of stem + completion and `words` (content words with polarity, for the
-    lexicon); per (item, column): `X` (n, k, F) with FEATURE_NAMES."""
+def build_features(stems: Sequence[str], completions: Sequence[str], protos: Prototypes,
+                   sent: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per item: `sent` (n, 384) embeddings of stem + completion (or the caller's own embeddings of the items, which
+    saves encoding them twice) and `words` (content words with polarity, for the lexicon); per (item, column): `X`
+    (n, k, F) with FEATURE_NAMES."""
     texts = [item_text(s, c) for s, c in zip(stems, completions)]
-    sent = embed(texts)
+    sent = embed(texts) if sent is None else sent
     n, k = len(texts), len(protos.columns)
     s_def = sent @ protos.def_emb.T
     s_pos = sent @ protos.pos_centroid.T

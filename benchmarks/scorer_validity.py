@@ -1,0 +1,243 @@
+"""How well phi generalises, measured on data it was not fitted on (issue 14); writes outputs/bench/scorer.json.
+
+Three figures, each per column with QWK, Krippendorff's ordinal alpha and AUC (strong >= 5 vs weak <= 3), and the
+zero-shot cosine baseline beside it (cosine of the MiniLM embedding of the completion to the centroid of the column's
+marker words; its integer labels come from cut points fitted on the same training rows as the model's):
+
+  (a) leave-one-system-out: fit on the annotated sets of two of valuelex / schwartz / mft (and the extra training
+      systems), test on every annotated set of the third;
+  (b) a fourth value system no shipped file covers (tests/data/blind/safety_system.yaml), never used for fitting;
+  (c) the blind sets under tests/data/blind/, written and labelled before the scorer was changed, never tuned on.
+
+(b) and (c) run only with --blind: they are measured once, at the end, and every look spends them.
+
+    python benchmarks/scorer_validity.py [--blind [--old]] [--out outputs/bench/scorer.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from valuelex_utils import phi, reliability, scoring  # noqa: E402
+from valuelex_utils.systems import load_system  # noqa: E402
+
+ANN = phi.ANNOTATED_DIR
+BLIND = ROOT / "tests" / "data" / "blind"
+FAMILY = {"valuelex": "valuelex", "schwartz": "schwartz", "mft": "mft"}  # anything else is an extra training system
+BLIND_SETS = [
+    ("fourth system: assistant safety", str(BLIND / "safety_system.yaml"), BLIND / "safety_blind.csv"),
+    ("blind: valuelex stem completions", "valuelex", BLIND / "valuelex_blind.csv"),
+    ("blind: schwartz argued stances", "schwartz", BLIND / "schwartz_stances_blind.csv"),
+]
+
+
+class Dataset:
+    """One annotated set under one system, with its pair features and the baseline's cosines computed once."""
+
+    def __init__(self, name: str, system_ref: str, path: Path) -> None:
+        self.name, self.path = name, path
+        self.system = phi.training_system(system_ref) if not Path(system_ref).is_absolute() else load_system(system_ref)
+        df = pd.read_csv(path)
+        df["stem"] = df["stem"].fillna("").astype(str)
+        df["completion"] = df["completion"].fillna("").astype(str)
+        self.df = df
+        self.columns = self.system.columns()
+        self.leaves = self.system.leaves()
+        self.Y = df[self.columns].to_numpy(float)
+        self.Yleaf = df[self.leaves].to_numpy(float)
+        self.groups = np.array([scoring._stem_key(s) for s in df["stem"]])
+        self.X = phi.pair_features(df["stem"].tolist(), df["completion"].tolist(), self.system)
+        comp = scoring.embed([c if c.strip() else "-" for c in df["completion"]])
+        cents = np.vstack([scoring.embed([w.lower() for w in self.system.markers(c)]).mean(0) for c in self.columns])
+        cents /= np.linalg.norm(cents, axis=1, keepdims=True)
+        self.baseline = comp @ cents.T
+        self.baseline_leaf = self.baseline[:, [self.columns.index(c) for c in self.leaves]]
+
+    def subset(self, rows: np.ndarray) -> "Dataset":
+        d = object.__new__(Dataset)
+        d.__dict__.update(self.__dict__)
+        d.df = self.df.iloc[rows].reset_index(drop=True)
+        for a in ("Y", "Yleaf", "groups", "X", "baseline", "baseline_leaf"):
+            setattr(d, a, getattr(self, a)[rows])
+        return d
+
+
+def fit(train: list[Dataset]) -> tuple[phi.PhiModel, "_BaselineMap"]:
+    X = np.vstack([d.X.reshape(-1, d.X.shape[2]) for d in train])
+    y = np.concatenate([d.Yleaf.reshape(-1) for d in train])
+    b = np.concatenate([d.baseline_leaf.reshape(-1) for d in train])
+    return phi.PhiModel().fit(X, y), _BaselineMap().fit(b, y)
+
+
+class _BaselineMap:
+    """Integer labels for the cosine baseline: isotonic map of cosine to the training labels, then QWK cut points."""
+
+    def fit(self, b: np.ndarray, y: np.ndarray) -> "_BaselineMap":
+        from sklearn.isotonic import IsotonicRegression
+
+        self.iso = IsotonicRegression(out_of_bounds="clip").fit(b, y)
+        self.cuts = scoring._fit_cuts(self.iso.predict(b), y)
+        return self
+
+    def labels(self, b: np.ndarray) -> np.ndarray:
+        return np.digitize(self.iso.predict(b.reshape(-1)).reshape(b.shape), self.cuts)
+
+
+def evaluate(model: phi.PhiModel, base_cuts: "_BaselineMap", test: list[Dataset],
+             predictions: list[tuple[np.ndarray, np.ndarray]] | None = None) -> dict:
+    out = {}
+    for i, d in enumerate(test):
+        lab, ev = model.predict(d.X, d.system) if predictions is None else predictions[i]
+        human = pd.DataFrame(d.Y, columns=d.columns)
+        ours = reliability.agreement_table(human, pd.DataFrame(lab, columns=d.columns), d.columns,
+                                           continuous=pd.DataFrame(ev, columns=d.columns), on="__none__")
+        bl = base_cuts.labels(d.baseline)
+        base = reliability.agreement_table(human, pd.DataFrame(bl, columns=d.columns), d.columns,
+                                           continuous=pd.DataFrame(d.baseline, columns=d.columns), on="__none__")
+        per = {}
+        for c in d.columns:
+            o, b = ours["per_column"][c], base["per_column"][c]
+            per[c] = {"n": o["n"], "n_strong": o.get("n_strong"), "n_weak": o.get("n_weak"),
+                      "qwk": o["qwk"], "alpha": o["alpha_ordinal"], "auc": o["auc_strong_vs_weak"],
+                      "baseline_qwk": b["qwk"], "baseline_alpha": b["alpha_ordinal"],
+                      "baseline_auc": b["auc_strong_vs_weak"]}
+        out[f"{d.name} ({d.path.name})"] = {"n_items": len(d.df), "per_column": per,
+                                            "mean": _means(per, d.leaves, d.system.dimensions())}
+    return out
+
+
+def _means(per: dict, leaves: list[str], dims: list[str]) -> dict:
+    def m(cols: list[str], key: str) -> float | None:
+        v = [per[c][key] for c in cols if c in per and per[c][key] is not None and not np.isnan(per[c][key])]
+        return round(float(np.mean(v)), 4) if v else None
+
+    out = {}
+    for level, cols in (("leaves", leaves), ("dimensions", [c for c in dims if c not in leaves])):
+        if cols:
+            out[level] = {k: m(cols, k) for k in ("qwk", "alpha", "auc", "baseline_qwk", "baseline_alpha",
+                                                   "baseline_auc")}
+    return out
+
+
+def print_table(title: str, res: dict) -> None:
+    print(f"\n## {title}")
+    for name, r in res.items():
+        print(f"{name}: n={r['n_items']}")
+        print(f"  {'column':24s} {'n_str':>5s} {'QWK':>6s} {'alpha':>6s} {'AUC':>6s} | {'bQWK':>6s} {'balpha':>6s} {'bAUC':>6s}")
+        for c, v in r["per_column"].items():
+            f = lambda x: "   nan" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:6.3f}"  # noqa: E731
+            print(f"  {c:24s} {str(v['n_strong']):>5s} {f(v['qwk'])} {f(v['alpha'])} {f(v['auc'])} | "
+                  f"{f(v['baseline_qwk'])} {f(v['baseline_alpha'])} {f(v['baseline_auc'])}")
+        for level, mm in r["mean"].items():
+            print(f"  mean over {level}: " + ", ".join(f"{k} {v}" for k, v in mm.items()))
+
+
+def in_system_cv(train: list[Dataset], family: str, n_splits: int = 5) -> dict:
+    """The figure for a system that ships annotated data: 5 folds grouped by stem over that system's sets, the model
+    fitted on every other set plus the other folds (what `valuelex score` uses for a built-in system)."""
+    from sklearn.model_selection import GroupKFold
+
+    own = [d for d in train if d.name == family]
+    rest = [d for d in train if d.name != family]
+    preds = [(np.zeros_like(d.Y, dtype=int), np.zeros_like(d.Y)) for d in own]
+    for fold in range(n_splits):
+        tr, te = [], []
+        for d in own:
+            split = list(GroupKFold(n_splits=n_splits).split(d.X, groups=d.groups))[fold]
+            tr.append(d.subset(split[0]))
+            te.append(split[1])
+        model, _ = fit(rest + tr)
+        for d, rows, (lab, ev) in zip(own, te, preds):
+            lab[rows], ev[rows] = model.predict(d.X[rows], d.system)
+    _, bmap = fit(rest)  # the baseline needs no fitting but its integer map; from the other systems
+    return evaluate(None, bmap, own, predictions=preds)  # type: ignore[arg-type]
+
+
+def old_scorer(blind: list[Dataset]) -> dict:
+    """The per-system calibrated scorer this replaces (scoring.EmbeddingScorer before phi), on the same sets."""
+    out = {}
+    for d in blind:
+        try:
+            sc = scoring.EmbeddingScorer(output="expected")
+            ev = sc.score(pd.DataFrame({"id": range(len(d.df)), "stem": d.df["stem"],
+                                        "completion": d.df["completion"]}), d.system)
+        except Exception as err:  # noqa: BLE001 - report, don't stop the benchmark
+            out[d.path.name] = f"failed: {err}"
+            continue
+        human = pd.DataFrame(d.Y, columns=d.columns)
+        t = reliability.agreement_table(human, ev.drop(columns="id").round().astype(int), d.columns,
+                                        continuous=ev.drop(columns="id"), on="__none__")
+        out[d.path.name] = _means({c: {"qwk": v["qwk"], "alpha": v["alpha_ordinal"], "auc": v["auc_strong_vs_weak"],
+                                       "baseline_qwk": None, "baseline_alpha": None, "baseline_auc": None}
+                                   for c, v in t["per_column"].items()}, d.leaves, d.system.dimensions())
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--blind", action="store_true", help="also measure (b) and (c): spends the blind sets")
+    ap.add_argument("--old", action="store_true", help="with --blind: also score the blind sets with the old scorer")
+    ap.add_argument("--out", default=str(ROOT / "outputs" / "bench" / "scorer.json"))
+    args = ap.parse_args()
+    t0 = time.time()
+    train = [Dataset(FAMILY.get(ref, "extra"), ref, ANN / csv) for ref, csv in phi.TRAINING_SETS
+             if (ANN / csv).is_file()]
+    fams = {d.name for d in train}
+    report: dict = {"code_version": phi.CODE_VERSION, "features": phi.FEATURES,
+                    "train_sets": [str(d.path.relative_to(ROOT)) for d in train],
+                    "baseline": "cosine of the MiniLM embedding of the completion to the centroid of the column's "
+                                "marker words (markers + extra_markers)",
+                    "loso": {}, "in_system_cv": {}}
+    for held in ("valuelex", "schwartz", "mft"):
+        if held in fams:
+            model, bmap = fit([d for d in train if d.name != held])
+            report["loso"][held] = evaluate(model, bmap, [d for d in train if d.name == held])
+            print_table(f"(a) leave-one-system-out: trained without {held}", report["loso"][held])
+    for fam in ("valuelex", "schwartz", "mft"):
+        if fam in fams:
+            report["in_system_cv"][fam] = in_system_cv(train, fam)
+            print_table(f"in-system: 5 folds grouped by stem, other systems in training ({fam})",
+                        report["in_system_cv"][fam])
+    if args.blind:
+        model, bmap = fit(train)
+        blind = [Dataset(n, ref, p) for n, ref, p in BLIND_SETS if p.is_file()]
+        report["blind"] = evaluate(model, bmap, blind)
+        print_table("(b), (c) fitted on every training set, tested on the blind sets", report["blind"])
+        if args.old:
+            report["blind_old_scorer"] = old_scorer(blind)
+            print("\nold scorer on the blind sets:", json.dumps(report["blind_old_scorer"], indent=1))
+    report["machine"] = {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version()}
+    report["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                   text=True).stdout.strip()
+    report["seconds"] = round(time.time() - t0, 1)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1, default=float))
+    print(f"\nwrote {args.out} ({report['seconds']} s)")
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()

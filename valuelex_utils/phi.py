@@ -1,0 +1,228 @@
+"""phi (paper Eq. 4) for any value system: one offline model that reads a system from its names, definitions,
+marker words and opposites, with no per-column fitting.
+
+Why a column-agnostic model: a scorer calibrated column by column learns what the annotated examples of *that*
+column look like; measured on real LLM answers labelled by others it did no better than a bare cosine to the marker
+words, while the same features read relative to each column's own text generalised better (issue 14). So every
+feature here is a relation between an item and a column's text, or a property of the item alone; the model that maps
+features to 0..6 is fitted once, on every annotated set of every shipped system pooled (`TRAINING_SETS`), and applies
+unchanged to a system it has never seen (a run's own taxonomy, a system loaded from a path).
+
+Features per (item, leaf column), `pair_features`:
+- relevance: cosine of the completion, and of its best sentence, to the column's definition and to the centroid of
+  its marker words; the mean of its three nearest markers; cosine to the opposites. The stem is left out: every
+  completion of "Privacy to me..." would otherwise look like Professional;
+- the same relative to the item's mean over the system's leaves (which value the item is *most* about);
+- direction: the lexical polarity evidence of `scoring.build_features` (a marker word negated, an opposite praised,
+  fear or regret about a value read as endorsing it), and item properties (negation, loops, stem echoes, length).
+
+A dimension that has subdimensions is scored from its children by the rubric's rule (the child furthest from
+neutral), so a dimension can never disagree with its own subdimensions.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .systems import PACKAGE_DIR, ValueSystem, load_system
+
+#: Bump when features or the model change: part of the cache key of the fitted model.
+CODE_VERSION = "phi-1"
+NEUTRAL = 3.0
+ANNOTATED_DIR = PACKAGE_DIR / "data" / "annotated"
+#: (system, annotated CSV) pairs the model is fitted on; a system is a built-in name or a YAML path.
+TRAINING_SETS: tuple[tuple[str, str], ...] = (
+    ("valuelex", "valuelex.csv"),
+    ("valuelex", "valuelex_styles.csv"),
+    ("schwartz", "schwartz.csv"),
+    ("schwartz", "schwartz_stances.csv"),
+    ("mft", "mft.csv"),
+    ("mft", "mft_styles.csv"),
+    ("extra/virtues.yaml", "extra/virtues.csv"),
+    ("extra/big_three_morality.yaml", "extra/big_three_morality.csv"),
+    ("extra/work_values.yaml", "extra/work_values.csv"),
+)
+SIMILARITY_FEATURES = ["pos", "def", "pos_sent", "def_sent", "pos_top3", "neg", "neg_sent"]
+RELATIVE_FEATURES = ["rel_pos", "rel_def", "rel_pos_sent", "rel_def_sent", "rel_pos_top3", "rel_neg"]
+#: lexical features of `scoring.build_features` used here (its sentence-similarity ones are replaced by ours)
+LEXICAL_FEATURES = [
+    "w_pos_plus", "w_pos_minus", "w_neg_plus", "w_neg_minus", "dir_sum", "dir_max", "align", "conflict", "net",
+    "net_x_rel", "clause_neg_any", "negated_any", "pos_eval", "first_person", "strong", "n_words", "concern_any",
+    "type_token_ratio", "stem_echo",
+]
+FEATURES = SIMILARITY_FEATURES + RELATIVE_FEATURES + ["lex_" + f for f in LEXICAL_FEATURES]
+_SENT_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+|\s+[-*•]\s+")
+
+
+def sentences(completion: str, max_n: int = 12) -> list[str]:
+    """The completion's sentences and list items (at least three letters each), the first `max_n`: a long argued
+    answer touches a value in one sentence, and a whole-text embedding dilutes it."""
+    parts = [p.strip(" -*•#>\t") for p in _SENT_SPLIT.split(str(completion or ""))]
+    return [p for p in parts if sum(ch.isalpha() for ch in p) >= 3][:max_n]
+
+
+@dataclass
+class LeafTexts:
+    """What the model knows of each leaf column: `Name: definition`, the name and marker words, the opposites."""
+
+    names: list[str]
+    definitions: list[str]
+    markers: list[list[str]]
+    opposites: list[list[str]]
+
+    @classmethod
+    def of(cls, system: ValueSystem) -> "LeafTexts":
+        leaves = system.leaves()
+        return cls(
+            names=leaves,
+            definitions=[f"{c}: {system.definition(c)}" if system.definition(c) else c for c in leaves],
+            markers=[list(dict.fromkeys([c.replace("-", " ").lower()] + [w.lower() for w in system.markers(c)]))
+                     for c in leaves],
+            opposites=[[w.lower() for w in system.opposites(c)] for c in leaves],
+        )
+
+
+def _unit(m: np.ndarray) -> np.ndarray:
+    nrm = np.linalg.norm(m, axis=1, keepdims=True)
+    nrm[nrm == 0] = 1.0
+    return (m / nrm).astype(np.float32)
+
+
+def _relative(m: np.ndarray) -> np.ndarray:
+    """Each column minus the item's mean over the columns (0 for a one-column system: nothing to compare with)."""
+    return m - m.mean(1, keepdims=True) if m.shape[1] > 1 else np.zeros_like(m)
+
+
+def pair_features(stems: Sequence[str], completions: Sequence[str], system: Any) -> np.ndarray:
+    """(n items, n leaves, len(FEATURES)) features of every item against every leaf column of `system`."""
+    from . import scoring
+
+    system = load_system(system)
+    stems = [str(s or "") for s in stems]
+    completions = [str(c or "") for c in completions]
+    enc = scoring.embed
+    cols = LeafTexts.of(system)
+    n = len(completions)
+    comp = enc([c if c.strip() else "-" for c in completions])
+    sents = [sentences(c) or [c if c.strip() else "-"] for c in completions]
+    owner = np.repeat(np.arange(n), [len(s) for s in sents])
+    sent = enc([t for s in sents for t in s])  # a one-sentence completion is its own sentence: cached, not re-encoded
+    defs = enc(cols.definitions)
+    pos = _unit(np.vstack([enc(w).mean(0) for w in cols.markers]))
+    neg = _unit(np.vstack([enc(w).mean(0) if w else np.zeros(comp.shape[1], np.float32) for w in cols.opposites]))
+
+    def best_sentence(m: np.ndarray) -> np.ndarray:
+        out = np.full((n, m.shape[1]), -1.0, np.float32)
+        np.maximum.at(out, owner, m)
+        return out
+
+    f = {"pos": comp @ pos.T, "def": comp @ defs.T, "neg": comp @ neg.T,
+         "pos_sent": best_sentence(sent @ pos.T), "def_sent": best_sentence(sent @ defs.T),
+         "neg_sent": best_sentence(sent @ neg.T),
+         "pos_top3": np.stack([np.sort(comp @ enc(w).T, axis=1)[:, ::-1][:, :3].mean(1) for w in cols.markers], 1)}
+    for name in ("pos", "def", "pos_sent", "def_sent", "pos_top3", "neg"):
+        f["rel_" + name] = _relative(f[name])
+    lex = scoring.build_features(stems, completions, scoring.Prototypes(system), sent=comp)["X"]
+    leaf_idx = [system.columns().index(c) for c in cols.names]
+    for i, name in enumerate(scoring.FEATURE_NAMES):
+        if name in LEXICAL_FEATURES:
+            f["lex_" + name] = lex[:, leaf_idx, i]
+    return np.stack([f[name] for name in FEATURES], axis=2).astype(np.float32)
+
+
+def with_dimensions(leaf_values: np.ndarray, system: ValueSystem) -> np.ndarray:
+    """(n, leaves) -> (n, columns): a dimension with subdimensions takes its child furthest from neutral (the
+    rubric's rule for dimension labels); a leaf keeps its own value."""
+    leaves = system.leaves()
+    out = np.zeros((leaf_values.shape[0], len(system.columns())), leaf_values.dtype)
+    for j, c in enumerate(system.columns()):
+        kids = [leaves.index(k) for k in system.children(c)] or [leaves.index(c)]
+        sub = leaf_values[:, kids]
+        out[:, j] = sub[np.arange(len(sub)), np.abs(sub - NEUTRAL).argmax(1)]
+    return out
+
+
+class PhiModel:
+    """Pair features -> expected score in 0..6 (gradient-boosted classifier over the seven levels) and integer labels
+    (cut points on the expected score chosen for QWK on the training rows). Holds nothing specific to any column."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.meta: dict[str, Any] = {"code_version": CODE_VERSION, "features": FEATURES}
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "PhiModel":
+        """X: (rows, F) features of (item, leaf) pairs; y: their 0..6 labels."""
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        from .scoring import _fit_cuts
+
+        self.model = HistGradientBoostingClassifier(
+            max_iter=150, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
+            random_state=self.seed).fit(X, y.astype(int))
+        self.cuts = _fit_cuts(self._expected(X), y)
+        self.meta["n_rows"] = int(len(y))
+        return self
+
+    def _expected(self, X: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba(X) @ self.model.classes_.astype(float)
+
+    def predict(self, feats: np.ndarray, system: ValueSystem) -> tuple[np.ndarray, np.ndarray]:
+        """feats from `pair_features`. Returns integer labels and expected scores, (n, columns) in system order."""
+        n, k, f = feats.shape
+        ev = with_dimensions(self._expected(feats.reshape(n * k, f)).reshape(n, k), system)
+        return np.digitize(ev, self.cuts).astype(int), ev
+
+
+# -- the training sets -------------------------------------------------------------------------------------------
+def training_system(ref: str) -> ValueSystem:
+    return load_system(ref if ref in ("valuelex", "schwartz", "mft") else ANNOTATED_DIR / ref)
+
+
+def training_data(sets: Sequence[tuple[str, str]] = TRAINING_SETS) -> list[tuple[ValueSystem, Any]]:
+    """(system, annotated frame) of every training set that is installed."""
+    import pandas as pd
+
+    out = []
+    for ref, csv in sets:
+        path = ANNOTATED_DIR / csv
+        if path.is_file():
+            df = pd.read_csv(path)
+            df["stem"] = df["stem"].fillna("").astype(str)
+            df["completion"] = df["completion"].fillna("").astype(str)
+            out.append((training_system(ref), df))
+    return out
+
+
+def leaf_rows(system: ValueSystem, df: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of every (item, leaf) pair of one annotated set."""
+    X = pair_features(df["stem"].tolist(), df["completion"].tolist(), system)
+    y = df[system.leaves()].to_numpy(float)
+    return X.reshape(-1, X.shape[2]), y.reshape(-1)
+
+
+def fit(data: Sequence[tuple[ValueSystem, Any]] | None = None, seed: int = 0) -> PhiModel:
+    """Fit the model on the given (system, annotated frame) pairs (default: every training set), pooled."""
+    data = training_data() if data is None else data
+    if not data:
+        from .errors import UserError
+
+        raise UserError("no annotated set is installed: the embedding scorer cannot be fitted")
+    rows = [leaf_rows(s, d) for s, d in data]
+    model = PhiModel(seed).fit(np.vstack([r[0] for r in rows]), np.concatenate([r[1] for r in rows]))
+    model.meta["training_sets"] = [f"{s.name}:{len(d)}" for s, d in data]
+    return model
+
+
+def training_digest(sets: Sequence[tuple[str, str]] = TRAINING_SETS) -> str:
+    """Hash of the code version and every training file (CSV and system YAML): the fitted model's cache key."""
+    h = hashlib.sha256(CODE_VERSION.encode())
+    for ref, csv in sets:
+        for p in (ANNOTATED_DIR / csv, training_system(ref).path if (ANNOTATED_DIR / csv).is_file() else None):
+            if p is not None and Path(p).is_file():
+                h.update(Path(p).read_bytes())
+    return h.hexdigest()[:20]
