@@ -11,7 +11,7 @@ marker words; its integer labels come from cut points fitted on the same trainin
 
 (b) and (c) run only with --blind: they are measured once, at the end, and every look spends them.
 
-    python benchmarks/scorer_validity.py [--blind [--old]] [--out outputs/bench/scorer.json]
+    python benchmarks/scorer_validity.py [--ship] [--blind] [--out outputs/bench/scorer.json]
 """
 from __future__ import annotations
 
@@ -164,33 +164,24 @@ def in_system_cv(train: list[Dataset], family: str, n_splits: int = 5) -> dict:
         for d, rows, (lab, ev) in zip(own, te, preds):
             lab[rows], ev[rows] = model.predict(d.X[rows], d.system)
     _, bmap = fit(rest)  # the baseline needs no fitting but its integer map; from the other systems
-    return evaluate(None, bmap, own, predictions=preds)  # type: ignore[arg-type]
-
-
-def old_scorer(blind: list[Dataset]) -> dict:
-    """The per-system calibrated scorer this replaces (scoring.EmbeddingScorer before phi), on the same sets."""
-    out = {}
-    for d in blind:
-        try:
-            sc = scoring.EmbeddingScorer(output="expected")
-            ev = sc.score(pd.DataFrame({"id": range(len(d.df)), "stem": d.df["stem"],
-                                        "completion": d.df["completion"]}), d.system)
-        except Exception as err:  # noqa: BLE001 - report, don't stop the benchmark
-            out[d.path.name] = f"failed: {err}"
-            continue
-        human = pd.DataFrame(d.Y, columns=d.columns)
-        t = reliability.agreement_table(human, ev.drop(columns="id").round().astype(int), d.columns,
-                                        continuous=ev.drop(columns="id"), on="__none__")
-        out[d.path.name] = _means({c: {"qwk": v["qwk"], "alpha": v["alpha_ordinal"], "auc": v["auc_strong_vs_weak"],
-                                       "baseline_qwk": None, "baseline_alpha": None, "baseline_auc": None}
-                                   for c, v in t["per_column"].items()}, d.leaves, d.system.dimensions())
-    return out
+    res = evaluate(None, bmap, own, predictions=preds)  # type: ignore[arg-type]
+    system, cols = own[0].system, own[0].columns
+    human = pd.DataFrame(np.vstack([d.Y for d in own]), columns=cols)
+    table = reliability.agreement_table(human, pd.DataFrame(np.vstack([p[0] for p in preds]), columns=cols), cols,
+                                        continuous=pd.DataFrame(np.vstack([p[1] for p in preds]), columns=cols),
+                                        on="__none__")
+    shipped = {"method": f"{n_splits}-fold cross-validation grouped by stem on {', '.join(d.path.name for d in own)}; "
+                         "the model fitted on the other folds and every other system's sets",
+               "n_items": int(len(human)), "annotated_sets": [d.path.name for d in own], **table,
+               "by_level": reliability.summarise_by_level(table, system.dimensions(), system.leaves())}
+    return res, shipped
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blind", action="store_true", help="also measure (b) and (c): spends the blind sets")
-    ap.add_argument("--old", action="store_true", help="with --blind: also score the blind sets with the old scorer")
+    ap.add_argument("--ship", action="store_true", help="write valuelex_utils/data/phi_validity.json (what "
+                    "`valuelex score` reports as the scorer's reliability)")
     ap.add_argument("--out", default=str(ROOT / "outputs" / "bench" / "scorer.json"))
     args = ap.parse_args()
     t0 = time.time()
@@ -202,24 +193,28 @@ def main() -> None:
                     "baseline": "cosine of the MiniLM embedding of the completion to the centroid of the column's "
                                 "marker words (markers + extra_markers)",
                     "loso": {}, "in_system_cv": {}}
+    shipped: dict = {"code_version": phi.CODE_VERSION, "training_digest": phi.training_digest(), "in_system": {},
+                     "loso_auc": {}}
+    train_sys = {d.name: d.system for d in train}
     for held in ("valuelex", "schwartz", "mft"):
         if held in fams:
             model, bmap = fit([d for d in train if d.name != held])
             report["loso"][held] = evaluate(model, bmap, [d for d in train if d.name == held])
             print_table(f"(a) leave-one-system-out: trained without {held}", report["loso"][held])
+            shipped["loso_auc"][held] = float(np.mean([r["mean"]["leaves"]["auc"] for r in report["loso"][held].values()]))
     for fam in ("valuelex", "schwartz", "mft"):
         if fam in fams:
-            report["in_system_cv"][fam] = in_system_cv(train, fam)
+            report["in_system_cv"][fam], shipped["in_system"][Path(train_sys[fam].path).stem] = in_system_cv(train, fam)
             print_table(f"in-system: 5 folds grouped by stem, other systems in training ({fam})",
                         report["in_system_cv"][fam])
+    if args.ship:
+        scoring.VALIDITY_FILE.write_text(json.dumps(shipped, indent=1, default=float) + "\n", encoding="utf-8")
+        print(f"wrote {scoring.VALIDITY_FILE}")
     if args.blind:
         model, bmap = fit(train)
         blind = [Dataset(n, ref, p) for n, ref, p in BLIND_SETS if p.is_file()]
         report["blind"] = evaluate(model, bmap, blind)
         print_table("(b), (c) fitted on every training set, tested on the blind sets", report["blind"])
-        if args.old:
-            report["blind_old_scorer"] = old_scorer(blind)
-            print("\nold scorer on the blind sets:", json.dumps(report["blind_old_scorer"], indent=1))
     report["machine"] = {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version()}
     report["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                    text=True).stdout.strip()

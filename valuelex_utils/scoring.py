@@ -3,17 +3,11 @@
 Two scorers behind one interface (`Scorer.score(df[id, stem, completion], system)` -> `id` + one column per dimension
 and subdimension, in the system's YAML order; NaN = missing), registered by name in `SCORERS`:
 
-* ``embedding`` (offline default, `EmbeddingScorer`): all-MiniLM-L6-v2 sentence embeddings of stem + completion,
-  similarities to each column's definition, markers and opposites, lexical direction cues (below), and supervised
-  features from the shipped annotated set (nearest annotated completions from *other* stems, centroids of strong /
-  conflicting / neutral items, a polarity-aware word lexicon learnt leave-stem-out, and two ridge probes on the
-  embedding learnt leave-stem-out: one per column, and one column-agnostic *valence* probe that says whether a
-  completion endorses or rejects values at all, learnt from every column's conflicts pooled). One pooled model over
-  (item, column) rows; the model kind per system is chosen by cross-validated QWK (folds grouped by stem) and recorded in
-  `data/embedding_model_selection.json`; integer scores come from cut points on the expected score tuned for QWK.
-  Fitted at first use and cached with joblib (`$VALUELEX_CACHE_DIR/scorers`, default `~/.cache/valuelex/scorers`),
-  keyed by code version, model kind, system YAML and annotated CSV. A system without an annotated set (a run's own
-  taxonomy.yaml) gets a column-agnostic model trained on all shipped sets (no supervised features).
+* ``embedding`` (offline default, `EmbeddingScorer`): the column-agnostic model of `phi` — all-MiniLM-L6-v2
+  embeddings of the completion (and of its best sentence) against each column's definition, markers and opposites,
+  relative to the system's other columns, plus the lexical direction cues below; one model fitted on every shipped
+  annotated set pooled, so it scores any value system (a run's own taxonomy.yaml included) with no per-column fitting.
+  Its measured agreement with human labels is in `data/phi_validity.json` (`benchmarks/scorer_validity.py`).
 * ``llm`` (`LLMScorer`): a judge model through LiteLLM, few-shot chain of thought (reasoning, then a JSON verdict
   `{"scores": {...}}`), one request per item, fixed few-shot examples; an unparseable verdict is retried with a
   different seed and then recorded as NaN; the judge id is recorded in column `judge` and every raw response goes to an
@@ -37,7 +31,7 @@ direction features:
   regret...", "I suffer when...") and no hate-type cue: what is feared or regretted is a breach of what is valued,
   so there a word near *either* pole of a column counts as aligned evidence, and the supervised features (which only
   know the topic: "sharing private messages" looks like a conflict) keep their size but turn positive
-  (`_concern_frame`);
+  (and the model sees the concern flag);
 * each content word is compared with the column's marker words (aligned pole) and opposite words (conflict pole);
   a word's **polarity** is +1, flipped once by a negated word and once by a negative clause.
 
@@ -409,14 +403,11 @@ import pandas as pd  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .systems import PACKAGE_DIR, load_system  # noqa: E402
 
-#: Bump when features or model code change: part of the cache key of every fitted embedding scorer.
-CODE_VERSION = "emb-9"
 ANNOTATED_DIR = PACKAGE_DIR / "data" / "annotated"
 #: system file stem -> annotated CSV that calibrates it
 ANNOTATED_FILES = {"valuelex_paper": "valuelex.csv", "schwartz": "schwartz.csv", "mft": "mft.csv"}
-SELECTION_FILE = PACKAGE_DIR / "data" / "embedding_model_selection.json"
-DEFAULT_MODEL_KIND = "lr_sup"
-MODEL_KINDS = ("lr_sup", "lr", "ridge_sup", "hgb_sup", "ordered_sup")
+#: what benchmarks/scorer_validity.py measured for the fitted model (read by `EmbeddingScorer.reliability`)
+VALIDITY_FILE = PACKAGE_DIR / "data" / "phi_validity.json"
 INPUT_COLUMNS = ("id", "stem", "completion")
 
 
@@ -496,65 +487,6 @@ def _stem_key(stem: str) -> str:
     return re.sub(r"\W+", " ", strip_stem(stem).lower()).strip()
 
 
-class _Estimator:
-    """A pooled regressor/classifier over (item, column) rows with an expected score, plus QWK cut points."""
-
-    def __init__(self, kind: str, C: float = 0.3) -> None:
-        self.kind, self.C = kind, C
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "_Estimator":
-        from sklearn.preprocessing import StandardScaler
-
-        self.scaler = StandardScaler().fit(X)
-        Xs = self.scaler.transform(X)
-        base = self.kind.replace("_sup", "")
-        if base == "lr":
-            from sklearn.linear_model import LogisticRegression
-
-            self.model = LogisticRegression(C=self.C, max_iter=3000).fit(Xs, y.astype(int))
-        elif base == "ridge":
-            from sklearn.linear_model import Ridge
-
-            self.model = Ridge(alpha=10.0).fit(Xs, y)
-        elif base == "hgb":
-            from sklearn.ensemble import HistGradientBoostingRegressor
-
-            self.model = HistGradientBoostingRegressor(
-                max_iter=150, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=30, l2_regularization=1.0,
-                random_state=0,
-            ).fit(Xs, y)
-        elif base == "ordered":
-            import warnings
-
-            from statsmodels.miscmodels.ordinal_model import OrderedModel
-
-            # drop near-constant / collinear columns: OrderedModel has no penalty
-            self.keep = np.where(Xs.std(0) > 1e-6)[0]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.model = OrderedModel(y.astype(int), Xs[:, self.keep], distr="logit").fit(
-                    method="lbfgs", disp=False, maxiter=500
-                )
-        else:
-            raise ValueError(f"unknown model kind {self.kind!r}")
-        self.cuts = _fit_cuts(self.expected(X, scaled=False), y)
-        return self
-
-    def expected(self, X: np.ndarray, scaled: bool = False) -> np.ndarray:
-        Xs = X if scaled else self.scaler.transform(X)
-        base = self.kind.replace("_sup", "")
-        if base == "lr":
-            return self.model.predict_proba(Xs) @ self.model.classes_.astype(float)
-        if base == "ordered":
-            p = np.asarray(self.model.predict(Xs[:, self.keep]))
-            return p @ np.arange(p.shape[1], dtype=float)
-        return np.clip(self.model.predict(Xs), 0, 6)
-
-    def labels(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ev = self.expected(X)
-        return np.digitize(ev, self.cuts).astype(int), ev
-
-
 def _fit_cuts(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Cut points on the expected score that maximise QWK on the training rows (coordinate search from k + 0.5)."""
     from sklearn.metrics import cohen_kappa_score
@@ -576,195 +508,6 @@ def _fit_cuts(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     return cuts
 
 
-def _polar_lexicon(words_q: Sequence[Sequence[tuple[str, int]]], g_q: np.ndarray,
-                   words_r: Sequence[Sequence[tuple[str, int]]], Y_r: np.ndarray, g_r: np.ndarray,
-                   alpha: float = 2.0) -> np.ndarray:
-    """Polarity-aware lexicon learned from the reference labels, leave-stem-out: a word's weight for a column is the
-    mean of (label - 3) times the word's polarity over the reference items holding it (shrunk by `alpha`), so a
-    negated or negatively evaluated word counts against the columns its plain use supports. Per query item: the sum
-    and the signed largest of polarity x weight over its words."""
-    from scipy import sparse
-
-    vocab: dict[str, int] = {}
-    for ws in words_r:
-        for w, _q in ws:
-            vocab.setdefault(w, len(vocab))
-    nq, k = len(words_q), Y_r.shape[1]
-    out = np.zeros((nq, k, 2), np.float32)
-    if not vocab or nq == 0:
-        return out
-
-    def matrix(wss: Sequence[Sequence[tuple[str, int]]]) -> Any:
-        rows, cols, vals = [], [], []
-        for i, ws in enumerate(wss):
-            seen: dict[int, float] = {}
-            for w, q in ws:
-                j = vocab.get(w)
-                if j is not None:
-                    seen[j] = float(np.clip(seen.get(j, 0.0) + q, -1, 1))
-            for j, v in seen.items():
-                if v != 0:
-                    rows.append(i), cols.append(j), vals.append(v)
-        return sparse.csr_matrix((vals, (rows, cols)), shape=(len(wss), len(vocab)))
-
-    Wr = matrix(words_r)
-    Wq = matrix(words_q)
-    D = np.nan_to_num(Y_r - 3.0)
-    T = np.asarray(Wr.T @ D)  # (V, k)
-    N = np.asarray(abs(Wr).sum(0)).ravel()  # (V,)
-    for g in np.unique(g_q):
-        rows = np.where(g_q == g)[0]
-        mine = np.where(g_r == g)[0]
-        Tg, Ng = T, N
-        if len(mine):
-            Tg = T - np.asarray(Wr[mine].T @ D[mine])
-            Ng = N - np.asarray(abs(Wr[mine]).sum(0)).ravel()
-        weight = Tg / (Ng[:, None] + alpha)  # (V, k)
-        sub = Wq[rows]
-        out[rows, :, 0] = np.asarray(sub @ weight)
-        for a, r in enumerate(rows):
-            row = Wq[r]
-            if row.nnz:
-                contrib = row.data[:, None] * weight[row.indices]  # (m, k)
-                out[r, :, 1] = contrib[np.abs(contrib).argmax(0), np.arange(k)]
-    return out
-
-
-PROBE_LAMBDA = 3.0  # ridge penalty of the embedding probes (grouped CV on valuelex: 1 and 3 tie, 10 is worse)
-
-
-def _ridge_probe(C_q: np.ndarray, g_q: np.ndarray, C_r: np.ndarray, Y_r: np.ndarray, g_r: np.ndarray,
-                 lam: float = PROBE_LAMBDA) -> np.ndarray:
-    """A linear probe per column: ridge regression of (label - 3) on the reference items' embeddings, fitted
-    leave-stem-out (a query item is predicted by a probe that never saw a reference item of its stem, exactly as the
-    training rows are), so a new completion of a known stem and a training row look alike to the model on top.
-    Uses sufficient statistics: one 384 x 384 solve per distinct query stem. Returns (n_q, k)."""
-    nq, k = len(C_q), Y_r.shape[1]
-    out = np.zeros((nq, k), np.float32)
-    if nq == 0 or len(C_r) == 0:
-        return out
-    X = C_r.astype(np.float64)
-    D = np.nan_to_num(Y_r - 3.0)
-    d = X.shape[1]
-    tot = (len(X), X.sum(0), D.sum(0), X.T @ X, X.T @ D)
-    for g in np.unique(g_q):
-        rows = np.where(g_q == g)[0]
-        mine = np.where(g_r == g)[0]
-        n, sx, sy, xx, xy = tot
-        if len(mine):
-            Xm, Dm = X[mine], D[mine]
-            n, sx, sy, xx, xy = n - len(mine), sx - Xm.sum(0), sy - Dm.sum(0), xx - Xm.T @ Xm, xy - Xm.T @ Dm
-        if n <= 0:
-            continue
-        mu, ybar = sx / n, sy / n
-        W = np.linalg.solve(xx - n * np.outer(mu, mu) + lam * np.eye(d), xy - n * np.outer(mu, ybar))
-        out[rows] = (C_q[rows].astype(np.float64) - mu) @ W + ybar
-    return out
-
-
-def _sup_features(S_q: np.ndarray, g_q: np.ndarray, S_r: np.ndarray, Y_r: np.ndarray, g_r: np.ndarray,
-                  K: int = 10, words_q: Any = None, words_r: Any = None, probes: bool = True) -> np.ndarray:
-    """Supervised features from a labelled reference set, never using a reference item of the same stem (so that
-    training rows, scored leave-stem-out, look like new completions): similarity-weighted mean label of the K nearest
-    neighbours, that mean times the best similarity, the nearest label times its similarity, and similarity to the
-    centroids of strong (>= 5) and of conflicting (<= 1) reference items, each minus similarity to the neutral (3)
-    centroid; with `words_q`/`words_r` the polarity-aware lexicon (`_polar_lexicon`, 2 more); with `probes` the
-    leave-stem-out ridge probes on the embeddings (`_ridge_probe`): one per column and one for valence (2 more)."""
-    nq, k = len(S_q), Y_r.shape[1]
-    out = np.zeros((nq, k, 5), np.float32)
-    if nq == 0:
-        extra = (2 if words_q is not None else 0) + (2 if probes else 0)
-        return np.zeros((0, k, 5 + extra), np.float32)
-    sims = S_q @ S_r.T
-    sims = np.where(g_q[:, None] == g_r[None, :], -9.0, sims)
-    K = min(K, S_r.shape[0])
-    nn = np.argsort(-sims, axis=1)[:, :K]
-    for a in range(nq):
-        s = sims[a, nn[a]]
-        w = np.clip(s, 0, None) ** 2 + 1e-6
-        lab = Y_r[nn[a]] - 3.0
-        lab = np.nan_to_num(lab)
-        out[a, :, 0] = (w[:, None] * lab).sum(0) / w.sum()
-        out[a, :, 1] = out[a, :, 0] * s.max()
-        out[a, :, 2] = lab[0] * s[0]
-    for g in np.unique(g_q):
-        rows = np.where(g_q == g)[0]
-        keep = g_r != g
-        e = S_q[rows]
-        for j in range(k):
-            yr = Y_r[:, j]
-
-            def cen(mask: np.ndarray) -> np.ndarray:
-                m = keep & mask
-                if not m.any():
-                    return np.zeros(S_r.shape[1], np.float32)
-                v = S_r[m].mean(0)
-                return v / (np.linalg.norm(v) + 1e-9)
-
-            c3 = cen(yr == 3)
-            out[rows, j, 3] = e @ cen(yr >= 5) - e @ c3
-            out[rows, j, 4] = e @ cen(yr <= 1) - e @ c3
-    if words_q is not None and words_r is not None:
-        out = np.concatenate([out, _polar_lexicon(words_q, g_q, words_r, Y_r, g_r)], axis=2)
-    if probes:
-        # per-column probe, and one column-agnostic valence probe: does the completion endorse (+1) or reject (-1)
-        # values at all (sign of #columns above 3 minus #columns below 3)? Contempt, selfishness and "who cares" look
-        # alike whatever value they hit, so the valence direction is learnt from every column's conflicts at once.
-        D = np.nan_to_num(Y_r - 3.0)
-        val = np.sign(np.sign(D).sum(1, keepdims=True))
-        probe = _ridge_probe(S_q, g_q, S_r, Y_r, g_r)
-        valence = _ridge_probe(S_q, g_q, S_r, val + 3.0, g_r)
-        out = np.concatenate([out, probe[:, :, None], np.repeat(valence[:, :, None], k, axis=1)], axis=2)
-    return out
-
-
-def _concern_frame(X: np.ndarray, sup: np.ndarray) -> np.ndarray:
-    """Supervised evidence read through a concern frame (`clause_kinds`). The neighbours, centroids, lexicon and probes
-    know what a completion is about, not that it is feared or regretted: "I regret sharing a user's private messages"
-    looks like the conflicts that share private messages. The rubric scores regret or fear of a breach as an
-    endorsement, so for an item whose clauses are concern (and none is a negative evaluation) each signed channel
-    keeps its size and becomes positive, and the strong / conflict centroid similarities swap when the conflict one is
-    larger."""
-    conc = X[:, :, FEATURE_NAMES.index("concern_any")] > 0.5  # (n, k), the same for every column of an item
-    if not conc.any():
-        return sup
-    sup = sup.copy()
-    signed = [0, 1, 2, *range(5, sup.shape[2])]
-    sup[..., signed] = np.where(conc[..., None], np.abs(sup[..., signed]), sup[..., signed])
-    hi, lo = np.maximum(sup[..., 3], sup[..., 4]), np.minimum(sup[..., 3], sup[..., 4])
-    sup[..., 3] = np.where(conc, hi, sup[..., 3])
-    sup[..., 4] = np.where(conc, lo, sup[..., 4])
-    return sup
-
-
-def _design(X: np.ndarray, isdim: np.ndarray, sup: np.ndarray | None) -> np.ndarray:
-    if sup is not None:
-        sup = _concern_frame(X, sup)
-    A = X if sup is None else np.concatenate([X, sup], axis=2)
-    ex = np.broadcast_to(isdim[None, :, None], (A.shape[0], A.shape[1], 1)).astype(np.float32)
-    A = np.concatenate([A, ex, A * ex], axis=2)
-    return A.reshape(A.shape[0] * A.shape[1], -1)
-
-
-class FittedEmbeddingModel:
-    """A calibrated embedding scorer for one value system (what is cached on disk)."""
-
-    def __init__(self, columns: list[str], isdim: np.ndarray, kind: str, estimator: _Estimator,
-                 ref: dict[str, np.ndarray] | None, meta: dict[str, Any]) -> None:
-        self.columns, self.isdim, self.kind, self.estimator, self.ref, self.meta = (
-            columns, isdim, kind, estimator, ref, meta)
-
-    def predict(self, feats: dict[str, np.ndarray], stems: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        X = feats["X"]
-        n, k = X.shape[:2]
-        sup = None
-        if self.kind.endswith("_sup"):
-            g_q = np.array([_stem_key(s) for s in stems])
-            sup = _sup_features(feats["sent"], g_q, self.ref["S"], self.ref["Y"], self.ref["g"],
-                                words_q=feats["words"], words_r=self.ref["words"])
-        lab, ev = self.estimator.labels(_design(X, self.isdim, sup))
-        return lab.reshape(n, k), ev.reshape(n, k)
-
 
 def _cache_dir() -> Path:
     base = os.environ.get("VALUELEX_CACHE_DIR")
@@ -772,164 +515,46 @@ def _cache_dir() -> Path:
     return root / "scorers"
 
 
-def _selected_kind(system_key: str) -> str:
-    try:
-        sel = json.loads(SELECTION_FILE.read_text(encoding="utf-8"))
-        kind = sel["chosen"].get(system_key) or sel["chosen"].get("default")
-        return kind if kind in MODEL_KINDS else DEFAULT_MODEL_KIND
-    except (OSError, KeyError, ValueError, AttributeError):
-        return DEFAULT_MODEL_KIND
-
-
-def _isdim(system: Any) -> np.ndarray:
-    return np.array([float(bool(system.column(c).children)) for c in system.columns()], np.float32)
-
-
-def fit_embedding_model(system: Any, annotated: pd.DataFrame | None = None, kind: str | None = None,
-                        ) -> FittedEmbeddingModel:
-    """Fit the embedding scorer of `system` on its annotated set (no cache).
-
-    A system without an annotated set (a run's own taxonomy) gets the column-agnostic model (`lr`: features relative
-    to each column's definition, markers and opposites) trained on every shipped annotated set pooled."""
-    system = load_system(system)
-    cols = system.columns()
-    if annotated is None and annotated_path(system) is None:
-        return _fit_transfer_model(system)
-    ann = load_annotated(system) if annotated is None else annotated
-    kind = kind or _selected_kind(Path(system.path).stem)
-    protos = Prototypes(system)
-    feats = build_features(ann["stem"].tolist(), ann["completion"].tolist(), protos)
-    Y = ann[cols].to_numpy(float)
-    g = np.array([_stem_key(s) for s in ann["stem"]])
-    isdim = _isdim(system)
-    sup = (_sup_features(feats["sent"], g, feats["sent"], Y, g, words_q=feats["words"], words_r=feats["words"])
-           if kind.endswith("_sup") else None)
-    est = _Estimator(kind).fit(_design(feats["X"], isdim, sup), Y.reshape(-1))
-    ref = {"S": feats["sent"], "Y": Y, "g": g, "words": feats["words"]} if kind.endswith("_sup") else None
-    meta = {"system": system.name, "kind": kind, "n_annotated": int(len(ann)), "code_version": CODE_VERSION}
-    return FittedEmbeddingModel(cols, isdim, kind, est, ref, meta)
-
-
-def _fit_transfer_model(system: Any) -> FittedEmbeddingModel:
-    blocks, ys, dims = [], [], []
-    for stem_name in ANNOTATED_FILES:
-        try:
-            other = load_system(stem_name if stem_name != "valuelex_paper" else "valuelex")
-        except UserError:
-            continue
-        if annotated_path(other) is None:
-            continue
-        ann = load_annotated(other)
-        feats = build_features(ann["stem"].tolist(), ann["completion"].tolist(), Prototypes(other))
-        blocks.append(_design(feats["X"], _isdim(other), None))
-        ys.append(ann[other.columns()].to_numpy(float).reshape(-1))
-        dims.append(other.name)
-    if not blocks:
-        raise UserError("no annotated set is installed: the embedding scorer cannot be calibrated")
-    est = _Estimator("lr").fit(np.vstack(blocks), np.concatenate(ys))
-    meta = {"system": system.name, "kind": "lr", "transfer_from": dims, "code_version": CODE_VERSION}
-    return FittedEmbeddingModel(system.columns(), _isdim(system), "lr", est, None, meta)
-
-
-def _model_cache_key(system: Any, kind: str) -> str:
-    h = hashlib.sha256()
-    h.update(CODE_VERSION.encode())
-    h.update(kind.encode())
-    h.update(system.digest.encode() or json.dumps(system.columns()).encode())
-    ap = annotated_path(system)
-    paths = [ap] if ap is not None else [ANNOTATED_DIR / f for f in sorted(set(ANNOTATED_FILES.values()))]
-    for p in paths:
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()[:20]
-
-
-def cross_validate(system: Any, annotated: pd.DataFrame | None = None, kind: str | None = None,
-                   n_splits: int = 5) -> dict[str, Any]:
-    """Out-of-fold predictions on the annotated set, folds grouped by stem (a stem is never in train and test)."""
-    from sklearn.model_selection import GroupKFold
-
-    from . import reliability as R
-
-    system = load_system(system)
-    cols = system.columns()
-    ann = load_annotated(system) if annotated is None else annotated.reset_index(drop=True)
-    kind = kind or _selected_kind(Path(system.path).stem)
-    feats = build_features(ann["stem"].tolist(), ann["completion"].tolist(), Prototypes(system))
-    Y = ann[cols].to_numpy(float)
-    g = np.array([_stem_key(s) for s in ann["stem"]])
-    isdim = _isdim(system)
-    n, k = Y.shape
-    oof, oofc = np.zeros((n, k)), np.zeros((n, k))
-    for tr, te in GroupKFold(n_splits=n_splits).split(Y, groups=g):
-        sup_tr = sup_te = None
-        if kind.endswith("_sup"):
-            wtr = [feats["words"][i] for i in tr]
-            wte = [feats["words"][i] for i in te]
-            sup_tr = _sup_features(feats["sent"][tr], g[tr], feats["sent"][tr], Y[tr], g[tr], words_q=wtr, words_r=wtr)
-            sup_te = _sup_features(feats["sent"][te], g[te], feats["sent"][tr], Y[tr], g[tr], words_q=wte, words_r=wtr)
-        est = _Estimator(kind).fit(_design(feats["X"][tr], isdim, sup_tr), Y[tr].reshape(-1))
-        lab, ev = est.labels(_design(feats["X"][te], isdim, sup_te))
-        oof[te], oofc[te] = lab.reshape(len(te), k), ev.reshape(len(te), k)
-    human = pd.DataFrame(Y, columns=cols)
-    table = R.agreement_table(human, pd.DataFrame(oof, columns=cols), cols,
-                              continuous=pd.DataFrame(oofc, columns=cols), on="__none__")
-    return {
-        "method": f"{n_splits}-fold cross-validation, folds grouped by stem; out-of-fold predictions",
-        "model": kind,
-        "n_items": int(n),
-        "annotated_set": str(annotated_path(system).name) if annotated is None else "given",
-        **table,
-        "by_level": R.summarise_by_level(table, system.dimensions(), system.leaves()),
-        "oof": {"pred": oof, "expected": oofc},
-    }
-
-
 @register
 class EmbeddingScorer(Scorer):
-    """Offline scorer: MiniLM embeddings + lexical direction cues + a model calibrated on the shipped annotated set.
+    """Offline scorer for any value system: MiniLM embeddings of the completion against each column's definition,
+    marker words and opposites, plus lexical direction cues, mapped to 0..6 by one model (`phi`) fitted on every
+    shipped annotated set pooled. A system needs no annotated data of its own.
 
-    Fitted at first use for each system and cached with joblib under `$VALUELEX_CACHE_DIR/scorers` (default
-    `~/.cache/valuelex/scorers`), keyed by a hash of the code version, model kind, system YAML and annotated CSV.
-    `output="int"` gives integer scores 0..6 (cut points tuned for QWK); `output="expected"` the expected score
-    (a float in 0..6, better for averaging into profiles).
+    The fitted model is cached with joblib under `$VALUELEX_CACHE_DIR/scorers` (default `~/.cache/valuelex/scorers`),
+    keyed by a hash of the code version and every training file; fitting it takes about a minute at first use.
+    `output="int"` gives integer scores 0..6 (cut points chosen for QWK); `output="expected"` the expected score (a
+    float in 0..6, better for averaging into profiles).
     """
 
     name = "embedding"
 
-    def __init__(self, kind: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
-                 output: str = "int", use_cache: bool = True, **_: Any) -> None:
-        if kind is not None and kind not in MODEL_KINDS:
-            raise UserError(f"unknown embedding model kind {kind!r}: use one of {', '.join(MODEL_KINDS)}")
+    def __init__(self, cache_dir: str | os.PathLike[str] | None = None, output: str = "int",
+                 use_cache: bool = True, **_: Any) -> None:
         if output not in ("int", "expected"):
             raise UserError("output must be 'int' or 'expected'")
-        self.kind, self.output, self.use_cache = kind, output, use_cache
+        self.output, self.use_cache = output, use_cache
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self._models: dict[str, FittedEmbeddingModel] = {}
+        self._model: Any = None
         self.last_expected: pd.DataFrame | None = None
 
-    def _kind_for(self, system: Any) -> str:
-        if annotated_path(system) is None:
-            return "lr"
-        return self.kind or _selected_kind(Path(system.path).stem)
-
-    def model_for(self, system: Any) -> FittedEmbeddingModel:
-        system = load_system(system)
-        kind = self._kind_for(system)
-        key = _model_cache_key(system, kind)
-        if key in self._models:
-            return self._models[key]
+    def model_for(self, system: Any = None) -> Any:
+        """The fitted `phi.PhiModel` (one for every system: `system` is accepted for the old call shape)."""
+        if self._model is not None:
+            return self._model
         import joblib
 
-        path = (self.cache_dir or _cache_dir()) / f"{system.name}-{kind}-{key}.joblib"
+        from . import phi
+
+        path = (self.cache_dir or _cache_dir()) / f"phi-{phi.training_digest()}.joblib"
         model = None
         if self.use_cache and path.is_file():
             try:
                 model = joblib.load(path)
-            except Exception:  # a corrupt or incompatible cache file: refit
+            except Exception:  # noqa: BLE001 - a corrupt or incompatible cache file: refit
                 model = None
         if model is None:
-            model = fit_embedding_model(system, kind=kind)
+            model = phi.fit()
             if self.use_cache:
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -938,23 +563,23 @@ class EmbeddingScorer(Scorer):
                     os.replace(tmp, path)
                 except OSError:
                     pass
-        self._models[key] = model
+        self._model = model
         return model
 
     def score(self, df: pd.DataFrame, system: Any) -> pd.DataFrame:
+        from . import phi
+
         system = load_system(system)
         data = _check_frame(df)
         cols = system.columns()
         out = pd.DataFrame({"id": data["id"].to_numpy()})
-        empty = data["completion"].str.strip() == ""
+        empty = (data["completion"].str.strip() == "").to_numpy()
         lab = np.full((len(data), len(cols)), np.nan)
         ev = np.full((len(data), len(cols)), np.nan)
         if (~empty).any():
-            model = self.model_for(system)
             sub = data[~empty]
-            feats = build_features(sub["stem"].tolist(), sub["completion"].tolist(), Prototypes(system))
-            l_, e_ = model.predict(feats, sub["stem"].tolist())
-            lab[~empty.to_numpy()], ev[~empty.to_numpy()] = l_, e_
+            feats = phi.pair_features(sub["stem"].tolist(), sub["completion"].tolist(), system)
+            lab[~empty], ev[~empty] = self.model_for(system).predict(feats, system)
         vals = lab if self.output == "int" else np.round(ev, 3)
         for j, c in enumerate(cols):
             out[c] = pd.array(vals[:, j], dtype="Int64") if self.output == "int" else vals[:, j]
@@ -962,33 +587,28 @@ class EmbeddingScorer(Scorer):
         return out
 
     def reliability(self, system: Any) -> dict[str, Any]:
-        """Cross-validated agreement with the annotated set (cached beside the fitted model)."""
-        import joblib
+        """Agreement with human labels as measured by `benchmarks/scorer_validity.py` (shipped in
+        `data/phi_validity.json`): cross-validated on the system's own annotated sets for a built-in system, and
+        for any other system the leave-one-system-out figures, the best available estimate for a system the model
+        has never seen."""
+        from . import phi
 
         system = load_system(system)
-        if annotated_path(system) is None:
-            return {"note": "no annotated set for this value system: the column-agnostic model trained on the "
-                            "shipped sets was used; its agreement on this system's columns is unknown"}
-        kind = self._kind_for(system)
-        shipped = _shipped_cv(system, kind)
-        if shipped is not None:
-            return shipped
-        key = _model_cache_key(system, kind)
-        path = (self.cache_dir or _cache_dir()) / f"{system.name}-{kind}-{key}.cv.joblib"
-        if self.use_cache and path.is_file():
-            try:
-                return joblib.load(path)
-            except Exception:
-                pass
-        rep = cross_validate(system, kind=kind)
-        rep.pop("oof", None)
-        if self.use_cache:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                joblib.dump(rep, path)
-            except OSError:
-                pass
-        return rep
+        try:
+            shipped = json.loads(VALIDITY_FILE.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            shipped = {}
+        if shipped.get("training_digest") != phi.training_digest():
+            return {"note": f"no validity figures for this model ({VALIDITY_FILE.name} is missing or was computed "
+                            "for other training data): run benchmarks/scorer_validity.py --ship"}
+        key = Path(system.path).stem
+        for name, table in (shipped.get("in_system") or {}).items():
+            if name == key and all(c in table.get("per_column", {}) for c in system.columns()):
+                return {**table, "source": f"{VALIDITY_FILE.name} ({shipped.get('code_version')})"}
+        return {"note": "this value system has no annotated set: the column-agnostic model was fitted on the shipped "
+                        "systems only; left-out systems measured "
+                        + ", ".join(f"{s} mean AUC {v:.2f}" for s, v in (shipped.get("loso_auc") or {}).items())}
+
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -1442,54 +1062,3 @@ def score_file(in_csv: str | os.PathLike[str], system: str = "valuelex", scorer:
     os.replace(tmp, out_path)
     R.write_report(report, out_path.parent / "reliability.json")
     return out_path
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Model selection (run by maintainers when features, models or annotated sets change)
-# ---------------------------------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def select_embedding_models(systems: Sequence[str] = ("valuelex", "schwartz", "mft"),
-                            kinds: Sequence[str] = MODEL_KINDS, path: Path | None = None) -> dict[str, Any]:
-    """Cross-validate every candidate model on every shipped annotated set (folds grouped by stem) and write the
-    comparison, the choice per system (highest mean QWK over all columns) and its CV agreement table to
-    `data/embedding_model_selection.json`, which the scorer reads at run time.
-
-    ``python -c "from valuelex_utils.scoring import select_embedding_models as s; s()"``"""
-    path = path or SELECTION_FILE
-    result: dict[str, Any] = {"code_version": CODE_VERSION, "criterion": "mean QWK over all columns, 5-fold CV "
-                              "grouped by stem; out-of-fold predictions", "chosen": {}, "systems": {}}
-    for name in systems:
-        system = load_system(name)
-        key = Path(system.path).stem
-        ap = annotated_path(system)
-        entry: dict[str, Any] = {"annotated_set": ap.name, "annotated_sha256": _sha256(ap), "candidates": {}}
-        for kind in kinds:
-            t0 = time.time()
-            rep = cross_validate(system, kind=kind)
-            rep.pop("oof", None)
-            rep["seconds"] = round(time.time() - t0, 1)
-            entry["candidates"][kind] = rep
-        best = max(entry["candidates"], key=lambda k: (entry["candidates"][k]["mean_qwk"] or -1, k == DEFAULT_MODEL_KIND))
-        entry["chosen"] = best
-        result["chosen"][key] = best
-        result["systems"][key] = entry
-    path.write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
-    return result
-
-
-def _shipped_cv(system: Any, kind: str) -> dict[str, Any] | None:
-    """The CV table from the selection file, if it was computed for this code version and annotated set."""
-    try:
-        sel = json.loads(SELECTION_FILE.read_text(encoding="utf-8"))
-        entry = sel["systems"][Path(system.path).stem]
-        ap = annotated_path(system)
-        if sel.get("code_version") != CODE_VERSION or ap is None or entry["annotated_sha256"] != _sha256(ap):
-            return None
-        rep = dict(entry["candidates"][kind])
-        rep["source"] = f"{SELECTION_FILE.name} (computed at model selection, code {CODE_VERSION})"
-        return rep
-    except (OSError, KeyError, ValueError, TypeError):
-        return None

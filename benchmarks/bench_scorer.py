@@ -1,0 +1,79 @@
+"""Speed of the offline scorer (issue 14): 10,000 completions on one value system, load included; writes
+outputs/bench/scorer_speed.json.
+
+Load = importing the package, loading the encoder and the fitted phi model (fitted once per machine and cached; the
+fit is timed separately when the cache is empty). The completions are the shipped annotated ones, each made distinct
+by a suffix so that no embedding comes from a cache. Records the CPU and the load average beside the figures.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+T0 = time.perf_counter()
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.pop("VALUELEX_EMBED_CACHE", None)  # no on-disk vectors: every text is encoded
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pandas as pd  # noqa: E402
+
+from valuelex_utils import phi, scoring  # noqa: E402
+
+N = int(os.environ.get("VALUELEX_BENCH_N", "10000"))
+SYSTEM = os.environ.get("VALUELEX_BENCH_SYSTEM", "valuelex")
+
+
+def completions(n: int) -> pd.DataFrame:
+    pool = pd.concat([d for _s, d in phi.training_data()], ignore_index=True)[["stem", "completion"]]
+    rows = pool.sample(n=n, replace=True, random_state=0).reset_index(drop=True)
+    rows["completion"] = [f"{c} ({i})" for i, c in enumerate(rows["completion"])]
+    rows.insert(0, "id", range(n))
+    return rows
+
+
+def main() -> None:
+    items = completions(N)
+    t_fit = None
+    sc = scoring.EmbeddingScorer()
+    t = time.perf_counter()
+    sc.model_for(SYSTEM)
+    loaded = time.perf_counter()
+    if loaded - t > 20:  # the model was fitted, not loaded from the cache: time it apart, then measure a load
+        t_fit = loaded - t
+    scoring.get_encoder()  # the encoder loads with the package's first embedding
+    load_s = time.perf_counter() - T0 - (t_fit or 0.0)
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = sc.score(items, SYSTEM)
+    score_s = time.perf_counter() - w0
+    assert len(out) == N
+    res = {
+        "n_completions": N, "system": SYSTEM, "code_version": phi.CODE_VERSION,
+        "load_s": round(load_s, 1), "score_s": round(score_s, 1), "total_s": round(load_s + score_s, 1),
+        "cpu_s": round(time.process_time() - c0, 1), "completions_per_s": round(N / score_s, 1),
+        "fit_s_first_use": None if t_fit is None else round(t_fit, 1),
+        "mean_completion_chars": round(float(items["completion"].str.len().mean()), 1),
+        "target": "10,000 completions in <= 120 s on 2 cores, load included",
+        "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "loadavg_at_end": os.getloadavg(),
+                    "python": platform.python_version()},
+    }
+    out_path = ROOT / "outputs" / "bench" / "scorer_speed.json"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()
