@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -34,10 +35,20 @@ def resolve_system(name: str, rd: RunDir) -> Any:
     return load_system(name)
 
 
-def score_run(params: Params, run_dir: str, system: str | None = None) -> ScoredRun:
-    """Score every completion of step 05 on `system` (default `scoring.system`) with the configured scorer."""
+def judge_caller(params: Params, run_dir: str | Path, step: str = "06_score", progress: bool = False) -> Any:
+    """The LLM judge of a study through the shared LLM layer (`roles.role_caller`): the run's store, the study's
+    concurrency, retries, Router and endpoints, its calls in `calls.jsonl` under the step that runs it."""
+    from .params import DEFAULT_JUDGE
+    from .roles import role_caller
+
+    return role_caller(params, params.scoring.judge or DEFAULT_JUDGE, run_dir, role="judge", step=step,
+                       progress=progress)
+
+
+def score_run(params: Params, run_dir: str, system: str | None = None, step: str = "06_score") -> ScoredRun:
+    """Score every completion of step 05 on `system` (default `scoring.system`) with the configured scorer; the LLM
+    judge's calls are tallied under `step` (or the notebook `valuelex run` executes)."""
     from .scoring import score_with_reliability
-    from .store import ResponseStore
 
     rd = RunDir.at(run_dir)
     completions = pd.read_parquet(rd.require(rd.completions, "05"))
@@ -45,9 +56,12 @@ def score_run(params: Params, run_dir: str, system: str | None = None) -> Scored
     sysm = resolve_system(system or params.scoring.system, rd)
     items = pd.DataFrame({"id": completions["key"], "stem": completions["stem"],
                           "completion": completions["completion"].astype(str)})
-    judge = params.scoring.judge if params.scoring.scorer == "llm" else None
-    store = ResponseStore(rd.responses) if params.scoring.scorer == "llm" else None
-    scores, report = score_with_reliability(items, sysm, params.scoring.scorer, judge, store=store, seed=params.seed,
+    llm = params.scoring.scorer == "llm"
+    caller = judge_caller(params, rd.root, step) if llm else None
+    scores, report = score_with_reliability(items, sysm, params.scoring.scorer, caller.model if llm else None,
+                                            caller=caller, seed=params.seed,
+                                            annotated_sample=params.scoring.judge_reliability_items,
+                                            judge_max_tokens=params.scoring.judge_max_tokens,
                                             extra={"run_dir": str(rd.root), "n_completions": len(items)})
     merged = completions[[c for c in ATTRIBUTES if c in completions.columns]].join(
         scores.drop(columns=["id"]).reset_index(drop=True))
