@@ -203,3 +203,15 @@ def run_lexicon(params: "Params", run_dir: str, extract: Callable[[str], list[st
         counts.update(words_elicited_rules=int(len(rules)), unique_words_rules=int(len(rules_lex)),
                       unique_words_dropped_by_judge=int(len(rules_lex)) - int(len(lex)))
     return LexiconStep(descriptors, lex, kept, matrix, counts, rules, rules_lex, judge)
+
+
+def judgment_summary(step: LexiconStep) -> str:
+    """One line: what the LLM judgment did to the rules' words (or that it was not asked)."""
+    if step.judge is None:
+        return ("extraction.llm_judge is not set: the lexicon is the rules' alone (set it to a LiteLLM id to add the "
+                "paper's judgment).")
+    c = step.counts
+    uses = c["words_elicited_rules"] - c["words_elicited"]
+    return (f"judge {step.judge}: of {c['unique_words_rules']} distinct words from the rules it kept "
+            f"{c['unique_words']} and dropped {c['unique_words_dropped_by_judge']} ({uses} of "
+            f"{c['words_elicited_rules']} uses); {c['kept_words']} words enter the matrix.")
