@@ -224,3 +224,73 @@ def test_kill_9_during_step_06_with_the_llm_judge_then_rerun_equals_an_uninterru
     print(f"judge calls: uninterrupted {reference['answered']}; killed x3 then rerun: {len(keys)} keys, "
           f"{stored_before_rerun} stored before the rerun, {lost_in_flight} answered but lost in flight at the kills, "
           f"{after['answered_again']} answered twice; last batch tally {judge_tally}; kills {kills}")
+
+
+# -- the same roles against a real llama-cpp-python server ----------------------------------------------------------
+@pytest.mark.slow
+def test_judgment_namer_and_judge_on_a_real_llama_cpp_server_then_a_rerun_calls_nothing(tmp_path, monkeypatch):
+    """`extraction.llm_judge`, `taxonomy.namer` and `scoring.judge` all `openai/smollm2` served by llama-cpp-python's
+    OpenAI-compatible server (`endpoints`): steps 02 and 06 through `valuelex run`, the namer through the caller
+    notebook 04 uses; every answer lands in the run's store, each step's calls in the manifest, and a rerun of the
+    same steps sends the server nothing."""
+    import subprocess
+    import sys
+
+    from conftest import start_llama_server
+
+    from valuelex_utils.embedded import EMBEDDED
+    from valuelex_utils.naming import ClusterSpec, name_clusters, namer_from_params
+
+    monkeypatch.setenv("JUDGE_KEY", "sk-local")
+    env = {**__import__("os").environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    proc, llama = start_llama_server(EMBEDDED["smollm2-135m-instruct"].locate(), "smollm2", n_ctx=4096)
+    try:
+        with start_server() as respondents:
+            data = {"run_name": "llama-roles", "seed": 3, "concurrency": 4, "timeout": 300, "retries": 1,
+                    "respondents": [{"model": f"openai/fake-{c}", "name": f"fake-{c}", "training": "aligned",
+                                     "api_base": respondents.api_base, "api_key_env": "JUDGE_KEY"} for c in "ab"],
+                    "elicitation": {"prompts": [1, 2], "samples": 1, "max_tokens": 16},
+                    "extraction": {"llm_judge": "openai/smollm2"},
+                    "taxonomy": {"namer": "openai/smollm2"},
+                    "projective": {"stems": [1, 10], "samples": 1, "max_tokens": 16},
+                    "scoring": {"scorer": "llm", "judge": "openai/smollm2", "judge_max_tokens": 48,
+                                "judge_reliability_items": 1, "n_bootstrap": 10},
+                    "endpoints": {"openai/smollm2": {"api_base": llama, "api_key_env": "JUDGE_KEY"}}}
+            params_file = tmp_path / "p.yaml"
+            params_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+            run_dir = tmp_path / "run"
+            exe = Path(sys.executable).parent / "valuelex"
+            args = [str(exe), "run", "--params", str(params_file), "--run-dir", str(run_dir), "--steps", "01,02,05,06",
+                    "--no-report"]
+            first = subprocess.run(args, capture_output=True, text=True, env=env, timeout=1800)
+            assert first.returncode == 0, first.stderr[-3000:]
+            params = parse_params(data)
+            naming = name_clusters([ClusterSpec(0, ["honesty", "truthfulness", "candor"])],
+                                   namer_from_params(params, run_dir))
+            manifest = json.loads((run_dir / "manifest.json").read_text())["calls"]
+            lines_before = (run_dir / "responses.jsonl").read_text().count("\n")
+            tallies_before = (run_dir / "calls.jsonl").read_text().count("\n")
+            again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=1800)
+            assert again.returncode == 0, again.stderr[-3000:]
+            naming_again = name_clusters([ClusterSpec(0, ["honesty", "truthfulness", "candor"])],
+                                         namer_from_params(params, run_dir))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    store = run_dir / "responses.jsonl"
+    for role in ("extraction judge", "namer", "judge"):
+        records = _role_records(store, role)
+        assert records and all(r["model"] == "openai/smollm2" and r["response"] for r in records), role
+        assert len({r["key"] for r in records}) == len(records)
+    assert manifest["02_lexicon"]["openai/smollm2"]["calls"] >= 1
+    assert manifest["06_score"]["openai/smollm2"]["calls"] >= 4
+    assert naming.get(0).model == "openai/smollm2" and naming_again.get(0).name == naming.get(0).name
+    assert store.read_text().count("\n") == lines_before, "the rerun stored new answers"
+    rerun = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text().splitlines()[tallies_before:]]
+    assert {e["step"] for e in rerun} >= {"01_elicit", "02_lexicon", "04_taxonomy", "05_projective", "06_score"}
+    assert sum(m["calls"] for e in rerun for m in e["models"].values()) == 0
+    assert sum(m["cached"] for e in rerun for m in e["models"].values()) > 0
+    descriptors = pd.read_parquet(run_dir / "descriptors.parquet")
+    assert "judge_kept" in descriptors and len(descriptors)
+    print(f"\nllama server roles: manifest calls {json.dumps(manifest)}; "
+          f"judge kept {int(descriptors.judge_kept.sum())}/{len(descriptors)} word uses; name {naming.get(0).name!r}")
