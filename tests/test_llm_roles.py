@@ -119,6 +119,61 @@ def test_role_models_served_behind_a_router_get_the_studys_endpoints(tmp_path, m
     assert counts["06_score"]["openai/judge"]["calls"] == len(judged)
 
 
+def test_step_02_applies_the_judgment_to_the_rules_words_and_keeps_what_it_dropped(tmp_path, monkeypatch):
+    """The paper's f: the rules, then the judge. The lexicon and matrix hold what the judge kept; descriptors.parquet
+    every word of the rules with the verdict; the verdicts are stored raw and asked once."""
+    from valuelex_utils import lexicon
+    from valuelex_utils.extraction import extract_descriptors
+    from valuelex_utils.responses import respondent_table
+    from valuelex_utils.rundir import RunDir
+
+    monkeypatch.setenv("JUDGE_KEY", "sk-local")
+    texts = ["1. Honesty\n2. Loyalty\n3. Frugality\n4. Patience", "Honesty, Carrots, Respect",
+             "I value honesty, thoroughness and kindness.", "- Integrity\n- Wisdom\n- Punctuality\n- Courage"]
+    with start_server() as server:
+        params = parse_params({
+            "run_name": "judged", "seed": 2, "respondents": [
+                {"model": f"openai/fake-{c}", "name": f"fake-{c}", "training": t} for c, t in
+                (("a", "aligned"), ("b", "pretrained"))],
+            "extraction": {"llm_judge": "openai/judge"}, "lexicon": {"min_frequency": 1, "min_respondents": 1},
+            "endpoints": {"openai/judge": {"api_base": server.api_base, "api_key_env": "JUDGE_KEY"}}})
+        rd = RunDir.at(tmp_path)
+        people = respondent_table(params)
+        rows = [{**person, "prompt_id": p, "sample": 0, "key": f"{person['respondent']}-{p}", "text": text}
+                for person in people.to_dict("records") for p, text in enumerate(texts)]
+        pd.DataFrame(rows).to_parquet(rd.elicitation)
+        step = lexicon.run_lexicon(params, str(tmp_path), extract_descriptors)
+        again = lexicon.run_lexicon(params, str(tmp_path), extract_descriptors)
+        stats = server.stats()
+    dropped = {"frugality", "carrots", "thoroughness", "punctuality"}
+    saved = pd.read_parquet(rd.descriptors)
+    assert set(saved.loc[saved["judge_verdict"] == "dropped", "word"]) == dropped
+    assert set(saved.loc[saved["judge_kept"], "word"]).isdisjoint(dropped) and len(saved) == len(step.rules_descriptors)
+    assert dropped <= set(step.rules_lexicon["word"]) and dropped.isdisjoint(pd.read_csv(rd.lexicon)["word"])
+    assert dropped.isdisjoint(pd.read_csv(rd.matrix, index_col=0).columns)
+    assert set(lexicon.dropped_words(step.rules_descriptors)["word"]) == dropped
+    table = lexicon.side_by_side(step.rules_lexicon, step.lexicon, n=5)
+    assert list(table.columns) == ["rank", "rules_only", "rules_frequency", "judge_kept", "with_judgment",
+                                   "judged_frequency"]
+    assert step.counts["unique_words_dropped_by_judge"] == 4 and "dropped 4" in lexicon.judgment_summary(step)
+    assert stats["answered"] == 1 and again.counts == step.counts, "the rerun asked the judge again"
+    verdicts = _role_records(rd.responses, "extraction judge")
+    assert len(verdicts) == 1 and json.loads(response_text(verdicts[0])) == sorted(
+        set(step.rules_lexicon["word"]) - dropped, key=list(step.rules_descriptors["word"].drop_duplicates()).index)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert steps == ["02_lexicon", "02_lexicon"]
+
+
+def test_a_batch_without_a_readable_verdict_keeps_its_words_and_says_so():
+    from valuelex_utils import lexicon
+
+    rules = pd.DataFrame({"respondent": ["r"] * 3, "word": ["honesty", "spoon", "care"], "key": ["k"] * 3})
+    judged = lexicon.judge_descriptors(rules, {"honesty": True, "spoon": False, "care": None})
+    assert judged["judge_verdict"].tolist() == ["kept", "dropped", "unreadable"]
+    assert judged["judge_kept"].tolist() == [True, False, True]
+    assert lexicon.judge_descriptors(rules, None)["judge_verdict"].eq("not asked").all()
+
+
 # -- kill -9 during step 06 with the LLM judge ----------------------------------------------------------------------
 def _judge_study(respondent_base: str, judge_base: str) -> dict:
     return {"run_name": "judge-crash", "seed": 5, "concurrency": 4, "timeout": 20, "retries": 2,
@@ -252,7 +307,7 @@ def test_judgment_namer_and_judge_on_a_real_llama_cpp_server_then_a_rerun_calls_
                     "elicitation": {"prompts": [1, 2], "samples": 1, "max_tokens": 16},
                     "extraction": {"llm_judge": "openai/smollm2"},
                     "taxonomy": {"namer": "openai/smollm2"},
-                    "projective": {"stems": [1, 10], "samples": 1, "max_tokens": 16},
+                    "projective": {"stems": [1], "samples": 1, "max_tokens": 16},
                     "scoring": {"scorer": "llm", "judge": "openai/smollm2", "judge_max_tokens": 48,
                                 "judge_reliability_items": 1, "n_bootstrap": 10},
                     "endpoints": {"openai/smollm2": {"api_base": llama, "api_key_env": "JUDGE_KEY"}}}
@@ -283,7 +338,7 @@ def test_judgment_namer_and_judge_on_a_real_llama_cpp_server_then_a_rerun_calls_
         assert records and all(r["model"] == "openai/smollm2" and r["response"] for r in records), role
         assert len({r["key"] for r in records}) == len(records)
     assert manifest["02_lexicon"]["openai/smollm2"]["calls"] >= 1
-    assert manifest["06_score"]["openai/smollm2"]["calls"] >= 4
+    assert manifest["06_score"]["openai/smollm2"]["calls"] >= 4  # 2 completions, 1 annotated item, 1 retest
     assert naming.get(0).model == "openai/smollm2" and naming_again.get(0).name == naming.get(0).name
     assert store.read_text().count("\n") == lines_before, "the rerun stored new answers"
     rerun = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text().splitlines()[tallies_before:]]

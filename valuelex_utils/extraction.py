@@ -1389,23 +1389,23 @@ def _ask_batches(call: Callable[[Messages], str], prompts: list[Messages]) -> li
 
 
 def llm_judgment(words: Iterable[str], call: Callable[[Messages], str], *, batch_size: int = FILTER_BATCH,
-                 model: str = "the judge") -> dict[str, bool]:
-    """The judge's verdict on each distinct word (lower-cased): True when it names a value.
+                 model: str = "the judge") -> dict[str, bool | None]:
+    """The judge's verdict on each distinct word (lower-cased): True when it names a value, False when not, None when
+    its batch got no readable verdict.
 
-    A batch whose reply holds no JSON list (or whose call failed) keeps all its words, with a warning: a broken
+    A batch whose reply holds no JSON list (or whose call failed) keeps all its words (None), with a warning: a broken
     verdict must not silently erase descriptors."""
     if batch_size < 1:
         raise UserError(f"llm_filter: batch_size must be >= 1, got {batch_size}")
     unique = list(dict.fromkeys(w.strip().lower() for w in words if w.strip()))
     batches = [unique[i:i + batch_size] for i in range(0, len(unique), batch_size)]
     replies = _ask_batches(call, [llm_filter_messages(b) for b in batches])
-    verdicts: dict[str, bool] = {}
+    verdicts: dict[str, bool | None] = {}
     for batch, reply in zip(batches, replies):
         named = _parse_word_list(reply)
         if named is None:
             warnings.warn(f"llm_filter: {model} gave no JSON list; kept the batch of {len(batch)} words", stacklevel=2)
-            named = set(batch)
-        verdicts.update((w, w in named) for w in batch)
+        verdicts.update((w, None if named is None else w in named) for w in batch)
     return verdicts
 
 
@@ -1428,7 +1428,7 @@ def llm_filter(
         call = RoleCaller(model, None, role="extraction judge", step="extract",
                           params=filter_decoding(0, batch_size))
     verdicts = llm_judgment(words, call, batch_size=batch_size, model=model)
-    return [w for w in words if verdicts.get(w.strip().lower(), False)]
+    return [w for w in words if verdicts.get(w.strip().lower(), False) is not False]
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -122,13 +122,18 @@ class LexiconStep:
     judge: str | None = None  # extraction.llm_judge, when the judgment was applied
 
 
-def judge_descriptors(descriptors: pd.DataFrame, verdicts: dict[str, bool] | None) -> pd.DataFrame:
-    """The rules' descriptors with `judge_kept`: the judge's verdict on the word (True when no judge was asked)."""
+VERDICTS = {True: "kept", False: "dropped", None: "unreadable"}  # `judge_verdict`; "not asked" without a judge
+
+
+def judge_descriptors(descriptors: pd.DataFrame, verdicts: dict[str, bool | None] | None) -> pd.DataFrame:
+    """The rules' descriptors with the judge's verdict on each word: `judge_verdict` (kept, dropped, unreadable: its
+    batch's answer held no word list, so the word is kept; or "not asked" without a judge) and `judge_kept`."""
     out = descriptors.copy()
     if verdicts is None:
-        out["judge_kept"] = True
+        out["judge_verdict"] = "not asked"
     else:
-        out["judge_kept"] = [bool(verdicts.get(str(w).lower(), True)) for w in out["word"]]
+        out["judge_verdict"] = [VERDICTS[verdicts.get(str(w).lower())] for w in out["word"]]
+    out["judge_kept"] = out["judge_verdict"] != "dropped"
     return out
 
 
@@ -160,7 +165,7 @@ def side_by_side(rules_lexicon: pd.DataFrame, judged_lexicon: pd.DataFrame, n: i
     })
 
 
-def _judge_verdicts(params: "Params", run_dir: str, words: Iterable[str]) -> dict[str, bool]:  # noqa: F821
+def _judge_verdicts(params: "Params", run_dir: str, words: Iterable[str]) -> dict[str, bool | None]:  # noqa: F821
     """The extraction judgment (paper Eq. 1: rules, then GPT-4's judgment) on every distinct word, through the shared
     LLM layer: the verdicts are stored raw in the run's store and tallied under step 02; a rerun asks nothing."""
     from .extraction import filter_decoding, llm_judgment
@@ -201,7 +206,9 @@ def run_lexicon(params: "Params", run_dir: str, extract: Callable[[str], list[st
     counts = {"answers": int(len(answers)), **lexicon_counts(descriptors, lex, kept)}
     if judge:
         counts.update(words_elicited_rules=int(len(rules)), unique_words_rules=int(len(rules_lex)),
-                      unique_words_dropped_by_judge=int(len(rules_lex)) - int(len(lex)))
+                      unique_words_dropped_by_judge=int(len(rules_lex)) - int(len(lex)),
+                      unique_words_unreadable_verdict=int(rules.loc[rules["judge_verdict"] == "unreadable",
+                                                                     "word"].nunique()))
     return LexiconStep(descriptors, lex, kept, matrix, counts, rules, rules_lex, judge)
 
 
@@ -212,6 +219,9 @@ def judgment_summary(step: LexiconStep) -> str:
                 "paper's judgment).")
     c = step.counts
     uses = c["words_elicited_rules"] - c["words_elicited"]
+    unreadable = c.get("unique_words_unreadable_verdict", 0)
+    caveat = (f" {unreadable} of them got no readable verdict (the answer held no word list) and were kept unjudged."
+              if unreadable else "")
     return (f"judge {step.judge}: of {c['unique_words_rules']} distinct words from the rules it kept "
             f"{c['unique_words']} and dropped {c['unique_words_dropped_by_judge']} ({uses} of "
-            f"{c['words_elicited_rules']} uses); {c['kept_words']} words enter the matrix.")
+            f"{c['words_elicited_rules']} uses); {c['kept_words']} words enter the matrix.{caveat}")
