@@ -21,11 +21,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_llama_server(model_path: Path, alias: str, port: int | None = None, n_threads: int = 2):
+def start_llama_server(model_path: Path, alias: str, port: int | None = None, n_threads: int = 2, n_ctx: int = 1024):
     """Start `python -m llama_cpp.server` on localhost; returns (process, api_base)."""
     port = port or free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--model_alias", alias,
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", str(n_threads)]
+           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(n_threads)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline:

@@ -464,29 +464,42 @@ def test_extract_file_output_path_that_is_a_directory_is_a_user_error(tmp_path: 
         extract_file(source, tmp_path)
 
 
-def test_llm_filter_defaults_to_litellm_with_the_given_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: dict[str, object] = {}
+def test_llm_filter_goes_through_the_shared_layer_stores_the_verdict_and_reuses_it(tmp_path: Path) -> None:
+    """Plumbing (LiteLLM's `mock_response`): the verdict is stored raw before it is parsed, and asked once."""
+    from valuelex_utils.roles import RoleCaller
+    from valuelex_utils.store import ResponseStore
 
-    def completion(**kwargs: object) -> types.SimpleNamespace:
-        seen.update(kwargs)
-        message = types.SimpleNamespace(content='["kindness"]')
-        return types.SimpleNamespace(choices=[types.SimpleNamespace(message=message)])
+    def judge() -> RoleCaller:
+        return RoleCaller("openai/gpt-4o-mini", tmp_path / "responses.jsonl", role="extraction judge", step="extract",
+                          params={"temperature": 0, "mock_response": '["kindness"]'}, tally_dir=tmp_path)
 
-    monkeypatch.setitem(sys.modules, "litellm", types.SimpleNamespace(completion=completion))
-    assert llm_filter(["kindness", "spoon"], "ollama/llama3") == ["kindness"]
-    assert seen["model"] == "ollama/llama3" and seen["temperature"] == 0
+    first = judge()
+    assert llm_filter(["kindness", "spoon"], "openai/gpt-4o-mini", first) == ["kindness"]
+    records = ResponseStore(tmp_path / "responses.jsonl").records()
+    assert len(records) == 1 and records[0]["meta"]["role"] == "extraction judge"
+    assert records[0]["response"]["choices"][0]["message"]["content"] == '["kindness"]'
+    again = judge()
+    assert llm_filter(["kindness", "spoon", "kindness"], "openai/gpt-4o-mini", again) == ["kindness", "kindness"]
+    assert again.tally.total("calls") == 0 and again.tally.total("cached") == 1
+    steps = [json.loads(line)["step"] for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert steps == ["extract", "extract"]
 
 
 def test_a_failing_judge_is_one_line_naming_it_and_writes_nothing(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    def completion(**kwargs: object) -> None:
-        raise RuntimeError("Incorrect API key provided\n(traceback details)")
+    """A real endpoint that refuses the key (401): one line naming the judge, no output, no retries spent."""
+    from valuelex_utils.testing_servers import start_server
 
-    monkeypatch.setitem(sys.modules, "litellm", types.SimpleNamespace(completion=completion))
+    monkeypatch.setenv("VALUELEX_JUDGE_KEY", "sk-wrong")
     source = _write_lines(tmp_path / "in.jsonl", [json.dumps({"id": "a", "text": "I value honesty."})])
-    with pytest.raises(UserError) as err:
-        extract_file(source, tmp_path / "out.jsonl", model="openai/gpt-4o")
-    assert str(err.value) == "judge model openai/gpt-4o: RuntimeError: Incorrect API key provided"
+    with start_server(require_key_env="SERVER_KEY", env={"SERVER_KEY": "sk-right"}) as server:
+        with pytest.raises(UserError) as err:
+            extract_file(source, tmp_path / "out.jsonl", model="openai/judge",
+                         deployment={"api_base": server.api_base, "api_key_env": "VALUELEX_JUDGE_KEY"})
+        assert server.stats()["rejected"] == {"bad_key": 1}
+    message = str(err.value)
+    assert message.startswith("model openai/judge: AuthenticationError") and "\n" not in message
+    assert "sk-wrong" not in message
     assert not (tmp_path / "out.jsonl").exists()
 
 

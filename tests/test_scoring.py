@@ -333,25 +333,19 @@ def test_parse_verdict_is_robust():
     assert S.parse_verdict("", cols) is None and S.parse_verdict(None, cols) is None
 
 
-def test_llm_store_records_raw_response_and_reuses_it():  # plumbing
-    class DictStore:  # the injected store API: get(key) / put(record with key)
-        def __init__(self):
-            self.d = {}
+def test_llm_store_records_raw_response_and_reuses_it(tmp_path):  # plumbing
+    from valuelex_utils.llm import response_text
+    from valuelex_utils.store import ResponseStore
 
-        def get(self, key):
-            return self.d.get(key)
-
-        def put(self, record):
-            self.d[record["key"]] = record
-
-    store = DictStore()
+    store = ResponseStore(tmp_path / "responses.jsonl")
     fake = FakeLLM(lambda i, kw: _verdict(ALL4))
     df = pd.DataFrame({"id": [1, 2], "stem": ["I like...", "I..."], "completion": ["a", "b"]})
     S.LLMScorer(judge="fake/judge", completion_fn=fake, store=store).score(df, "valuelex")
-    assert len(store.d) == 2 and all(r["response"].startswith("Reasoning") for r in store.d.values())
-    assert all(r["model"] == "fake/judge" for r in store.d.values())
+    records = ResponseStore(store.path).records()
+    assert len(records) == 2 and all(response_text(r).startswith("Reasoning") for r in records)
+    assert all(r["model"] == "fake/judge" and r["meta"]["role"] == "judge" for r in records)
     fake2 = FakeLLM(lambda i, kw: _verdict(ALL4))
-    out = S.LLMScorer(judge="fake/judge", completion_fn=fake2, store=store).score(df, "valuelex")
+    out = S.LLMScorer(judge="fake/judge", completion_fn=fake2, store=ResponseStore(store.path)).score(df, "valuelex")
     assert fake2.calls == [] and (out["Competence"] == 4).all()
 
 

@@ -35,14 +35,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
                report=not args.no_report)
 
 
+def _judge_endpoint(args: argparse.Namespace, judge: str | None) -> dict | None:
+    """`--api-base` / `--api-key-env` as a deployment; the judge id is checked before any input is read."""
+    if not judge:
+        if args.api_base or args.api_key_env or args.cache:
+            raise UserError("--cache, --api-base and --api-key-env need a judge (--judge MODEL)")
+        return None
+    from .llm import check_model_id  # registers the embedded models with LiteLLM
+    from .roles import cli_deployment
+
+    check_model_id(judge)
+    return cli_deployment(args.api_base, args.api_key_env)
+
+
 def _cmd_extract(args: argparse.Namespace) -> int:
     from .extraction import extract_file
 
-    if args.judge:
-        from .llm import check_model_id  # registers the embedded models with LiteLLM
-
-        check_model_id(args.judge)
-    n = extract_file(args.input, args.output, model=args.judge)
+    deployment = _judge_endpoint(args, args.judge)
+    n = extract_file(args.input, args.output, model=args.judge, cache=args.cache, deployment=deployment)
     print(f"wrote {n} lines to {args.output}", file=sys.stderr)
     return 0
 
@@ -59,9 +69,14 @@ def _cmd_factors(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
+    from .params import DEFAULT_JUDGE
     from .scoring import score_file
 
-    score_file(args.input, system=args.system, scorer=args.scorer, judge=args.judge, out_csv=args.output)
+    if args.judge and args.scorer != "llm":
+        raise UserError("--judge only applies to --scorer llm")
+    deployment = _judge_endpoint(args, (args.judge or DEFAULT_JUDGE) if args.scorer == "llm" else None)
+    score_file(args.input, system=args.system, scorer=args.scorer, judge=args.judge, out_csv=args.output,
+               cache=args.cache, deployment=deployment)
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
@@ -72,6 +87,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     index = build_report(args.run_dir)
     print(index)
     return 0
+
+
+def _judge_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="folder where the judge's answers are stored and reused (rerun = no calls, a killed run "
+                        "resumes); default: valuelex-cache/ beside the output")
+    p.add_argument("--api-base", default=None, metavar="URL",
+                   help="where the judge is served (e.g. http://localhost:8080/v1 for openai/<alias> on llama.cpp)")
+    p.add_argument("--api-key-env", default=None, metavar="NAME",
+                   help="name of the environment variable holding the judge's key, if its server needs one")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--judge", default=None, metavar="MODEL",
                    help="any LiteLLM model (e.g. openai/gpt-4o, local/smollm2-135m-instruct) that then keeps only the "
                         "words it judges to name a value; default: the rules alone")
+    _judge_options(e)
     e.set_defaults(func=_cmd_extract)
 
     f = sub.add_parser("factors", help="exploratory factor analysis of a respondent x word matrix")
@@ -117,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scorer", choices=["embedding", "llm"], default="embedding")
     s.add_argument("--judge", default=None, help="LiteLLM model id of the judge (scorer llm)")
     s.add_argument("-o", "--output", required=True)
+    _judge_options(s)
     s.set_defaults(func=_cmd_score)
 
     rp = sub.add_parser("report", help="HTML report of a run dir, viewable offline")

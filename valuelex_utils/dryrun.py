@@ -72,11 +72,7 @@ def estimate(params: Params, steps: list[str]) -> list[dict[str, Any]]:
         for model, a in agg.items():
             rows.append({"step": name, "model": model, **a, "cost_usd": _cost(model, a["prompt_tokens"],
                                                                               a["completion_tokens"])})
-    if "06" in steps and params.scoring.scorer == "llm" and params.scoring.judge:
-        n = sum(1 for _ in projective.build_requests(params))
-        rows.append({"step": "06_score", "model": params.scoring.judge, "calls": n, "prompt_tokens": n * 900,
-                     "completion_tokens": n * 300, "cost_usd": _cost(params.scoring.judge, n * 900, n * 300),
-                     "note": "judge: ~900 prompt and <=300 completion tokens per completion (few-shot CoT)"})
+    rows += role_rows(params, steps, count)
     for r in rows:
         r["approximate_tokens"] = r["model"] in count.approximate
     return rows
@@ -85,14 +81,15 @@ def estimate(params: Params, steps: list[str]) -> list[dict[str, Any]]:
 def print_dry_run(params: Params, steps: list[str]) -> None:
     rows = estimate(params, steps)
     w = max([40] + [len(r["model"]) for r in rows])
+    sw = max([14] + [len(r["step"]) for r in rows])
     print(f"dry run of {params.run_name!r}: steps {', '.join(steps)}; nothing is called")
-    print(f"{'step':14s} {'model':{w}s} {'calls':>7s} {'prompt tok':>11s} {'max compl tok':>14s} {'cost USD':>10s}")
+    print(f"{'step':{sw}s} {'model':{w}s} {'calls':>7s} {'prompt tok':>11s} {'max compl tok':>14s} {'cost USD':>10s}")
     total_cost, unknown = 0.0, False
     for r in rows:
         cost = "unknown" if r["cost_usd"] is None else f"{r['cost_usd']:.4f}"
         total_cost += r["cost_usd"] or 0.0
         unknown |= r["cost_usd"] is None
-        print(f"{r['step']:14s} {r['model']:{w}s} {r['calls']:7d} {r['prompt_tokens']:11d} {r['completion_tokens']:14d} "
+        print(f"{r['step']:{sw}s} {r['model']:{w}s} {r['calls']:7d} {r['prompt_tokens']:11d} {r['completion_tokens']:14d} "
               f"{cost:>10s}")
     per_model: dict[str, dict[str, Any]] = {}
     for r in rows:
@@ -106,7 +103,7 @@ def print_dry_run(params: Params, steps: list[str]) -> None:
         print("per model:")
         for model, m in sorted(per_model.items(), key=lambda kv: -kv[1]["cost_usd"]):
             cost = f"{m['cost_usd']:.4f}" if m["priced"] else "unknown"
-            print(f"{'':14s} {model:{w}s} {m['calls']:7d} {m['prompt_tokens']:11d} {m['completion_tokens']:14d} "
+            print(f"{'':{sw}s} {model:{w}s} {m['calls']:7d} {m['prompt_tokens']:11d} {m['completion_tokens']:14d} "
                   f"{cost:>10s}")
     calls = sum(r["calls"] for r in rows)
     print(f"total: {calls} calls, at most {total_cost:.4f} USD"
@@ -115,4 +112,104 @@ def print_dry_run(params: Params, steps: list[str]) -> None:
     if approx:
         print(f"prompt tokens of {len(approx)} model(s) without a known tokenizer are counted with tiktoken "
               "(approximate)")
-    print("steps 02-04 and 07 make no LLM calls unless extraction.llm_judge or taxonomy.namer is set")
+    notes = [f"{r['step']} {r['model']}: {r['note']}" for r in rows if r.get("note")]
+    for note in dict.fromkeys(notes):
+        print(f"note: {note}")
+    if not any(r["step"] in ("02_lexicon", "04_taxonomy") for r in rows):
+        print("steps 02-04 make no LLM calls unless extraction.llm_judge or taxonomy.namer is set")
+
+
+# -- the role models: extraction judgment (02), namer (04), LLM judge (06, 07) -------------------------------------
+WORDS_PER_ANSWER = 6  # rule descriptors per elicited answer (about 5-7 on the embedded models' and written answers)
+ESTIMATED_DIMENSIONS = 4  # dimensions a study's factor analysis finds (the paper: 3 for aligned models)
+RETEST_FRACTION = 0.1  # share of completions the judge scores twice (scoring.score_with_reliability)
+COMPARED_SYSTEMS = ("schwartz", "valuelex", "mft")  # what step 07 scores (comparison.SYSTEM_ORDER)
+
+
+def _distinct_words(n_answers: int) -> int:
+    """Distinct rule words of `n_answers` answers, by Heaps' law (V = 6 sqrt(N) for N words; the smoke study: 56
+    words, 42 distinct): unknown before step 01 has run, so an estimate."""
+    n_words = n_answers * WORDS_PER_ANSWER
+    return int(min(n_words, round(6 * n_words ** 0.5)))
+
+
+def _row(step: str, model: str, calls: int, prompt_one: int, completion_one: int, note: str) -> dict[str, Any]:
+    prompt, completion = calls * prompt_one, calls * completion_one
+    return {"step": step, "model": model, "calls": calls, "prompt_tokens": prompt, "completion_tokens": completion,
+            "cost_usd": _cost(model, prompt, completion), "note": note}
+
+
+def _judgment_row(params: Params, count: "_TokenCounter") -> dict[str, Any]:
+    from . import elicitation
+    from .extraction import FILTER_BATCH, filter_decoding, llm_filter_messages
+
+    model = params.extraction.llm_judge
+    words = _distinct_words(len(elicitation.build_requests(params)))
+    calls = -(-words // FILTER_BATCH)
+    prompt = count(model, llm_filter_messages(["trustworthiness"] * FILTER_BATCH))
+    return _row("02_lexicon", model, calls, prompt, int(filter_decoding()["max_tokens"]),
+                f"about {words} distinct words (estimated), {FILTER_BATCH} per call")
+
+
+def _namer_row(params: Params, count: "_TokenCounter") -> dict[str, Any]:
+    from .naming import NAMING_DECODING, build_messages
+
+    model = params.taxonomy.namer
+    calls = ESTIMATED_DIMENSIONS * (1 + params.taxonomy.k_max)
+    prompt = count(model, build_messages("subdimension", ["trustworthiness"] * 25, parent="Integrity",
+                                         siblings=[["honesty"] * 25]))
+    return _row("04_taxonomy", model, calls, prompt, int(NAMING_DECODING["max_tokens"]),
+                f"about {ESTIMATED_DIMENSIONS} dimensions with up to {params.taxonomy.k_max} subdimensions "
+                "(known after step 03)")
+
+
+def _judge_calls(params: Params, system_name: str, n_completions: int, count: "_TokenCounter"
+                 ) -> tuple[int, int]:
+    """Calls and prompt tokens of one call when the judge scores the completions on one value system: every
+    completion, the annotated items of the reliability check, and the test-retest share."""
+    from .scoring import annotated_path, build_judge_messages
+    from .systems import load_system
+
+    system = load_system("valuelex" if system_name == "run" else system_name)
+    annotated = params.scoring.judge_reliability_items if annotated_path(system) is not None else 0
+    calls = n_completions + annotated + max(1, round(n_completions * RETEST_FRACTION))
+    completion = " ".join(["value"] * params.projective.max_tokens)
+    return calls, count(params.scoring.judge or "", build_judge_messages(system, "I like...", completion))
+
+
+def _judge_rows(params: Params, steps: list[str], count: "_TokenCounter") -> list[dict[str, Any]]:
+    from . import projective
+    from .params import DEFAULT_JUDGE
+
+    model = params.scoring.judge or DEFAULT_JUDGE
+    n = len(projective.build_requests(params))
+    scored = list(params.scoring.systems)  # step 06 scores every listed system; 07 reuses them and adds the rest
+    per_step = {"06_score": scored,
+                "07_compare_mft_schwartz": [s for s in COMPARED_SYSTEMS if s not in scored]}
+    rows = []
+    for step, systems in per_step.items():
+        if step[:2] not in steps or not systems:
+            continue
+        calls = prompt = 0
+        for name in systems:
+            c, p = _judge_calls(params, name, n, count)
+            calls, prompt = calls + c, prompt + c * p
+        note = ("per completion and system one verdict, plus the reliability items and a 10% retest; an unparseable "
+                "verdict is asked up to twice more (not counted)")
+        row = _row(step, model, calls, 0, params.scoring.judge_max_tokens, note)
+        row.update(prompt_tokens=prompt, cost_usd=_cost(model, prompt, row["completion_tokens"]))
+        rows.append(row)
+    return rows
+
+
+def role_rows(params: Params, steps: list[str], count: "_TokenCounter") -> list[dict[str, Any]]:
+    """Calls, tokens and cost of the role models, built from the prompts the steps send (counts of words and clusters
+    are estimates: they are known only once the steps before have run)."""
+    rows = []
+    if "02" in steps and params.extraction.llm_judge:
+        rows.append(_judgment_row(params, count))
+    if "04" in steps and params.taxonomy.namer:
+        rows.append(_namer_row(params, count))
+    if params.scoring.scorer == "llm":
+        rows += _judge_rows(params, steps, count)
+    return rows

@@ -118,11 +118,20 @@ def resolve_systems(params: Params, run_dir: str | Path, extra: tuple[str, ...] 
     return SystemChoice(out, notes)
 
 
-def score_run(params: Params, run_dir: str, system: Any = None) -> ScoredRun:
+def judge_caller(params: Params, run_dir: str | Path, step: str = "06_score", progress: bool = False) -> Any:
+    """The LLM judge of a study through the shared LLM layer (`roles.role_caller`): the run's store, the study's
+    concurrency, retries, Router and endpoints, its calls in `calls.jsonl` under the step that runs it."""
+    from .params import DEFAULT_JUDGE
+    from .roles import role_caller
+
+    return role_caller(params, params.scoring.judge or DEFAULT_JUDGE, run_dir, role="judge", step=step,
+                       progress=progress)
+
+
+def score_run(params: Params, run_dir: str, system: Any = None, step: str = "06_score") -> ScoredRun:
     """Score every completion of step 05 on `system` (a name, a path or a loaded `ValueSystem`; default the leading
-    `scoring.systems` entry) with the configured scorer."""
+    `scoring.systems` entry) with the configured scorer; the LLM judge's calls are tallied under `step`."""
     from .scoring import score_with_reliability
-    from .store import ResponseStore
     from .systems import ValueSystem
 
     rd = RunDir.at(run_dir)
@@ -132,19 +141,23 @@ def score_run(params: Params, run_dir: str, system: Any = None) -> ScoredRun:
     sysm = spec if isinstance(spec, ValueSystem) else resolve_system(spec, rd)
     items = pd.DataFrame({"id": completions["key"], "stem": completions["stem"],
                           "completion": completions["completion"].astype(str)})
-    judge = params.scoring.judge if params.scoring.scorer == "llm" else None
-    store = ResponseStore(rd.responses) if params.scoring.scorer == "llm" else None
-    scores, report = score_with_reliability(items, sysm, params.scoring.scorer, judge, store=store, seed=params.seed,
+    llm = params.scoring.scorer == "llm"
+    caller = judge_caller(params, rd.root, step) if llm else None
+    scores, report = score_with_reliability(items, sysm, params.scoring.scorer, caller.model if llm else None,
+                                            caller=caller, seed=params.seed,
+                                            annotated_sample=params.scoring.judge_reliability_items,
+                                            judge_max_tokens=params.scoring.judge_max_tokens,
                                             extra={"run_dir": str(rd.root), "n_completions": len(items)})
     merged = completions[[c for c in ATTRIBUTES if c in completions.columns]].join(
         scores.drop(columns=["id"]).reset_index(drop=True))
     return ScoredRun(sysm, merged, report, key=spec if isinstance(spec, str) else sysm.name)
 
 
-def score_systems(params: Params, run_dir: str | Path, choice: SystemChoice, reuse: bool = False
-                  ) -> dict[str, ScoredRun]:
+def score_systems(params: Params, run_dir: str | Path, choice: SystemChoice, reuse: bool = False,
+                  step: str = "06_score") -> dict[str, ScoredRun]:
     """Score on every system of `choice`. `reuse=True` takes a system's scores from `scores.parquet` and
-    `reliability.json` when they were made from the same completions, system file and scorer (step 07 after 06)."""
+    `reliability.json` when they were made from the same completions, system file and scorer (step 07 after 06).
+    An LLM judge's calls are tallied under `step`."""
     rd = RunDir.at(run_dir)
     saved = load_scored(rd) if reuse else {}
     runs: dict[str, ScoredRun] = {}
@@ -153,7 +166,7 @@ def score_systems(params: Params, run_dir: str | Path, choice: SystemChoice, reu
         if old is not None and _same(old, sysm, params, rd):
             runs[key] = ScoredRun(sysm, old.scores, old.reliability, key=key)
         else:
-            run = score_run(params, str(rd.root), system=sysm)
+            run = score_run(params, str(rd.root), system=sysm, step=step)
             run.key = key
             run.reliability = {**run.reliability, "system_key": key, "system_digest": sysm.digest}
             runs[key] = run

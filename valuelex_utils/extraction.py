@@ -50,6 +50,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 import unicodedata
 import warnings
@@ -1369,18 +1370,43 @@ def _parse_word_list(reply: str) -> set[str] | None:
     return {str(item).strip().lower() for item in parsed if isinstance(item, (str, int, float))}
 
 
-def _litellm_call(model: str) -> Callable[[Messages], str]:
-    """A caller through LiteLLM (imported only here: the rules need no network and no heavy import)."""
-    def call(messages: Messages) -> str:
-        import litellm  # noqa: PLC0415 - heavy and optional
+FILTER_BATCH = 50  # distinct words per prompt: one call judges many words, and the answer stays short
 
-        try:
-            reply = litellm.completion(model=model, messages=messages, temperature=0)
-        except Exception as err:  # noqa: BLE001 - a bad key or unknown model: one line naming the judge
-            first = (str(err).strip().splitlines() or ["failed"])[0][:300]
-            raise UserError(f"judge model {model}: {type(err).__name__}: {first}") from None
-        return reply.choices[0].message.content or ""
-    return call
+
+def filter_decoding(seed: int = 0, batch_size: int = FILTER_BATCH) -> dict[str, int | float]:
+    """Decoding of the judgment calls: greedy, seeded, and room for the whole batch echoed back as a JSON list (about
+    8 tokens a word), so a list is never cut off mid-way."""
+    return {"temperature": 0.0, "seed": int(seed), "max_tokens": 8 * batch_size + 32}
+
+
+def _ask_batches(call: Callable[[Messages], str], prompts: list[Messages]) -> list[str]:
+    """Every prompt's answer: all at once through `call.batch` (the shared LLM layer: concurrent, stored, retried),
+    else one by one."""
+    many = getattr(call, "batch", None)
+    if callable(many):
+        return list(many(prompts))
+    return [call(messages) for messages in prompts]
+
+
+def llm_judgment(words: Iterable[str], call: Callable[[Messages], str], *, batch_size: int = FILTER_BATCH,
+                 model: str = "the judge") -> dict[str, bool | None]:
+    """The judge's verdict on each distinct word (lower-cased): True when it names a value, False when not, None when
+    its batch got no readable verdict.
+
+    A batch whose reply holds no JSON list (or whose call failed) keeps all its words (None), with a warning: a broken
+    verdict must not silently erase descriptors."""
+    if batch_size < 1:
+        raise UserError(f"llm_filter: batch_size must be >= 1, got {batch_size}")
+    unique = list(dict.fromkeys(w.strip().lower() for w in words if w.strip()))
+    batches = [unique[i:i + batch_size] for i in range(0, len(unique), batch_size)]
+    replies = _ask_batches(call, [llm_filter_messages(b) for b in batches])
+    verdicts: dict[str, bool | None] = {}
+    for batch, reply in zip(batches, replies):
+        named = _parse_word_list(reply)
+        if named is None:
+            warnings.warn(f"llm_filter: {model} gave no JSON list; kept the batch of {len(batch)} words", stacklevel=2)
+        verdicts.update((w, None if named is None else w in named) for w in batch)
+    return verdicts
 
 
 def llm_filter(
@@ -1388,27 +1414,21 @@ def llm_filter(
     model: str,
     call: Callable[[Messages], str] | None = None,
     *,
-    batch_size: int = 50,
+    batch_size: int = FILTER_BATCH,
 ) -> list[str]:
     """Keep only the words an LLM judges to name a value (the second half of f in Eq. 1, the paper's GPT-4 judgment).
 
-    `call(messages) -> reply text` makes the request; it defaults to LiteLLM with `model`, and the pipeline passes one
-    backed by the response store so every verdict is cached. Words keep their order. A batch whose reply holds no
-    JSON list keeps all its words (with a warning): a broken verdict must not silently erase descriptors.
+    `call(messages) -> reply text` makes the request; the pipeline and the CLI pass a `roles.RoleCaller` (answers
+    stored and cached, batches sent concurrently, retried); without one, a throw-away `RoleCaller` on `model` is used.
+    Words keep their order. See `llm_judgment` for unparseable replies.
     """
-    if batch_size < 1:
-        raise UserError(f"llm_filter: batch_size must be >= 1, got {batch_size}")
-    call = call or _litellm_call(model)
-    unique = list(dict.fromkeys(w.strip().lower() for w in words if w.strip()))
-    keep: set[str] = set()
-    for start in range(0, len(unique), batch_size):
-        batch = unique[start:start + batch_size]
-        verdict = _parse_word_list(call(llm_filter_messages(batch)))
-        if verdict is None:
-            warnings.warn(f"llm_filter: {model} gave no JSON list; kept the batch of {len(batch)} words", stacklevel=2)
-            verdict = set(batch)
-        keep.update(w for w in batch if w in verdict)
-    return [w for w in words if w.strip().lower() in keep]
+    if call is None:
+        from .roles import RoleCaller
+
+        call = RoleCaller(model, None, role="extraction judge", step="extract",
+                          params=filter_decoding(0, batch_size))
+    verdicts = llm_judgment(words, call, batch_size=batch_size, model=model)
+    return [w for w in words if verdicts.get(w.strip().lower(), False) is not False]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1471,12 +1491,16 @@ def extract_file(
     *,
     model: str | None = None,
     call: Callable[[Messages], str] | None = None,
+    cache: str | os.PathLike[str] | None = None,
+    deployment: dict[str, object] | None = None,
 ) -> int:
     """`valuelex extract`: JSONL `{"id", "text"}` in, JSONL `{"id", "descriptors"}` out; returns the line count.
 
     The whole input is validated before anything is written, and the output appears atomically, so bad input
     (UserError) never creates or clobbers the output. With `model`, the words of all answers are judged once by
-    `llm_filter` (one batched prompt per 50 distinct words, not one per answer).
+    `llm_filter` (one batched prompt per 50 distinct words, not one per answer) through the shared LLM layer, its
+    answers cached in `cache` (default `valuelex-cache/` beside the output: a rerun makes no call); `deployment`
+    (api_base, api_key_env) says where the judge is served.
     """
     source, target = Path(in_path), Path(out_path)
     if target.is_dir():
@@ -1486,10 +1510,22 @@ def extract_file(
     answers = read_answers(source)
     extracted = [(answer_id, extract_descriptors(text)) for answer_id, text in answers]
     if model is not None:
-        kept = set(llm_filter([w for _, words in extracted for w in words], model, call))
+        caller = call or _cli_judge(model, target, cache, deployment)
+        kept = set(llm_filter([w for _, words in extracted for w in words], model, caller))
         extracted = [(answer_id, [w for w in words if w in kept]) for answer_id, words in extracted]
+        if call is None:
+            print(caller.summary(), file=sys.stderr)  # type: ignore[attr-defined]
     try:
         _write_jsonl_atomically(target, ({"id": answer_id, "descriptors": words} for answer_id, words in extracted))
     except OSError as error:
         raise UserError(f"{target}: cannot write ({error.strerror or error})") from None
     return len(extracted)
+
+
+def _cli_judge(model: str, target: Path, cache: str | os.PathLike[str] | None,
+               deployment: dict[str, object] | None) -> Callable[[Messages], str]:
+    """The judge of `valuelex extract --judge`: the shared LLM layer with a cache folder (see `roles.cache_caller`)."""
+    from .roles import cache_caller, default_cache_dir
+
+    return cache_caller(model, cache if cache is not None else default_cache_dir(target), role="extraction judge",
+                        step="extract", decoding=filter_decoding(), deployment=deployment)

@@ -112,22 +112,86 @@ def lexicon_counts(descriptors: pd.DataFrame, lexicon: pd.DataFrame, kept: list[
 
 @dataclass
 class LexiconStep:
-    descriptors: pd.DataFrame
+    descriptors: pd.DataFrame  # the words the lexicon counts (the rules' words the judge kept, or all of them)
     lexicon: pd.DataFrame
     kept: list[str]
     matrix: pd.DataFrame
     counts: dict[str, int]
+    rules_descriptors: pd.DataFrame | None = None  # every word of the rules, `judge_kept` saying the judge's verdict
+    rules_lexicon: pd.DataFrame | None = None  # the lexicon of the rules alone (to compare with the judged one)
+    judge: str | None = None  # extraction.llm_judge, when the judgment was applied
+
+
+VERDICTS = {True: "kept", False: "dropped", None: "unreadable"}  # `judge_verdict`; "not asked" without a judge
+
+
+def judge_descriptors(descriptors: pd.DataFrame, verdicts: dict[str, bool | None] | None) -> pd.DataFrame:
+    """The rules' descriptors with the judge's verdict on each word: `judge_verdict` (kept, dropped, unreadable: its
+    batch's answer held no word list, so the word is kept; or "not asked" without a judge) and `judge_kept`."""
+    out = descriptors.copy()
+    if verdicts is None:
+        out["judge_verdict"] = "not asked"
+    else:
+        out["judge_verdict"] = [VERDICTS[verdicts.get(str(w).lower())] for w in out["word"]]
+    out["judge_kept"] = out["judge_verdict"] != "dropped"
+    return out
+
+
+def dropped_words(rules_descriptors: pd.DataFrame) -> pd.DataFrame:
+    """The words the judge dropped, most frequent first (word, frequency, respondents)."""
+    dropped = rules_descriptors[~rules_descriptors["judge_kept"]]
+    if dropped.empty:
+        return pd.DataFrame(columns=["word", "frequency", "respondents"])
+    g = dropped.groupby("word")
+    out = pd.DataFrame({"frequency": g.size(), "respondents": g["respondent"].nunique()}).reset_index()
+    return out.sort_values(["frequency", "word"], ascending=[False, True]).reset_index(drop=True)
+
+
+def side_by_side(rules_lexicon: pd.DataFrame, judged_lexicon: pd.DataFrame, n: int = 20) -> pd.DataFrame:
+    """The top `n` words of the rules-only lexicon next to the top `n` of the judged one (rank, word, frequency),
+    with whether the judge kept each rules word."""
+    judged = set(judged_lexicon["word"])
+    left = rules_lexicon.head(n).reset_index(drop=True)
+    right = judged_lexicon.head(n).reset_index(drop=True)
+    rows = max(len(left), len(right))
+    cell = lambda frame, i, col: frame.loc[i, col] if i < len(frame) else None  # noqa: E731 - local shorthand
+    return pd.DataFrame({
+        "rank": range(1, rows + 1),
+        "rules_only": [cell(left, i, "word") for i in range(rows)],
+        "rules_frequency": [cell(left, i, "frequency") for i in range(rows)],
+        "judge_kept": [(cell(left, i, "word") in judged) if i < len(left) else None for i in range(rows)],
+        "with_judgment": [cell(right, i, "word") for i in range(rows)],
+        "judged_frequency": [cell(right, i, "frequency") for i in range(rows)],
+    })
+
+
+def _judge_verdicts(params: "Params", run_dir: str, words: Iterable[str]) -> dict[str, bool | None]:  # noqa: F821
+    """The extraction judgment (paper Eq. 1: rules, then GPT-4's judgment) on every distinct word, through the shared
+    LLM layer: the verdicts are stored raw in the run's store and tallied under step 02; a rerun asks nothing."""
+    from .extraction import filter_decoding, llm_judgment
+    from .roles import role_caller
+
+    model = params.extraction.llm_judge
+    caller = role_caller(params, model, run_dir, role="extraction judge", step="02_lexicon",
+                         decoding=filter_decoding(params.seed))
+    return llm_judgment(words, caller, model=model)
 
 
 def run_lexicon(params: "Params", run_dir: str, extract: Callable[[str], list[str]]) -> LexiconStep:  # noqa: F821
-    """Step 02: descriptors from every stored answer, the lexicon, and the matrix factor analysis reads."""
+    """Step 02: descriptors from every stored answer (the rules, then the LLM judgment when `extraction.llm_judge` is
+    set), the lexicon, and the matrix factor analysis reads. `descriptors.parquet` keeps every word of the rules with
+    `judge_kept`, so what the judge dropped stays visible."""
     from .responses import respondent_table
     from .rundir import RunDir
 
     rd = RunDir.at(run_dir)
     answers = pd.read_parquet(rd.require(rd.elicitation, "01"))
     answers = answers[answers["text"].notna()]
-    descriptors = descriptor_table(answers, extract)
+    judge = params.extraction.llm_judge
+    rules = descriptor_table(answers, extract)
+    verdicts = _judge_verdicts(params, str(rd.root), rules["word"]) if judge and len(rules) else None
+    rules = judge_descriptors(rules, verdicts)
+    descriptors = rules[rules["judge_kept"]].reset_index(drop=True)
     people = respondent_table(params)
     lex = build_lexicon(descriptors, people)
     kept = kept_words(lex, params.lexicon.min_frequency, params.lexicon.min_respondents)
@@ -135,8 +199,29 @@ def run_lexicon(params: "Params", run_dir: str, extract: Callable[[str], list[st
         matrix = build_answer_matrix(descriptors, answers, kept)
     else:
         matrix = build_matrix(descriptors, people["respondent"], kept)
-    descriptors.to_parquet(rd.descriptors, index=False)
+    rules.to_parquet(rd.descriptors, index=False)
     lex.assign(kept=lex["word"].isin(kept)).to_csv(rd.lexicon, index=False)
     matrix.to_csv(rd.matrix)
+    rules_lex = build_lexicon(rules, people) if judge else lex
     counts = {"answers": int(len(answers)), **lexicon_counts(descriptors, lex, kept)}
-    return LexiconStep(descriptors, lex, kept, matrix, counts)
+    if judge:
+        counts.update(words_elicited_rules=int(len(rules)), unique_words_rules=int(len(rules_lex)),
+                      unique_words_dropped_by_judge=int(len(rules_lex)) - int(len(lex)),
+                      unique_words_unreadable_verdict=int(rules.loc[rules["judge_verdict"] == "unreadable",
+                                                                     "word"].nunique()))
+    return LexiconStep(descriptors, lex, kept, matrix, counts, rules, rules_lex, judge)
+
+
+def judgment_summary(step: LexiconStep) -> str:
+    """One line: what the LLM judgment did to the rules' words (or that it was not asked)."""
+    if step.judge is None:
+        return ("extraction.llm_judge is not set: the lexicon is the rules' alone (set it to a LiteLLM id to add the "
+                "paper's judgment).")
+    c = step.counts
+    uses = c["words_elicited_rules"] - c["words_elicited"]
+    unreadable = c.get("unique_words_unreadable_verdict", 0)
+    caveat = (f" {unreadable} of them got no readable verdict (the answer held no word list) and were kept unjudged."
+              if unreadable else "")
+    return (f"judge {step.judge}: of {c['unique_words_rules']} distinct words from the rules it kept "
+            f"{c['unique_words']} and dropped {c['unique_words_dropped_by_judge']} ({uses} of "
+            f"{c['words_elicited_rules']} uses); {c['kept_words']} words enter the matrix.{caveat}")

@@ -8,13 +8,14 @@ special-case them. `run_requests` is the async batch API: bounded concurrency, r
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -175,8 +176,11 @@ def check_model_id(model: str) -> None:
 
 
 def response_text(record: dict[str, Any]) -> str:
-    """The answer text of a stored record (chat `message.content`, or `text` for completion endpoints)."""
+    """The answer text of a stored record (chat `message.content`, or `text` for completion endpoints; a bare string
+    in records the LLM judge wrote before it called through `BatchRunner`)."""
     response = record.get("response") or {}
+    if isinstance(response, str):
+        return response
     choice = (response.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     return message.get("content") or choice.get("text") or ""
@@ -270,11 +274,14 @@ class BatchRunner:
 
     def __init__(self, store: ResponseStore, *, concurrency: int = 4, retries: int = 4, timeout: float = 120.0,
                  router: Any | None = None, backoff_base: float = 0.5, processes: int = 0,
-                 ramp_gap: float = RAMP_GAP_S) -> None:
+                 ramp_gap: float = RAMP_GAP_S, transport: Callable[..., Any] | None = None) -> None:
         """`processes`: worker processes for remote calls (`shards`); 0 chooses (none unless many calls are in
         flight for a long batch), 1 keeps every call in this process. `ramp_gap`: seconds between the first
-        `concurrency` remote calls of a batch (`_Ramp`); 0 sends them all at once."""
+        `concurrency` remote calls of a batch (`_Ramp`); 0 sends them all at once. `transport`: a stand-in for
+        `litellm.completion` (same keywords, sync or async) for plumbing tests of code above this layer: the store,
+        retries and tally still run; such a batch stays in this process (a function does not cross to workers)."""
         self.store = store
+        self.transport = transport
         self.concurrency = concurrency
         self.retries = retries
         self.timeout = timeout
@@ -288,6 +295,9 @@ class BatchRunner:
 
     async def _call(self, req: LLMRequest) -> Any:
         kwargs = {k: v for k, v in req.params.items() if v is not None}
+        if self.transport is not None:
+            out = self.transport(model=req.model, messages=req.messages, timeout=self.timeout, **kwargs)
+            return await out if inspect.isawaitable(out) else out
         if self.router is not None and req.model in self.router.model_names:
             return await self.router.acompletion(model=req.model, messages=req.messages, timeout=self.timeout, **kwargs)
         return await litellm.acompletion(model=req.model, messages=req.messages, timeout=self.timeout,
@@ -363,9 +373,9 @@ class BatchRunner:
     async def arun(self, requests: Sequence[LLMRequest], progress: bool = True, desc: str = "LLM calls") -> list[dict[str, Any]]:
         """Answer every request (from the store when it is there); results align with `requests`."""
         models = {r.model for r in requests}
-        for model in models:
+        for model in models if self.transport is None else ():
             check_model_id(model)
-        if any(not m.startswith("local/") for m in models):
+        if self.transport is None and any(not m.startswith("local/") for m in models):
             await _warm_up_remote_client()
         sem = asyncio.Semaphore(self.concurrency)
         ramp = _Ramp(self.concurrency, self.ramp_gap)  # like the semaphore, one per batch
@@ -394,7 +404,7 @@ class BatchRunner:
         self._by_workers, self._given_up = set(), set()
         todo = unique_requests(r for r in requests if not r.model.startswith("local/") and r.key not in self.store)
         n = self.processes or shards.auto_processes(self.concurrency, len(todo))
-        if n < 2 or not todo:
+        if n < 2 or not todo or self.transport is not None:
             return
         self._by_workers, self._given_up = await shards.run_sharded(self, todo, n, bar)
 

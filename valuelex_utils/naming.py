@@ -6,8 +6,8 @@ worked examples. Dimensions are named first; each subdimension's prompt then car
 sibling clusters' words, so that sibling names contrast.
 
 The LLM is injected as `call(messages) -> str` (a callable with an optional `.batch(list_of_messages) -> list[str]`),
-so the namer is testable with a fake; `litellm_caller(model, store)` is the real one: every request goes through
-`valuelex_utils.llm.BatchRunner`, so answers are written to the run's store and a rerun costs nothing.
+so the namer is testable with a fake; `litellm_caller(model, store)` is the real one: the shared LLM layer
+(`roles.RoleCaller` over `llm.BatchRunner`), so answers are written to the run's store and a rerun costs nothing.
 
 Without a model (`call=None`), or for any cluster whose answer cannot be parsed into a usable name, the deterministic
 fallback is used: the cluster's medoid word, capitalised, with a one-line definition listing its central words. Every
@@ -17,10 +17,8 @@ value system needs unique column names): a clash gets the medoid in brackets, or
 from __future__ import annotations
 
 import ast
-import asyncio
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,6 +26,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from .errors import UserError
+from .roles import RoleCaller as LiteLLMCaller  # the shared LLM layer, under the name this module always exported
 
 __all__ = [
     "ClusterSpec",
@@ -396,106 +395,42 @@ def name_clusters(specs: Sequence[ClusterSpec], call: Caller | Any | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# The real caller: LiteLLM through the run's store
+# The real caller: the shared LLM layer (`roles.RoleCaller`) through the run's store
 # --------------------------------------------------------------------------------------------------------------------
-def _run_sync(fn: Callable[[], Any]) -> Any:
-    """Run `fn` (which calls asyncio.run) here, or in a worker thread when an event loop is already running
-    (Jupyter), where asyncio.run would refuse."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return fn()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(fn).result()
+NAMING_DECODING = {"temperature": 0.0, "max_tokens": 120, "seed": 0}
 
 
-class LiteLLMCaller:
-    """`call(messages) -> str` and `batch(list_of_messages) -> list[str]` through `llm.BatchRunner`: answers are
-    stored in (and served from) the given `ResponseStore`. A failed call (after retries) gives "" (the namer then
-    falls back and notes it); a hard failure (unknown model, bad key) raises `UserError` with one line."""
+def litellm_caller(model: str, store: Any, *, params: dict[str, Any] | None = None,
+                   deployment: dict[str, Any] | None = None, concurrency: int = 4, timeout: float = 120.0,
+                   retries: int = 2, progress: bool = False, router: Any | None = None,
+                   tally_dir: str | Path | None = None) -> LiteLLMCaller:
+    """The namer's LLM: any LiteLLM id (`local/...`, `openai/...`, `ollama/...`) through `roles.RoleCaller`, answers
+    cached in `store` (a `ResponseStore` or a path, e.g. `<run>/responses.jsonl`). `params`: decoding (default
+    temperature 0, max_tokens 120, seed 0). A failed call (after retries) answers "" (the namer then falls back and
+    notes it); a hard failure (unknown model, bad key) raises `UserError` with one line. From a params file, use
+    `namer_from_params`."""
+    from .roles import CallSettings
 
-    def __init__(self, model: str, store: Any, *, params: dict[str, Any] | None = None,
-                 deployment: dict[str, Any] | None = None, concurrency: int = 4, timeout: float = 120.0,
-                 retries: int = 2, progress: bool = False, router: Any | None = None) -> None:
-        from .llm import BatchRunner, check_model_id
-        from .store import ResponseStore
-
-        if not model or not isinstance(model, str):
-            raise UserError("taxonomy.namer: expected a LiteLLM model id such as openai/gpt-4o-mini")
-        check_model_id(model)
-        self.model = model
-        self.store = store if isinstance(store, ResponseStore) else ResponseStore(Path(store))
-        self.params = {"temperature": 0.0, "max_tokens": 120, "seed": 0, **(params or {})}
-        self.deployment = dict(deployment or {})
-        self.progress = progress
-        self.runner = BatchRunner(self.store, concurrency=concurrency, retries=retries, timeout=timeout,
-                                  router=router)
-        self.errors: list[str] = []
-        self.seconds = 0.0
-
-    @property
-    def tally(self) -> Any:
-        return self.runner.tally
-
-    def batch(self, batch: Sequence[Messages]) -> list[str]:
-        from .llm import LLMRequest, response_text
-
-        reqs = [LLMRequest(self.model, list(m), dict(self.params), sample=0,
-                           meta={"step": "04_taxonomy", "purpose": "naming"}, deployment=self.deployment)
-                for m in batch]
-        import time
-
-        started = time.perf_counter()
-        records = _run_sync(lambda: self.runner.run(reqs, progress=self.progress, desc="naming clusters"))
-        self.seconds += time.perf_counter() - started
-        out = []
-        for r in records:
-            if r.get("response") is None:
-                self.errors.append(str(r.get("error")))
-                out.append("")
-            else:
-                out.append(response_text(r))
-        return out
-
-    def __call__(self, messages: Messages) -> str:
-        return self.batch([messages])[0]
-
-    def append_tally(self, run_dir: str | Path, step: str = "04_taxonomy") -> None:
-        """Add this caller's calls, cache hits and tokens to `<run_dir>/calls.jsonl` (summed in manifest.json)."""
-        from .llm import append_tally
-
-        append_tally(run_dir, step, self.runner.tally, self.seconds)
-
-
-def litellm_caller(model: str, store: Any, **kwargs: Any) -> LiteLLMCaller:
-    """The namer's LLM: any LiteLLM id (`local/...`, `openai/...`, `ollama/...`), answers cached in `store` (a
-    `ResponseStore` or a path, e.g. `<run>/responses.jsonl`). Keywords: params (decoding; default temperature 0,
-    max_tokens 120, seed 0), deployment (api_base, api_key_env), concurrency, timeout, retries, progress, router.
-    From a params file, use `namer_from_params`."""
-    return LiteLLMCaller(model, store, **kwargs)
+    if not model or not isinstance(model, str):
+        raise UserError("taxonomy.namer: expected a LiteLLM model id such as openai/gpt-4o-mini")
+    return LiteLLMCaller(model, store, role="namer", step="04_taxonomy",
+                         params={**NAMING_DECODING, **(params or {})}, deployment=deployment, router=router,
+                         settings=CallSettings(concurrency=concurrency, retries=retries, timeout=timeout),
+                         tally_dir=tally_dir, progress=progress)
 
 
 def namer_from_params(params: Any, run_dir: str | Path, progress: bool = False) -> LiteLLMCaller | None:
     """The caller for `params.taxonomy.namer`, or None (medoid names) when no namer is configured.
 
-    Answers go to the run's store (`<run_dir>/responses.jsonl`; naming prompts never collide with elicitation keys).
-    When the namer is also a respondent, its endpoint settings (api_base, api_key_env, several endpoints through
-    LiteLLM's Router) are reused. Decoding: temperature 0, max_tokens 120, seed = params.seed.
+    Answers go to the run's store (`<run_dir>/responses.jsonl`; naming prompts never collide with elicitation keys),
+    each batch's calls to its `calls.jsonl` under step 04. Endpoint settings come from the namer's respondent entry
+    when it is also a respondent, else from `endpoints` (api_base, api_key_env; several endpoints through LiteLLM's
+    Router). Decoding: temperature 0, max_tokens 120, seed = params.seed.
     """
+    from .roles import role_caller
+
     model = getattr(getattr(params, "taxonomy", None), "namer", None)
     if not model:
         return None
-    deployment: dict[str, Any] = {}
-    router = None
-    for r in getattr(params, "respondents", []):
-        if r.model == model:
-            if len(r.api_bases) > 1:
-                from .router import router_for
-
-                router = router_for(params)
-            else:
-                deployment = {"api_base": r.api_bases[0] if r.api_bases else None, "api_key_env": r.api_key_env}
-            break
-    return LiteLLMCaller(model, Path(run_dir) / "responses.jsonl", params={"seed": int(params.seed)},
-                         deployment=deployment, concurrency=params.concurrency, timeout=params.timeout,
-                         retries=params.retries, progress=progress, router=router)
+    return role_caller(params, model, run_dir, role="namer", step="04_taxonomy",
+                       decoding={**NAMING_DECODING, "seed": int(params.seed)}, progress=progress)

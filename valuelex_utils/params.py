@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import UserError
 
 Training = Literal["pretrained", "instruction-tuned", "aligned"]
+DEFAULT_JUDGE = "openai/gpt-4o-mini"  # the LLM judge when `scoring.scorer: llm` names none
 
 
 class _Strict(BaseModel):
@@ -133,6 +134,22 @@ class ScoringParams(_Strict):
     judge: str | None = None
     systems: list[str] = Field(default_factory=lambda: [RUN_SYSTEM, "valuelex"], min_length=1)
     n_bootstrap: int = Field(1000, ge=0)
+    judge_max_tokens: int = Field(700, ge=16, description="completion tokens of one verdict (reasoning + JSON)")
+    judge_reliability_items: int = Field(
+        30, ge=0, description="annotated items the LLM judge also scores, to measure its agreement with human labels")
+
+
+class Endpoint(_Strict):
+    """Where a model that is not a respondent (a judge, the namer) is served: the same fields as a respondent's."""
+
+    api_base: str | list[str] | None = None
+    api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
+
+    @property
+    def api_bases(self) -> list[str]:
+        if self.api_base is None:
+            return []
+        return [self.api_base] if isinstance(self.api_base, str) else list(self.api_base)
 
     @model_validator(mode="before")
     @classmethod
@@ -183,6 +200,23 @@ class Params(_Strict):
     taxonomy: TaxonomyParams = TaxonomyParams()
     projective: ProjectiveParams = ProjectiveParams()
     scoring: ScoringParams = ScoringParams()
+    endpoints: dict[str, Endpoint] = Field(
+        default_factory=dict, description="model id -> api_base / api_key_env, for role models (extraction.llm_judge, "
+        "taxonomy.namer, scoring.judge) that are not respondents; a respondent's own settings are used for it")
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoint_ids(cls, v: dict[str, Endpoint]) -> dict[str, Endpoint]:
+        for model in v:
+            if "/" not in model:
+                raise ValueError(f"model id {model!r} needs a provider prefix such as openai/, hosted_vllm/")
+        return v
+
+    def role_models(self) -> dict[str, str]:
+        """The models in a role other than respondent, by role: extraction judgment, namer, judge."""
+        roles = {"extraction.llm_judge": self.extraction.llm_judge, "taxonomy.namer": self.taxonomy.namer,
+                 "scoring.judge": (self.scoring.judge or DEFAULT_JUDGE) if self.scoring.scorer == "llm" else None}
+        return {role: model for role, model in roles.items() if model}
 
     @model_validator(mode="after")
     def _unique_labels(self) -> "Params":

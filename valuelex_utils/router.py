@@ -21,18 +21,22 @@ ALLOWED_FAILS = 2  # per minute; a single 429 or 500 on a busy endpoint does not
 
 
 def router_for(params: Params) -> Any | None:
-    """A LiteLLM Router over every multi-endpoint respondent, or None when no respondent has several endpoints."""
+    """A LiteLLM Router over every model with several endpoints (a respondent's `api_base` list, or one in
+    `endpoints` for a judge or namer), or None when no model has several."""
+    served = [(r.model, r.api_bases, r.api_key_env) for r in params.respondents]
+    respondent_models = {r.model for r in params.respondents}
+    served += [(m, e.api_bases, e.api_key_env) for m, e in params.endpoints.items() if m not in respondent_models]
     model_list = []
-    for r in params.respondents:
-        if len(r.api_bases) < 2:
+    for model, bases, key_env in served:
+        if len(bases) < 2:
             continue
-        for base in r.api_bases:
-            lp: dict[str, Any] = {"model": r.model, "api_base": base}
-            if r.api_key_env:
-                if r.api_key_env not in os.environ:
-                    raise UserError(f"model {r.model}: environment variable {r.api_key_env} (api_key_env) is not set")
-                lp["api_key"] = os.environ[r.api_key_env]
-            model_list.append({"model_name": r.model, "litellm_params": lp})
+        for base in bases:
+            lp: dict[str, Any] = {"model": model, "api_base": base}
+            if key_env:
+                if key_env not in os.environ:
+                    raise UserError(f"model {model}: environment variable {key_env} (api_key_env) is not set")
+                lp["api_key"] = os.environ[key_env]
+            model_list.append({"model_name": model, "litellm_params": lp})
     if not model_list:
         return None
     return make_router(model_list)

@@ -70,6 +70,10 @@ def preflight(params: Params, check_keys: bool = True) -> None:
     for r in params.respondents:
         if check_keys and r.api_key_env and r.api_key_env not in os.environ:
             raise UserError(f"model {r.model}: environment variable {r.api_key_env} (api_key_env) is not set")
+    roles = set(params.role_models().values())
+    for model, endpoint in params.endpoints.items():
+        if check_keys and model in roles and endpoint.api_key_env and endpoint.api_key_env not in os.environ:
+            raise UserError(f"model {model}: environment variable {endpoint.api_key_env} (api_key_env) is not set")
     from .elicitation import elicitation_prompts
     from .projective import stems
     from .systems import system_path
@@ -82,7 +86,7 @@ def preflight(params: Params, check_keys: bool = True) -> None:
         if system != "run":  # the run's own system exists only after step 04 (and step 06 falls back without it)
             system_path(system)
     ids = [r.model for r in params.respondents]
-    ids += [m for m in (params.extraction.llm_judge, params.taxonomy.namer, params.scoring.judge) if m]
+    ids += list(params.role_models().values())
     providers: set[str] | None = None
     for model in dict.fromkeys(ids):
         if model.startswith("local/"):
@@ -185,6 +189,8 @@ def execute_step(step: str, notebook: Path, rd: RunDir, params_path: Path) -> di
     rd.notebooks.mkdir(exist_ok=True)
     out = rd.notebooks / notebook.name
     os.environ["VALUELEX_PROGRESS"] = "0"  # a bar frozen at 0% is all a saved notebook would show
+    previous_step = os.environ.get("VALUELEX_STEP")
+    os.environ["VALUELEX_STEP"] = notebook.stem  # the kernel inherits it: role calls are tallied under this step
     started = time.time()
     status, error = "ok", None
     try:
@@ -198,6 +204,11 @@ def execute_step(step: str, notebook: Path, rd: RunDir, params_path: Path) -> di
     except pm.PapermillExecutionError as err:
         status = "failed"
         error = {"ename": err.ename, "evalue": str(err.evalue).splitlines()[0] if err.evalue else ""}
+    finally:
+        if previous_step is None:
+            os.environ.pop("VALUELEX_STEP", None)
+        else:
+            os.environ["VALUELEX_STEP"] = previous_step
     return {"notebook": str(out.relative_to(rd.root)), "seconds": round(time.time() - started, 2), "status": status,
             "error": error}
 

@@ -614,7 +614,7 @@ class EmbeddingScorer(Scorer):
 # ---------------------------------------------------------------------------------------------------------------------
 # LLM judge
 # ---------------------------------------------------------------------------------------------------------------------
-DEFAULT_JUDGE = "openai/gpt-4o-mini"
+from .params import DEFAULT_JUDGE  # noqa: E402 - one default for params, CLI and scorer
 JUDGE_SYSTEM_PROMPT = """You rate sentence-completion test answers (Rotter-style projective test) for the values they \
 express. A respondent (a language model) was given a sentence stem and completed it. For EACH listed value \
 (sub)dimension, give an integer score from 0 to 6:
@@ -787,154 +787,100 @@ def parse_verdict(text: Any, columns: Sequence[str]) -> dict[str, int | None] | 
     return out
 
 
-def _response_text(resp: Any) -> str | None:
-    if resp is None:
-        return None
-    if isinstance(resp, str):
-        return resp
-    try:
-        return resp.choices[0].message.content
-    except (AttributeError, IndexError, KeyError, TypeError):
-        pass
-    try:
-        return resp["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        return None
-
-
-def _default_completion(**kwargs: Any) -> Any:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    try:  # registers the embedded `local/...` provider and the package's LiteLLM settings
-        from . import llm as _llm  # noqa: F401
-    except Exception:  # pragma: no cover - the judge still works for remote ids
-        pass
-    import litellm
-
-    return litellm.completion(**kwargs)
-
-
-def _request_key(model: str, messages: Any, params: Mapping[str, Any], sample: int) -> str:
-    try:
-        from .store import request_key
-
-        return request_key(model, messages, params, sample)
-    except ImportError:  # pragma: no cover
-        blob = json.dumps([model, messages, dict(sorted(params.items())), sample], sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-
-def _store_put(store: Any, key: str, record: dict[str, Any]) -> None:
-    """`store.put(record)` (ValueLex's ResponseStore: the key is inside the record) or `store.put(key, record)`."""
-    try:
-        n_params = len(inspect.signature(store.put).parameters)
-    except (TypeError, ValueError):
-        n_params = 1
-    if n_params >= 2:
-        store.put(key, record)
-    else:
-        store.put(record)
+def judge_decoding(attempt: int, seed: int, temperature: float = 0.0, retry_temperature: float = 0.7,
+                   max_tokens: int = 700) -> dict[str, Any]:
+    """Decoding of a verdict request. A retry (after an unparseable verdict) gets another seed and some temperature,
+    so it is a new request (a new store key), not the same answer again. `drop_params`: providers without `seed`
+    still answer. Kept equal to the keys of earlier versions, so their stored verdicts are reused."""
+    return {"temperature": temperature if attempt == 0 else max(temperature, retry_temperature),
+            "seed": seed + attempt, "max_tokens": max_tokens, "drop_params": True}
 
 
 @register
 class LLMScorer(Scorer):
-    """A judge model through LiteLLM: few-shot chain of thought, then a JSON verdict, one request per item.
+    """A judge model through the shared LLM layer (`roles.RoleCaller` over `llm.BatchRunner`): few-shot chain of
+    thought, then a JSON verdict, one request per item, all items of a round sent concurrently.
 
-    `completion_fn` (default `litellm.completion`) is injected so tests can use a fake; `store` (optional) is any
-    object with `get(key)` and `put(record)` / `put(key, record)`: raw responses are written there before parsing,
-    and a rerun reuses them. An unparseable verdict is retried up to `max_retries` times with a different seed (and
-    temperature `retry_temperature`), then recorded as missing (NaN). Every row carries the judge's model id in
-    column `judge`; `last_records` keeps the raw responses of the last `score` call.
-    """
+    Every raw answer is stored before it is parsed, in `caller`'s store (the run's `responses.jsonl`, the CLI's cache,
+    or a throw-away store), so a rerun or a resumed kill -9 sends no request twice. An unparseable verdict is asked
+    again up to `max_retries` times (another seed, temperature `retry_temperature`; one concurrent round per retry),
+    then recorded as missing (NaN). Every row carries the judge's model id in column `judge`; `last_records` keeps the
+    raw records of the last `score` call, with `attempt` and `parsed`.
+
+    `completion_fn` (a stand-in for `litellm.completion`) is for plumbing tests of the retry and parsing logic; it is
+    called inside the same layer (store, retries, tally)."""
 
     name = "llm"
 
     def __init__(self, judge: str | None = None, store: Any = None, completion_fn: Callable[..., Any] | None = None,
                  max_retries: int = 2, temperature: float = 0.0, retry_temperature: float = 0.7, seed: int = 0,
                  max_tokens: int = 700, max_workers: int = 4, examples: Sequence[Any] | None = None,
-                 extra_params: Mapping[str, Any] | None = None, **_: Any) -> None:
-        self.judge = judge or DEFAULT_JUDGE
+                 extra_params: Mapping[str, Any] | None = None, caller: Any = None, **_: Any) -> None:
+        from .roles import CallSettings, RoleCaller
+
+        self.judge = caller.model if caller is not None else (judge or DEFAULT_JUDGE)
         if not isinstance(self.judge, str) or not self.judge.strip():
             raise UserError("--judge needs a LiteLLM model id, e.g. openai/gpt-4o-mini")
-        self.store = store
-        self.completion_fn = completion_fn or _default_completion
+        self.caller = caller if caller is not None else RoleCaller(
+            self.judge, store, role="judge", step="score", transport=completion_fn,
+            settings=CallSettings(concurrency=max(1, int(max_workers))))
         self.max_retries, self.temperature, self.retry_temperature = int(max_retries), temperature, retry_temperature
-        self.seed, self.max_tokens, self.max_workers = int(seed), int(max_tokens), max(1, int(max_workers))
+        self.seed, self.max_tokens = int(seed), int(max_tokens)
         self.examples = examples
         self.extra_params = dict(extra_params or {})
         self.last_records: list[dict[str, Any]] = []
 
-    def _call(self, messages: list[dict[str, str]], attempt: int, seed: int) -> tuple[str | None, dict[str, Any]]:
-        params = {"temperature": self.temperature if attempt == 0 else max(self.temperature, self.retry_temperature),
-                  "seed": seed + attempt, "max_tokens": self.max_tokens}
-        key = _request_key(self.judge, messages, params, 0)
-        if self.store is not None:
-            rec = self.store.get(key)
-            if rec is not None and rec.get("response") is not None:
-                return rec["response"], rec
-        t0 = time.time()
-        record: dict[str, Any] = {"key": key, "model": self.judge, "kind": "judge",
-                                  "request": {"messages": messages, **params}}
-        try:
-            resp = self.completion_fn(model=self.judge, messages=messages, drop_params=True, **params,
-                                      **self.extra_params)
-            text = _response_text(resp)
-            record["response"] = text
-            usage = getattr(resp, "usage", None)
-            if usage is not None:
-                record["tokens"] = {"prompt": getattr(usage, "prompt_tokens", None),
-                                    "completion": getattr(usage, "completion_tokens", None)}
-        except Exception as exc:  # a failed call is recorded; the item is retried, then missing
-            text = None
-            record["response"] = None
-            record["error"] = f"{type(exc).__name__}: {exc}"[:500]
-        record["latency"] = round(time.time() - t0, 3)
-        if self.store is not None:
-            _store_put(self.store, key, record)
-        return text, record
+    def _decoding(self, attempt: int, seed: int) -> dict[str, Any]:
+        return {**judge_decoding(attempt, seed, self.temperature, self.retry_temperature, self.max_tokens),
+                **self.extra_params}
+
+    def _judge_all(self, system: Any, items: Sequence[tuple[str, str]], seed: int
+                   ) -> tuple[list[dict[str, int | None] | None], list[dict[str, Any]]]:
+        """Best verdict per (stem, completion) and the raw records of every attempt, one concurrent round per
+        attempt over the items still without a full verdict."""
+        from .llm import response_text
+
+        cols = system.columns()
+        messages = [build_judge_messages(system, stem, completion, self.examples) for stem, completion in items]
+        best: list[dict[str, int | None] | None] = [None] * len(items)
+        records: list[dict[str, Any]] = []
+        pending = list(range(len(items)))
+        for attempt in range(self.max_retries + 1):
+            if not pending:
+                break
+            answered = self.caller.records([messages[i] for i in pending], params=self._decoding(attempt, seed))
+            for i, rec in zip(pending, answered):
+                text = response_text(rec) if rec.get("response") is not None else None
+                verdict = parse_verdict(text, cols)
+                records.append({**rec, "attempt": attempt, "parsed": verdict is not None})
+                if verdict is not None and (best[i] is None or _n_scored(verdict) > _n_scored(best[i])):
+                    best[i] = verdict
+            pending = [i for i in pending if best[i] is None or _n_scored(best[i]) < len(cols)]
+        return best, records
 
     def judge_item(self, system: Any, stem: str, completion: str, seed: int | None = None
                    ) -> tuple[dict[str, float], list[dict[str, Any]]]:
         """Scores of one item (NaN where missing) and the raw records of every attempt."""
         system = load_system(system)
-        cols = system.columns()
-        messages = build_judge_messages(system, stem, completion, self.examples)
-        seed = self.seed if seed is None else seed
-        best: dict[str, int | None] | None = None
-        records = []
-        for attempt in range(self.max_retries + 1):
-            text, rec = self._call(messages, attempt, seed)
-            verdict = parse_verdict(text, cols)
-            rec = {**rec, "attempt": attempt, "parsed": verdict is not None}
-            records.append(rec)
-            if verdict is not None and (best is None or sum(v is not None for v in verdict.values())
-                                        > sum(v is not None for v in best.values())):
-                best = verdict
-            if best is not None and all(v is not None for v in best.values()):
-                break
-        scores = {c: (float(best[c]) if best is not None and best[c] is not None else float("nan")) for c in cols}
-        return scores, records
+        best, records = self._judge_all(system, [(stem, completion)], self.seed if seed is None else seed)
+        return _as_scores(best[0], system.columns()), records
 
     def score(self, df: pd.DataFrame, system: Any, seed: int | None = None) -> pd.DataFrame:
         system = load_system(system)
         data = _check_frame(df)
         cols = system.columns()
-        items = list(data.itertuples(index=False))
-
-        def one(row: Any) -> tuple[dict[str, float], list[dict[str, Any]]]:
-            if not str(row.completion).strip():
-                return {c: float("nan") for c in cols}, []
-            return self.judge_item(system, row.stem, row.completion, seed)
-
-        if self.max_workers > 1 and len(items) > 1:
-            with ThreadPoolExecutor(self.max_workers) as pool:
-                results = list(pool.map(one, items))
-        else:
-            results = [one(r) for r in items]
+        texts = [(str(r.stem), str(r.completion)) for r in data.itertuples(index=False)]
+        todo = [i for i, (_, c) in enumerate(texts) if c.strip()]  # an empty completion is missing, never asked
+        best, self.last_records = self._judge_all(system, [texts[i] for i in todo],
+                                                  self.seed if seed is None else seed)
+        verdicts: list[dict[str, int | None] | None] = [None] * len(texts)
+        for i, verdict in zip(todo, best):
+            verdicts[i] = verdict
         out = pd.DataFrame({"id": data["id"].to_numpy()})
+        scores = [_as_scores(v, cols) for v in verdicts]
         for c in cols:
-            out[c] = [r[0][c] for r in results]
+            out[c] = [row[c] for row in scores]
         out["judge"] = self.judge
-        self.last_records = [rec for r in results for rec in r[1]]
         return out
 
     def retest(self, df: pd.DataFrame, system: Any, first: pd.DataFrame, frac: float = 0.1,
@@ -949,6 +895,15 @@ class LLMScorer(Scorer):
         second = self.score(sample, system, seed=self.seed + seed_offset)
         return {"fraction": frac, "seed_offset": seed_offset,
                 **R.retest_agreement(first[first["id"].isin(sample["id"])], second, system.columns())}
+
+
+def _n_scored(verdict: Mapping[str, int | None]) -> int:
+    return sum(v is not None for v in verdict.values())
+
+
+def _as_scores(verdict: Mapping[str, int | None] | None, columns: Sequence[str]) -> dict[str, float]:
+    return {c: (float(verdict[c]) if verdict is not None and verdict.get(c) is not None else float("nan"))
+            for c in columns}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -989,13 +944,15 @@ def read_completions(in_csv: str | os.PathLike[str]) -> pd.DataFrame:
 def score_with_reliability(df: pd.DataFrame, system: Any, scorer: str = "embedding", judge: str | None = None, *,
                            store: Any = None, completion_fn: Callable[..., Any] | None = None,
                            annotated_sample: int = 30, retest_frac: float = 0.1, seed: int = 0,
-                           extra: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+                           extra: Mapping[str, Any] | None = None, caller: Any = None,
+                           judge_max_tokens: int = 700) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score `df` (id, stem, completion) and measure the scorer's reliability: the one path behind `valuelex score`
     and step 06, so every scoring run reports its reliability.
 
     For `llm`: the judge's agreement with a fixed sample of `annotated_sample` items of the shipped annotated set (if
-    one exists) and a test-retest on `retest_frac` of the input items (another seed). For `embedding`: the
-    cross-validated agreement with the annotated set."""
+    one exists) and a test-retest on `retest_frac` of the input items (another seed). Its calls go through `caller`
+    (a `roles.RoleCaller`: the run's store and tally, or the CLI's cache), else through a `RoleCaller` on `judge`
+    and `store`. For `embedding`: the cross-validated agreement with the annotated set."""
     from . import reliability as R
 
     sysm = load_system(system)
@@ -1006,11 +963,12 @@ def score_with_reliability(df: pd.DataFrame, system: Any, scorer: str = "embeddi
     extra = dict(extra or {})
     cols = sysm.columns()
     if scorer == "llm":
-        if completion_fn is None:
+        if completion_fn is None and caller is None:
             from .llm import check_model_id
 
             check_model_id(judge or DEFAULT_JUDGE)  # an impossible judge id fails before any call
-        sc = LLMScorer(judge=judge, store=store, completion_fn=completion_fn, seed=seed)
+        sc = LLMScorer(judge=judge, store=store, completion_fn=completion_fn, seed=seed, caller=caller,
+                       max_tokens=judge_max_tokens)
         scores = sc.score(df, sysm)
         against = None
         ap = annotated_path(sysm)
@@ -1039,9 +997,14 @@ def score_with_reliability(df: pd.DataFrame, system: Any, scorer: str = "embeddi
 def score_file(in_csv: str | os.PathLike[str], system: str = "valuelex", scorer: str = "embedding",
                judge: str | None = None, out_csv: str | os.PathLike[str] = "scores.csv", *, store: Any = None,
                completion_fn: Callable[..., Any] | None = None, annotated_sample: int = 30,
-               retest_frac: float = 0.1) -> Path:
+               retest_frac: float = 0.1, cache: str | os.PathLike[str] | None = None,
+               deployment: Mapping[str, Any] | None = None) -> Path:
     """`valuelex score`: score `in_csv` and write `out_csv` (id + one column per dimension and subdimension, 0..6)
-    and `reliability.json` beside it. Everything is validated before anything is written."""
+    and `reliability.json` beside it. Everything is validated before anything is written.
+
+    With `--scorer llm` the judge's answers are cached in `cache` (default `valuelex-cache/` beside the output, or
+    `store` when given): rerunning the command makes no call, and a killed run resumes. `deployment` (api_base,
+    api_key_env) says where the judge is served."""
     from . import reliability as R
 
     sysm = load_system(system)
@@ -1053,9 +1016,19 @@ def score_file(in_csv: str | os.PathLike[str], system: str = "valuelex", scorer:
     out_path = Path(out_csv)
     if out_path.exists() and out_path.is_dir():
         raise UserError(f"output {out_path} is a directory")
+    caller = None
+    if scorer == "llm" and store is None:
+        from .roles import cache_caller, default_cache_dir
+
+        caller = cache_caller(judge or DEFAULT_JUDGE, cache if cache is not None else default_cache_dir(out_path),
+                              role="judge", step="score", deployment=deployment, transport=completion_fn)
     scores, report = score_with_reliability(
         df, sysm, scorer, judge, store=store, completion_fn=completion_fn, annotated_sample=annotated_sample,
-        retest_frac=retest_frac, extra={"input": str(Path(in_csv)), "output": str(out_path)})
+        retest_frac=retest_frac, extra={"input": str(Path(in_csv)), "output": str(out_path)}, caller=caller)
+    if caller is not None:
+        import sys
+
+        print(caller.summary(), file=sys.stderr)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
     scores.to_csv(tmp, index=False)

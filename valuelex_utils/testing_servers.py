@@ -13,7 +13,9 @@ One aiohttp app plays every part, chosen by options:
   revokes the key after N answers (a hard failure in the middle of a run).
 
 Answers are deterministic per request: the same model, messages (or prompt) and decoding params always get the same
-text, so two runs can be compared answer by answer. `GET /stats` returns what the server saw and injected.
+text, so two runs can be compared answer by answer; LLM-judge prompts get a verdict and extraction-judgment prompts a
+JSON list (a deterministic judge for plumbing tests of the role models). `GET /stats` returns what the server saw and
+injected, and how many requests it answered more than once (`answered_again`).
 
 Run it as `python -m valuelex_utils.testing_servers --delay 0.5` (prints `PORT <n>` once listening), or from Python
 with `start_server(...)`, which returns a handle with `api_base`, `stats()`, `kill()` and `stop()`.
@@ -65,12 +67,52 @@ class _State:
     rejected: Counter = field(default_factory=Counter)
     consecutive: dict[str, int] = field(default_factory=dict)
     per_model: Counter = field(default_factory=Counter)
+    asked: Counter = field(default_factory=Counter)  # answers per distinct request (digest of what was asked)
+
+
+def asked_digest(model: str, body: dict[str, Any]) -> bytes:
+    """A hash of what a request asks (model, messages or prompt, decoding): equal for a request sent twice."""
+    asked = {k: body.get(k) for k in ("messages", "prompt", "temperature", "top_p", "seed", "max_tokens")}
+    return hashlib.sha256(json.dumps([model, asked], sort_keys=True, default=str).encode()).digest()
+
+
+def _judge_columns(body: dict[str, Any]) -> list[str]:
+    """The value columns an LLM-judge prompt lists (`- Name (dimension)...`), or [] for any other request."""
+    messages = body.get("messages") or []
+    system = next((m.get("content") or "" for m in messages if m.get("role") == "system"), "")
+    if "Verdict:" not in system:
+        return []
+    return [line.split(" (", 1)[0].strip()[2:] for line in system.splitlines()
+            if line.strip().startswith("- ") and " (" in line and ("(dimension" in line or "(subdimension" in line)]
+
+
+def _filter_words(body: dict[str, Any]) -> list[str] | None:
+    """The words of an extraction-judgment prompt (a JSON list after its last line break), or None."""
+    messages = body.get("messages") or []
+    last = (messages[-1].get("content") or "") if messages else ""
+    if "value words" not in last or "\n[" not in last:
+        return None
+    try:
+        words = json.loads(last.rsplit("\n", 1)[1])
+    except ValueError:
+        return None
+    return [str(w) for w in words] if isinstance(words, list) else None
 
 
 def answer_text(model: str, body: dict[str, Any]) -> str:
-    """The deterministic answer to a request: a few value words picked by a hash of what was asked."""
-    asked = {k: body.get(k) for k in ("messages", "prompt", "temperature", "top_p", "seed", "max_tokens")}
-    digest = hashlib.sha256(json.dumps([model, asked], sort_keys=True, default=str).encode()).digest()
+    """The deterministic answer to a request, picked by a hash of what was asked: for an LLM-judge prompt a verdict
+    (one in eight unparseable, so that retries happen), for an extraction-judgment prompt the JSON list of its words
+    that are in `VALUE_WORDS`, else a few value words in a sentence."""
+    digest = asked_digest(model, body)
+    columns = _judge_columns(body)
+    if columns:
+        if digest[0] % 8 == 0:
+            return "Reasoning: hard to tell. Verdict: undecided."
+        scores = {c: digest[1 + i % 30] % 7 for i, c in enumerate(columns)}
+        return f"Reasoning: a deterministic instrument.\nVerdict: {json.dumps({'scores': scores})}"
+    words = _filter_words(body)
+    if words is not None:
+        return json.dumps([w for w in words if w in VALUE_WORDS])
     words = [VALUE_WORDS[b % len(VALUE_WORDS)] for b in digest[:4]]
     return f"I value {words[0]}, {words[1]} and {words[2]}. Above all: {words[3]}."
 
@@ -140,6 +182,7 @@ def make_app(cfg: ServerConfig) -> Any:
         if wait > 0:
             await asyncio.sleep(wait)
         text = answer_text(model, body)
+        state.asked[asked_digest(model, body).hex()[:16]] += 1
         prompt_text = json.dumps(body.get("messages") or body.get("prompt") or "")
         usage = {"prompt_tokens": len(prompt_text.split()), "completion_tokens": len(text.split())}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
@@ -163,7 +206,9 @@ def make_app(cfg: ServerConfig) -> Any:
         return web.json_response({"requests": state.requests, "answered": state.answered,
                                   "peak_in_flight": state.peak_in_flight, "faults": dict(state.faults),
                                   "faults_total": sum(state.faults.values()), "rejected": dict(state.rejected),
-                                  "per_model": dict(state.per_model)})
+                                  "per_model": dict(state.per_model),
+                                  "distinct_answered": len(state.asked),
+                                  "answered_again": sum(n - 1 for n in state.asked.values())})
 
     app = web.Application(client_max_size=16 * 1024 * 1024)
     for prefix in ("", "/v1"):
