@@ -170,8 +170,9 @@ def _judge_calls(params: Params, system_name: str, n_completions: int, count: "_
     from .scoring import annotated_path, build_judge_messages
     from .systems import load_system
 
-    system = load_system("valuelex" if system_name == "run" else system_name)
-    annotated = params.scoring.judge_reliability_items if annotated_path(system) is not None else 0
+    system = load_system("valuelex" if system_name == "run" else system_name)  # the run's own: counted like the paper's
+    has_labels = system_name != "run" and annotated_path(system) is not None
+    annotated = params.scoring.judge_reliability_items if has_labels else 0
     calls = n_completions + annotated + max(1, round(n_completions * RETEST_FRACTION))
     completion = " ".join(["value"] * params.projective.max_tokens)
     return calls, count(params.scoring.judge or "", build_judge_messages(system, "I like...", completion))

@@ -137,8 +137,11 @@ def score_run(params: Params, run_dir: str, system: Any = None, step: str = "06_
     rd = RunDir.at(run_dir)
     completions = pd.read_parquet(rd.require(rd.completions, "05"))
     completions = completions[completions["completion"].notna()].reset_index(drop=True)
-    spec = system if system is not None else params.scoring.system
-    sysm = spec if isinstance(spec, ValueSystem) else resolve_system(spec, rd)
+    if system is None:  # the leading system, with the fallback when step 04 left none
+        spec, sysm = next(iter(resolve_systems(params, rd.root).systems.items()))
+    else:
+        spec = system
+        sysm = spec if isinstance(spec, ValueSystem) else resolve_system(spec, rd)
     items = pd.DataFrame({"id": completions["key"], "stem": completions["stem"],
                           "completion": completions["completion"].astype(str)})
     llm = params.scoring.scorer == "llm"

@@ -139,18 +139,6 @@ class ScoringParams(_Strict):
         30, ge=0, description="annotated items the LLM judge also scores, to measure its agreement with human labels")
 
 
-class Endpoint(_Strict):
-    """Where a model that is not a respondent (a judge, the namer) is served: the same fields as a respondent's."""
-
-    api_base: str | list[str] | None = None
-    api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
-
-    @property
-    def api_bases(self) -> list[str]:
-        if self.api_base is None:
-            return []
-        return [self.api_base] if isinstance(self.api_base, str) else list(self.api_base)
-
     @model_validator(mode="before")
     @classmethod
     def _single_system(cls, data: Any) -> Any:
@@ -181,6 +169,19 @@ class Endpoint(_Strict):
     def system(self) -> str:
         """The leading system (what the single `system` key used to be)."""
         return self.systems[0]
+
+
+class Endpoint(_Strict):
+    """Where a model that is not a respondent (a judge, the namer) is served: the same fields as a respondent's."""
+
+    api_base: str | list[str] | None = None
+    api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
+
+    @property
+    def api_bases(self) -> list[str]:
+        if self.api_base is None:
+            return []
+        return [self.api_base] if isinstance(self.api_base, str) else list(self.api_base)
 
 
 class Params(_Strict):
