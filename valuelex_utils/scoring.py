@@ -522,7 +522,8 @@ class EmbeddingScorer(Scorer):
     shipped annotated set pooled. A system needs no annotated data of its own.
 
     The fitted model is cached with joblib under `$VALUELEX_CACHE_DIR/scorers` (default `~/.cache/valuelex/scorers`),
-    keyed by a hash of the code version and every training file; fitting it takes about a minute at first use.
+    keyed by a hash of the code version and every training file; fitting it at first use embeds every training
+    completion (minutes on 2 cores).
     `output="int"` gives integer scores 0..6 (cut points chosen for QWK); `output="expected"` the expected score (a
     float in 0..6, better for averaging into profiles).
     """
