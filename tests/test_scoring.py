@@ -221,6 +221,16 @@ def test_double_negation_endorses_the_value(emb, tmp_path):
     assert ev.loc[0, "Privacy"] > 3.5, ev.loc[0]
 
 
+def test_the_packaged_model_was_fitted_from_the_shipped_training_data():
+    """Every machine scores with the same model; a change to the training sets or features must re-ship it
+    (`phi.ship_model()`), or every user would silently fit their own at first use."""
+    from valuelex_utils import phi
+
+    model = phi.shipped_model()
+    assert model is not None, "valuelex_utils/data/phi_model.joblib is stale: run phi.ship_model()"
+    assert model.meta["features"] == phi.FEATURES
+
+
 def test_embedding_scorer_works_for_a_run_taxonomy(emb, tmp_path):
     df = pd.DataFrame({"id": [1, 2], "stem": ["Trust is...", "I secretly..."],
                        "completion": ["earned by always telling the truth.", "lie to people all the time."]})

@@ -35,6 +35,9 @@ from .systems import PACKAGE_DIR, ValueSystem, load_system
 CODE_VERSION = "phi-1"
 NEUTRAL = 3.0
 ANNOTATED_DIR = PACKAGE_DIR / "data" / "annotated"
+#: the model fitted from the shipped training sets (`ship_model`), so that every machine scores with the same model
+#: and nobody waits for a fit; used only when it was fitted from exactly these training files and this scikit-learn
+SHIPPED_MODEL = PACKAGE_DIR / "data" / "phi_model.joblib"
 #: (system, annotated CSV) pairs the model is fitted on; a system is a built-in name or a YAML path.
 TRAINING_SETS: tuple[tuple[str, str], ...] = (
     ("valuelex", "valuelex.csv"),
@@ -216,6 +219,36 @@ def fit(data: Sequence[tuple[ValueSystem, Any]] | None = None, seed: int = 0) ->
     model = PhiModel(seed).fit(np.vstack([r[0] for r in rows]), np.concatenate([r[1] for r in rows]))
     model.meta["training_sets"] = [f"{s.name}:{len(d)}" for s, d in data]
     return model
+
+
+def _sklearn_version() -> str:
+    import sklearn
+
+    return str(sklearn.__version__)
+
+
+def ship_model(path: Path = SHIPPED_MODEL) -> Path:
+    """Fit on every training set and write the model into the package (maintainers, after the training data or the
+    features change): ``python -c "from valuelex_utils import phi; phi.ship_model()"``."""
+    import joblib
+
+    model = fit()
+    model.meta.update(training_digest=training_digest(), sklearn=_sklearn_version())
+    joblib.dump(model, path, compress=3)
+    return path
+
+
+def shipped_model(path: Path = SHIPPED_MODEL) -> PhiModel | None:
+    """The packaged model, or None when it is missing, unreadable or fitted from other training files or another
+    scikit-learn (then the caller fits one)."""
+    import joblib
+
+    try:
+        model = joblib.load(path)
+    except Exception:  # noqa: BLE001 - missing, corrupt or unpicklable: fit instead
+        return None
+    ok = (model.meta.get("training_digest") == training_digest() and model.meta.get("sklearn") == _sklearn_version())
+    return model if ok else None
 
 
 def training_digest(sets: Sequence[tuple[str, str]] = TRAINING_SETS) -> str:

@@ -388,13 +388,9 @@ def build_features(stems: Sequence[str], completions: Sequence[str], protos: Pro
 # ======================================================================================================================
 # Scorers
 # ======================================================================================================================
-import hashlib  # noqa: E402
-import inspect  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import time  # noqa: E402
 from abc import ABC, abstractmethod  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable, Mapping  # noqa: E402
 
@@ -521,9 +517,10 @@ class EmbeddingScorer(Scorer):
     marker words and opposites, plus lexical direction cues, mapped to 0..6 by one model (`phi`) fitted on every
     shipped annotated set pooled. A system needs no annotated data of its own.
 
-    The fitted model is cached with joblib under `$VALUELEX_CACHE_DIR/scorers` (default `~/.cache/valuelex/scorers`),
-    keyed by a hash of the code version and every training file; fitting it at first use embeds every training
-    completion (minutes on 2 cores).
+    The fitted model ships in the package (`data/phi_model.joblib`, 1 MB, written by `phi.ship_model`); when the
+    training files or scikit-learn differ from what it was fitted with, a model is fitted at first use (minutes on 2
+    cores: every training completion is embedded) and cached with joblib under `$VALUELEX_CACHE_DIR/scorers` (default
+    `~/.cache/valuelex/scorers`), keyed by a hash of the code version and every training file.
     `output="int"` gives integer scores 0..6 (cut points chosen for QWK); `output="expected"` the expected score (a
     float in 0..6, better for averaging into profiles).
     """
@@ -548,13 +545,13 @@ class EmbeddingScorer(Scorer):
         from . import phi
 
         path = (self.cache_dir or _cache_dir()) / f"phi-{phi.training_digest()}.joblib"
-        model = None
-        if self.use_cache and path.is_file():
+        model = phi.shipped_model()
+        if model is None and self.use_cache and path.is_file():
             try:
                 model = joblib.load(path)
             except Exception:  # noqa: BLE001 - a corrupt or incompatible cache file: refit
                 model = None
-        if model is None:
+        if model is None:  # no packaged model for these training files: fit one and cache it
             model = phi.fit()
             if self.use_cache:
                 try:
