@@ -33,7 +33,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from valuelex_utils import phi, reliability, scoring  # noqa: E402
-from valuelex_utils.systems import load_system  # noqa: E402
 
 ANN = phi.ANNOTATED_DIR
 BLIND = ROOT / "tests" / "data" / "blind"
@@ -50,7 +49,7 @@ class Dataset:
 
     def __init__(self, name: str, system_ref: str, path: Path) -> None:
         self.name, self.path = name, path
-        self.system = phi.training_system(system_ref) if not Path(system_ref).is_absolute() else load_system(system_ref)
+        self.system = phi.training_system(system_ref)  # a built-in name, or a path (relative to the annotated data)
         df = pd.read_csv(path)
         df["stem"] = df["stem"].fillna("").astype(str)
         df["completion"] = df["completion"].fillna("").astype(str)

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .systems import PACKAGE_DIR, ValueSystem, load_system
+from .systems import BUILTIN_SYSTEMS, PACKAGE_DIR, ValueSystem, load_system, system_path
 
 #: Bump when features or the model change: part of the cache key of the fitted model.
 CODE_VERSION = "phi-1"
@@ -90,12 +90,6 @@ class LeafTexts:
         )
 
 
-def _unit(m: np.ndarray) -> np.ndarray:
-    nrm = np.linalg.norm(m, axis=1, keepdims=True)
-    nrm[nrm == 0] = 1.0
-    return (m / nrm).astype(np.float32)
-
-
 def _relative(m: np.ndarray) -> np.ndarray:
     """Each column minus the item's mean over the columns (0 for a one-column system: nothing to compare with)."""
     return m - m.mean(1, keepdims=True) if m.shape[1] > 1 else np.zeros_like(m)
@@ -116,8 +110,8 @@ def pair_features(stems: Sequence[str], completions: Sequence[str], system: Any)
     owner = np.repeat(np.arange(n), [len(s) for s in sents])
     sent = enc([t for s in sents for t in s])  # a one-sentence completion is its own sentence: cached, not re-encoded
     defs = enc(cols.definitions)
-    pos = _unit(np.vstack([enc(w).mean(0) for w in cols.markers]))
-    neg = _unit(np.vstack([enc(w).mean(0) if w else np.zeros(comp.shape[1], np.float32) for w in cols.opposites]))
+    pos = scoring._unit(np.vstack([enc(w).mean(0) for w in cols.markers]))
+    neg = scoring._unit(np.vstack([enc(w).mean(0) if w else np.zeros(comp.shape[1], np.float32) for w in cols.opposites]))
 
     def best_sentence(m: np.ndarray) -> np.ndarray:
         out = np.full((n, m.shape[1]), -1.0, np.float32)
@@ -182,8 +176,13 @@ class PhiModel:
 
 
 # -- the training sets -------------------------------------------------------------------------------------------
+def _system_file(ref: str) -> Path:
+    """A training set's system: a built-in name, or a YAML path relative to the annotated-data folder."""
+    return system_path(ref) if ref in BUILTIN_SYSTEMS else ANNOTATED_DIR / ref
+
+
 def training_system(ref: str) -> ValueSystem:
-    return load_system(ref if ref in ("valuelex", "schwartz", "mft") else ANNOTATED_DIR / ref)
+    return load_system(_system_file(ref))
 
 
 def training_data(sets: Sequence[tuple[str, str]] = TRAINING_SETS) -> list[tuple[ValueSystem, Any]]:
@@ -255,7 +254,8 @@ def training_digest(sets: Sequence[tuple[str, str]] = TRAINING_SETS) -> str:
     """Hash of the code version and every training file (CSV and system YAML): the fitted model's cache key."""
     h = hashlib.sha256(CODE_VERSION.encode())
     for ref, csv in sets:
-        for p in (ANNOTATED_DIR / csv, training_system(ref).path if (ANNOTATED_DIR / csv).is_file() else None):
-            if p is not None and Path(p).is_file():
-                h.update(Path(p).read_bytes())
+        data = ANNOTATED_DIR / csv
+        if data.is_file():
+            h.update(data.read_bytes())
+            h.update(_system_file(ref).read_bytes())
     return h.hexdigest()[:20]

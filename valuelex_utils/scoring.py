@@ -29,9 +29,7 @@ direction features:
   negated, "dishonest" = "honest" negated);
 * a clause is a **concern** clause when its cues are fear, worry, regret or distress ("My greatest fear...", "I
   regret...", "I suffer when...") and no hate-type cue: what is feared or regretted is a breach of what is valued,
-  so there a word near *either* pole of a column counts as aligned evidence, and the supervised features (which only
-  know the topic: "sharing private messages" looks like a conflict) keep their size but turn positive
-  (and the model sees the concern flag);
+  so there a word near *either* pole of a column counts as aligned evidence (and the model sees the concern flag);
 * each content word is compared with the column's marker words (aligned pole) and opposite words (conflict pole);
   a word's **polarity** is +1, flipped once by a negated word and once by a negative clause.
 
@@ -517,7 +515,7 @@ class EmbeddingScorer(Scorer):
     marker words and opposites, plus lexical direction cues, mapped to 0..6 by one model (`phi`) fitted on every
     shipped annotated set pooled. A system needs no annotated data of its own.
 
-    The fitted model ships in the package (`data/phi_model.joblib`, 1 MB, written by `phi.ship_model`); when the
+    The fitted model ships in the package (`data/phi_model.joblib`, 442 KB, written by `phi.ship_model`); when the
     training files or scikit-learn differ from what it was fitted with, a model is fitted at first use (minutes on 2
     cores: every training completion is embedded) and cached with joblib under `$VALUELEX_CACHE_DIR/scorers` (default
     `~/.cache/valuelex/scorers`), keyed by a hash of the code version and every training file.
@@ -544,8 +542,8 @@ class EmbeddingScorer(Scorer):
 
         from . import phi
 
-        path = (self.cache_dir or _cache_dir()) / f"phi-{phi.training_digest()}.joblib"
         model = phi.shipped_model()
+        path = None if model is not None else (self.cache_dir or _cache_dir()) / f"phi-{phi.training_digest()}.joblib"
         if model is None and self.use_cache and path.is_file():
             try:
                 model = joblib.load(path)
