@@ -217,6 +217,40 @@ def test_tetrachoric_matches_independent_scipy_root():
         assert F.tetrachoric_from_table(a, b, c, d) == pytest.approx(ref, abs=1e-6)
 
 
+def _brentq_tetrachoric(a, b, c, d, correction=0.5):
+    a, b, c, d = [x if x > 0 else correction for x in (float(a), float(b), float(c), float(d))]
+    n = a + b + c + d
+    h, k = stats.norm.ppf((a + b) / n), stats.norm.ppf((a + c) / n)
+    return optimize.brentq(lambda r: stats.multivariate_normal([0, 0], [[1, r], [r, 1]]).cdf([h, k]) - a / n,
+                           -0.999999, 0.999999, xtol=1e-10)
+
+
+@pytest.mark.parametrize("table, psych_value", [
+    ((4, 5, 3, 348), 0.855),     # helpful-accurate of the default run (issue 17): the solver used to return -0.072
+    ((12, 112, 116, 6), None),   # strongly negative, reached from one side: used to return 0.012 instead of -0.976
+])
+def test_tetrachoric_one_sided_convergence_returns_the_root(table, psych_value):
+    r = F.tetrachoric_from_table(*table)
+    assert r == pytest.approx(_brentq_tetrachoric(*table), abs=1e-8)
+    if psych_value is not None:
+        assert r == pytest.approx(psych_value, abs=5e-4)
+
+
+def test_tetrachoric_matches_scipy_root_on_lopsided_and_sparse_tables():
+    """Tables with tiny and zero cells, where Newton reaches the root from one side (the case that was wrong)."""
+    rng = np.random.default_rng(17)
+    tables = []
+    while len(tables) < 150:
+        m = int(np.exp(rng.uniform(np.log(3), np.log(1000))))
+        a, b, c, d = rng.integers(0, m + 1, 4)
+        if min(a + b, c + d, a + c, b + d) > 0:
+            tables.append((a, b, c, d))
+    got = F._solve_tetrachoric(*np.array(tables, float).T)
+    ref = np.array([_brentq_tetrachoric(*t) for t in tables])
+    assert np.abs(got - ref).max() < 1e-7
+    assert [F.tetrachoric_from_table(*t) for t in tables[:20]] == pytest.approx(got[:20], abs=1e-12)
+
+
 @pytest.mark.parametrize("rho", [-0.6, 0.0, 0.4, 0.8])
 def test_tetrachoric_recovers_known_rho(rho):
     rng = np.random.default_rng(2)

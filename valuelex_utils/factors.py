@@ -278,11 +278,16 @@ def _solve_tetrachoric(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarra
         lo_a = np.where(f < 0, r, lo[active])
         hi_a = np.where(f > 0, r, hi[active])
         step = r - f / np.maximum(_bvn_pdf(h, k, r), 1e-300)
+        # Converged when the residual vanishes or the Newton step is below tolerance. Tested *before* the bracket
+        # check: a step that rounds to r itself sits on the bracket end r and would count as "outside", and the
+        # bisection midpoint of a one-sided bracket, (r - 1) / 2 or (r + 1) / 2, would be returned instead of r
+        # (issue 17: tetrachoric_from_table(4, 5, 3, 348) gave -0.072 instead of 0.855).
+        converged = (np.abs(f) < 1e-14) | (np.abs(step - r) < 1e-11) | (hi_a - lo_a < 1e-11)
         bad = (step <= lo_a) | (step >= hi_a) | ~np.isfinite(step)
         new = np.where(bad, 0.5 * (lo_a + hi_a), step)
+        new = np.where(converged, np.where(bad, r, step), new)
         lo[active], hi[active], rho[active] = lo_a, hi_a, new
-        done = (np.abs(new - r) < 1e-11) | (np.abs(f) < 1e-14) | (hi_a - lo_a < 1e-11)
-        active = active[~done]
+        active = active[~converged]
         if active.size == 0:
             break
     return np.clip(rho, -1.0, 1.0)
