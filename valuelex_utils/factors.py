@@ -77,7 +77,7 @@ __all__ = [
     "run_factors_cli",
 ]
 
-METHODS = ("minres", "ml")
+METHODS = ("minres", "ml", "principal")
 ROTATIONS = ("oblimin", "varimax", "promax", "none")
 OBLIQUE = ("oblimin", "promax")
 K_RULES = ("parallel", "deflated", "kaiser")
@@ -586,6 +586,9 @@ def _minres(R: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
 def _extract(R: np.ndarray, k: int, method: str) -> tuple[np.ndarray, list[str]]:
     """Unrotated loadings with fallbacks, so a near-singular matrix gives a recorded note rather than a crash."""
     notes: list[str] = []
+    if method == "principal":  # principal components (psych::principal, factor_analyzer's "principal"): no uniqueness
+        vals, vecs = np.linalg.eigh(R)
+        return vecs[:, ::-1][:, :k] * np.sqrt(np.maximum(vals[::-1][:k], 0.0)), notes
     if method == "minres":
         L, ok = _minres(R, k)
         if not ok:
@@ -714,6 +717,19 @@ class FactorResult:
     bartlett_df: int
     seed: int
     notes: list[str] = field(default_factory=list)
+    fit: dict[str, Any] = field(default_factory=dict)
+    k_table: pd.DataFrame | None = None
+    k_votes: dict[str, int | None] = field(default_factory=dict)
+    complexity: pd.Series | None = None
+    scores: dict[str, pd.DataFrame] = field(default_factory=dict)
+    omega: dict[str, Any] = field(default_factory=dict)
+    loading_ci: dict[str, pd.DataFrame] | None = None
+    n_boot: int = 0
+
+    @property
+    def uniquenesses(self) -> pd.Series:
+        """1 - communality per word: the variance a word does not share with the factors (psych's u2)."""
+        return (1.0 - self.communalities).rename("uniqueness")
 
     @property
     def structure(self) -> pd.DataFrame:
@@ -768,6 +784,17 @@ class FactorResult:
             "n_respondents": int(self.n_respondents),
             "n_words": len(self.words),
             "seed": int(self.seed),
+            "uniquenesses": {w: num(v) for w, v in self.uniquenesses.items()},
+            "complexity": None if self.complexity is None else {w: num(v) for w, v in self.complexity.items()},
+            "fit": {k: (num(v) if isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) else v)
+                    for k, v in self.fit.items()},
+            "k_candidates": None if self.k_table is None else [
+                {"K": int(k), **{c: num(v) for c, v in row.items()}} for k, row in self.k_table.iterrows()],
+            "k_by_rule": dict(self.k_votes),
+            "omega": {k: (num(v) if not isinstance(v, list) else [num(x) for x in v]) for k, v in self.omega.items()},
+            "loading_ci": None if self.loading_ci is None else {
+                "n_boot": self.n_boot, "level": 0.95,
+                **{side: {w: [num(v) for v in row] for w, row in df.iterrows()} for side, df in self.loading_ci.items()}},
             "notes": list(self.notes),
         }
 
@@ -825,6 +852,64 @@ def _pole_sizes(L: np.ndarray, assign: np.ndarray) -> np.ndarray:
     return out
 
 
+def _k_candidates(R: np.ndarray, n: int, max_k: int, method: str) -> pd.DataFrame:
+    """One row per candidate K = 1..max_k: psych's fit indices of the K-factor model (`factor_fit.model_fit`, on the
+    unrotated loadings: the fit does not depend on the rotation), Velicer's MAP and VSS of complexity 1 and 2
+    (varimax loadings, as psych::VSS). Row K = 0 holds MAP with no component removed (Velicer's baseline)."""
+    from . import factor_fit as FF
+
+    mp = FF.velicer_map(R, max_k)
+    rows = [{"map": mp[0]}]
+    for k in range(1, max_k + 1):
+        L0, _ = _extract(R, k, method)
+        fit = FF.model_fit(R, L0, None, n)
+        Lv, _ = _rotate(L0, "varimax")
+        rows.append({"chi2": fit["chi2"], "df": fit["df"], "p": fit["p"], "rmsea": fit["rmsea"],
+                     "rmsea_lower": fit["rmsea_lower"], "rmsea_upper": fit["rmsea_upper"], "tli": fit["tli"],
+                     "bic": fit["bic"], "rmsr": fit["rmsr"], "map": mp[k], "vss1": FF.vss_fit(R, Lv, 1),
+                     "vss2": FF.vss_fit(R, Lv, 2)})
+    cols = ["chi2", "df", "p", "rmsea", "rmsea_lower", "rmsea_upper", "tli", "bic", "rmsr", "map", "vss1", "vss2"]
+    table = pd.DataFrame(rows, columns=cols, dtype=float)
+    table.index.name = "K"
+    return table
+
+
+def _align(Lb: np.ndarray, L: np.ndarray) -> np.ndarray:
+    """Columns of a bootstrap solution matched to the full-data factors by Tucker congruence (Hungarian assignment
+    on |congruence|) and sign-flipped to agree: factor order and sign are arbitrary in every refit."""
+    num = Lb.T @ L
+    den = np.sqrt(np.outer((Lb**2).sum(axis=0), (L**2).sum(axis=0)))
+    cong = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+    rows, cols = optimize.linear_sum_assignment(-np.abs(cong))
+    out = np.zeros_like(L)
+    for r, c in zip(rows, cols):
+        out[:, c] = Lb[:, r] * (1.0 if cong[r, c] >= 0 else -1.0)
+    return out
+
+
+def _bootstrap_loadings(Xa: np.ndarray, corr: str, k: int, method: str, rotation: str, L: np.ndarray,
+                        n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Percentile 95% intervals of the pattern loadings: `n_boot` resamples of respondents refitted with the same K,
+    method and rotation, each aligned to the full-data factors (`_align`). Resamples in which a word is constant are
+    skipped (returned count). Why percentile intervals: loadings are bounded and skewed near +-1, so mean +- 2 SE
+    misleads there (psych's fa(n.iter=) reports both)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 17]))
+    n = Xa.shape[0]
+    draws, skipped = [], 0
+    for _ in range(n_boot):
+        S = Xa[rng.integers(0, n, n)]
+        if np.any(S.std(axis=0) == 0):
+            skipped += 1
+            continue
+        Rb = _tetrachoric(S)[0] if corr == "tetrachoric" else correlation_matrix(S, "pearson")
+        Lb, _, _, _ = _solve(Rb, k, method, rotation, _duplicate_words(Rb), 0.0)
+        draws.append(_align(Lb, L))
+    if not draws:
+        return np.full_like(L, np.nan), np.full_like(L, np.nan), skipped
+    arr = np.stack(draws)
+    return np.percentile(arr, 2.5, axis=0), np.percentile(arr, 97.5, axis=0), skipped
+
+
 @_one_blas_thread
 def fit_factors(
     df: pd.DataFrame,
@@ -839,13 +924,17 @@ def fit_factors(
     percentile: float = 95,
     min_words: int = 3,
     transform: str = "log1p",
+    n_boot: int = 0,
+    max_k: int | None = None,
 ) -> FactorResult:
     """Exploratory factor analysis of a respondents x words matrix, from adequacy checks to word assignments.
 
     Args:
         df: respondents as rows, words as columns (as from `load_matrix`; numeric checks repeated here).
         n_factors: fix K; None chooses it with `k_rule`.
-        method: "minres" (default; works on singular matrices) or "ml" (factor_analyzer's maximum likelihood).
+        method: "minres" (default; works on singular matrices), "ml" (factor_analyzer's maximum likelihood) or
+            "principal" (principal-component loadings, as psych::principal: every word's whole variance, no
+            uniqueness; loadings are larger than common-factor loadings, so the threshold bites less).
         rotation: "oblimin" (default, oblique), "promax" (oblique), "varimax" (orthogonal) or None/"none".
         k_rule: "parallel" (Horn's parallel analysis, 95th percentile of column-permuted data), "deflated" (Horn plus
             the deflated test of `parallel_analysis`; stricter) or "kaiser" (eigenvalue > 1).
@@ -867,10 +956,23 @@ def fit_factors(
             noise words just above the threshold, often with mixed signs. Three salient words per factor is the usual
             EFA minimum for a factor to be interpretable (Velicer & Fava 1998; Costello & Osborne 2005). Not applied
             when `n_factors` is given; 1 disables it.
+        n_boot: bootstrap resamples for 95% intervals of the loadings (`loading_ci`); 0 (default) skips them.
+        max_k: largest K in the table of candidates (`k_table`: psych's fit indices, MAP and VSS per K); default
+            max(8, K by parallel analysis + 3, K + 3), at most words - 1.
+
+    Besides loadings and assignments the result has what psych::fa reports (module `factor_fit`, psych's formulas):
+    `fit` (chi-square and df, RMSEA with 90% interval, TLI, BIC, RMSR of the chosen model), `k_table` and `k_votes`
+    (the K each rule prefers), `uniquenesses`, `complexity` (Hofmann), `scores` (regression and Bartlett factor
+    scores per row), `omega` (McDonald's omega total, and hierarchical for oblique K >= 2).
 
     K = 0 (no eigenvalue beats chance) is a legitimate answer: no loadings, every word -1, and a note.
     """
     rotation = _check_options(method, rotation, k_rule, corr, threshold, min_words, transform)
+    for name, v, lo in (("n_boot", n_boot, 0), ("max_k", max_k, 1), ("pa_iter", pa_iter, 1)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo):
+            raise UserError(f"{name} must be an integer >= {lo}, got {v!r}")
+    if isinstance(percentile, bool) or not isinstance(percentile, (int, float)) or not 0 < percentile < 100:
+        raise UserError(f"percentile must be a number in (0, 100), got {percentile!r}")
     if n_factors is not None and (isinstance(n_factors, bool) or not isinstance(n_factors, (int, np.integer))
                                   or n_factors < 0):
         raise UserError(f"n_factors must be a non-negative integer, got {n_factors!r}")
@@ -888,6 +990,7 @@ def fit_factors(
             raise UserError(f"tetrachoric correlations need every word used by some but not all respondents: "
                             f"{', '.join(const[:5])}")
         R, n_clip = _tetrachoric(B)
+        Xa = B
         if n_clip:
             notes.append(f"tetrachoric matrix was not positive semi-definite; {n_clip} eigenvalue(s) clipped")
     else:
@@ -897,6 +1000,7 @@ def fit_factors(
         if transform == "log1p":
             X = np.log1p(X)
         R = correlation_matrix(X, "pearson")
+        Xa = X
     if n <= p:
         notes.append(f"{n} respondents for {p} words: the correlation matrix is singular; KMO uses its "
                      "pseudo-inverse, Bartlett's test is undefined, and loadings are noisy")
@@ -960,6 +1064,40 @@ def fit_factors(
         if empty:
             notes.append(f"no word reaches |loading| >= {threshold} on {', '.join(empty)}")
 
+    from . import factor_fit as FF
+
+    keep = [j for j in range(p) if j not in dup]
+    Rk = R[np.ix_(keep, keep)]
+    top = min(n_distinct - 1, n - 1, max_k if max_k is not None else max(8, k_pa + 3, k + 3))
+    k_table = _k_candidates(Rk, n, top, method) if top >= 1 else None
+    votes: dict[str, int | None] = {"parallel": k_pa, "kaiser": k_kai}
+    if k_deflated is not None:
+        votes["deflated"] = k_deflated
+    if k_table is not None:
+        votes.update(FF.k_rule_votes(k_table))
+    votes["chosen"] = k
+    fit = FF.model_fit(Rk, L[keep], phi, n) if k else {}
+    complexity = pd.Series(FF.item_complexity(L), index=loadings.index, name="complexity") if k else None
+    scores: dict[str, pd.DataFrame] = {}
+    omega: dict[str, Any] = {}
+    loading_ci = None
+    if k:
+        sd = Xa.std(axis=0, ddof=1)
+        Z = (Xa - Xa.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        for how in ("regression", "bartlett"):
+            W = FF.score_weights(R, L, phi, how)
+            scores[how] = pd.DataFrame(Z @ W, index=pd.Index(data.index, name=data.index.name or "respondent"),
+                                       columns=cols)
+        if k >= 2:
+            omega = FF.omega(R, L, phi)
+        if n_boot:
+            lo_ci, hi_ci, skipped = _bootstrap_loadings(Xa, corr, k, method, rotation if k >= 2 else "none", L,
+                                                        n_boot, seed)
+            loading_ci = {"lower": pd.DataFrame(lo_ci, index=loadings.index, columns=cols),
+                          "upper": pd.DataFrame(hi_ci, index=loadings.index, columns=cols)}
+            if skipped:
+                notes.append(f"loading intervals: {skipped} of {n_boot} resamples skipped (a word constant in them)")
+
     return FactorResult(
         n_factors=k, k_rule=rule, method=method, rotation=rotation if k >= 2 else "none", corr=corr,
         threshold=float(threshold), n_respondents=n, words=words, eigenvalues=eig, pa_threshold=pa_thr,
@@ -969,6 +1107,8 @@ def fit_factors(
         communalities=pd.Series(comm, index=loadings.index, name="communality"), variance=variance,
         kmo_overall=kmo_all, kmo_per_word=pd.Series(kmo_per, index=loadings.index, name="kmo"),
         bartlett_chi2=chi2, bartlett_p=bp, bartlett_df=bdf, seed=int(seed), notes=notes,
+        fit=fit, k_table=k_table, k_votes=votes, complexity=complexity, scores=scores, omega=omega,
+        loading_ci=loading_ci, n_boot=int(n_boot),
     )
 
 
