@@ -4,7 +4,7 @@ Reference: thresholds from the margins and rho by scipy's `brentq` on `scipy.sta
 (a different bivariate-normal CDF -- Genz's algorithm -- and a different root finder from the module's Owen's-T Newton
 iteration). Zero cells get the same 0.5 correction in both. Tables: see `random_tables` (sparse and lopsided tables,
 the kind word-use data gives, are frequent). Optional: `--psych FILE.json` adds psych's values
-(written by scripts/psych_reference.R) for the same tables.
+(tests/data/psych/tetrachoric.json, written by scripts/psych_reference.R) for the same tables.
 
 Usage: python benchmarks/tetrachoric_error.py [--out outputs/bench/tetrachoric_error.json] [--tables FILE.csv]
 """
@@ -65,7 +65,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="outputs/bench/tetrachoric_error.json")
     ap.add_argument("--tables", default=None, help="also write the tables as CSV (input for the psych script)")
-    ap.add_argument("--psych", default=None, help="JSON list of psych's rho for the same tables")
+    ap.add_argument("--psych", default=None, help="tests/data/psych/tetrachoric.json: psych's rho for the same tables")
     args = ap.parse_args()
     tables = random_tables()
     if args.tables:
@@ -89,7 +89,7 @@ def main() -> None:
         "seconds_ours": round(t_ours, 3),
     }
     if args.psych:
-        ps = np.array(json.loads(Path(args.psych).read_text()), float)
+        ps = np.array(json.loads(Path(args.psych).read_text())["rho"], float)
         e2 = np.abs(ours - ps)
         summary["vs_psych"] = {"n_err_gt_0.001": int(np.sum(e2 > 1e-3)), "n_err_gt_0.01": int(np.sum(e2 > 0.01)),
                                "max_abs_error": float(np.nanmax(e2)), "median_abs_error": float(np.nanmedian(e2)),

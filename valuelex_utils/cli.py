@@ -58,15 +58,16 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 FACTOR_OPTIONS = ("n_factors", "k_rule", "rotation", "method", "corr", "transform", "threshold", "min_words", "pa_iter",
-                  "percentile", "seed")
+                  "percentile", "seed", "n_boot", "max_k")
 
 
 def _cmd_factors(args: argparse.Namespace) -> int:
     from .factors import run_factors_cli
 
     opts = {k: v for k, v in vars(args).items() if k in FACTOR_OPTIONS and v is not None}
-    run_factors_cli(args.matrix, args.output, **opts)
-    print(f"wrote {args.output}/factors.json, loadings.csv, scree.html", file=sys.stderr)
+    summary = run_factors_cli(args.matrix, args.output, **opts)
+    names = ", ".join(os.path.basename(p) for p in summary["paths"].values())
+    print(f"K = {summary['n_factors']} ({summary['k_rule']}); wrote {names} to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -146,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--pa-iter", type=int, default=None, help="parallel-analysis permutations (default 100)")
     f.add_argument("--percentile", type=float, default=None, help="parallel-analysis percentile (default 95)")
     f.add_argument("--seed", type=int, default=None)
+    f.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples for 95%% loading intervals (default 0)")
+    f.add_argument("--max-k", type=int, default=None, help="largest K in the table of fit per candidate K")
     f.set_defaults(func=_cmd_factors)
 
     s = sub.add_parser("score", help="score completions on a value system (0-6 per dimension and subdimension)")

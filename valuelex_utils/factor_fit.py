@@ -195,9 +195,9 @@ def _g_from_phi(phi: np.ndarray) -> np.ndarray:
     """Loadings of the K first-order factors on one general factor, from their correlations phi: a one-factor minres
     fit for K >= 3; for K = 2 the model is not identified and both get sqrt(phi_12) (psych::schmid, option "equal")."""
     k = phi.shape[0]
-    if k == 2:
-        g = math.sqrt(max(phi[0, 1], 0.0)) if phi[0, 1] > 0 else 0.0
-        return np.array([g, g])
+    if k == 2:  # a negative correlation means the second factor is reversed relative to g
+        g = math.sqrt(abs(phi[0, 1]))
+        return np.array([g, math.copysign(g, phi[0, 1])])
     from valuelex_utils.factors import _minres  # one implementation of minres
 
     g, _ = _minres(phi, 1)
@@ -211,7 +211,7 @@ def omega(R: np.ndarray, loadings: np.ndarray, phi: np.ndarray | None) -> dict[s
     A general factor g is fitted to the factor correlations phi; each word's g loading is its pattern loadings times
     the factors' g loadings, its group-factor loadings are the pattern loadings times sqrt(1 - g_j^2). Words loading
     negatively on g are reversed (as psych does). With Vt the sum of all entries of the (reversed) correlation matrix:
-    omega_total = 1 - sum(uniquenesses) / Vt (reliability of the total score of all words), omega_h = (sum g)^2 / Vt
+    omega_total = 1 - sum(uniquenesses) / Vt, uniquenesses 1 - communality of the oblique model (reliability of the total score of all words), omega_h = (sum g)^2 / Vt
     (the share of the total score due to g alone). For K < 2 or orthogonal rotations omega_h is not defined (None);
     for K = 2 the g loadings of the two factors are set equal (psych's default, which warns the same).
     """
@@ -226,8 +226,6 @@ def omega(R: np.ndarray, loadings: np.ndarray, phi: np.ndarray | None) -> dict[s
     if k >= 2 and phi is not None:
         gf = _g_from_phi(Phi)
         gload = L @ gf
-        # communality of the Schmid-Leiman solution (g plus group factors), which psych's omega uses
-        h2 = gload**2 + (L**2 * (1.0 - gf**2)).sum(axis=1)
     key = np.sign(gload if gload is not None else L[:, 0])
     key[key == 0] = 1.0
     Rk = R * np.outer(key, key)
@@ -235,8 +233,11 @@ def omega(R: np.ndarray, loadings: np.ndarray, phi: np.ndarray | None) -> dict[s
     u2 = 1.0 - h2
     omega_t = 1.0 - float(u2.sum()) / Vt
     omega_h = None if gload is None else float(np.abs(gload).sum() ** 2 / Vt)
+    # a factor loading >= 0.95 on g is a Heywood case of the second-order fit: g is then not determined (with one
+    # dominant factor correlation any split of it fits) and omega_h depends on where the optimiser stops
+    g_heywood = bool(gload is not None and k >= 3 and np.max(np.abs(gf)) >= 0.95)
     return {"omega_total": omega_t, "omega_h": omega_h,
-            "g_loadings": None if gload is None else (gload * key).tolist()}
+            "g_loadings": None if gload is None else (gload * key).tolist(), "g_heywood": g_heywood}
 
 
 def k_rule_votes(table: "Any") -> dict[str, int | None]:

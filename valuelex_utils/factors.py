@@ -786,12 +786,12 @@ class FactorResult:
             "seed": int(self.seed),
             "uniquenesses": {w: num(v) for w, v in self.uniquenesses.items()},
             "complexity": None if self.complexity is None else {w: num(v) for w, v in self.complexity.items()},
-            "fit": {k: (num(v) if isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) else v)
-                    for k, v in self.fit.items()},
+            "fit": {k: (v if isinstance(v, int) else num(v)) for k, v in self.fit.items()},
             "k_candidates": None if self.k_table is None else [
                 {"K": int(k), **{c: num(v) for c, v in row.items()}} for k, row in self.k_table.iterrows()],
             "k_by_rule": dict(self.k_votes),
-            "omega": {k: (num(v) if not isinstance(v, list) else [num(x) for x in v]) for k, v in self.omega.items()},
+            "omega": {k: (v if isinstance(v, bool) else [num(x) for x in v] if isinstance(v, list) else num(v))
+                      for k, v in self.omega.items()},
             "loading_ci": None if self.loading_ci is None else {
                 "n_boot": self.n_boot, "level": 0.95,
                 **{side: {w: [num(v) for v in row] for w, row in df.iterrows()} for side, df in self.loading_ci.items()}},
@@ -1163,8 +1163,9 @@ from .rundir import atomic_write_text as _atomic_write  # noqa: E402
 
 
 def write_factor_outputs(result: FactorResult, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write factors.json, loadings.csv (word x factor_k pattern loadings) and scree.html (plotly.js inlined, opens
-    offline) into `out_dir`; returns their paths."""
+    """Write factors.json, loadings.csv (word x factor_k pattern loadings), scree.html (plotly.js inlined, opens
+    offline) and, when K >= 1, scores_regression.csv and scores_bartlett.csv (factor scores per matrix row) into
+    `out_dir`; returns their paths."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"output path exists and is not a directory: {out}")
@@ -1172,6 +1173,9 @@ def write_factor_outputs(result: FactorResult, out_dir: str | os.PathLike) -> di
     paths = {"factors": out / "factors.json", "loadings": out / "loadings.csv", "scree": out / "scree.html"}
     _atomic_write(paths["factors"], json.dumps(result.to_json_dict(), indent=2, allow_nan=False) + "\n")
     _atomic_write(paths["loadings"], result.loadings.to_csv(float_format="%.6f", lineterminator="\n"))
+    for how, scores in result.scores.items():  # one row per respondent (row of the matrix), one column per factor
+        paths[f"scores_{how}"] = out / f"scores_{how}.csv"
+        _atomic_write(paths[f"scores_{how}"], scores.to_csv(float_format="%.6f", lineterminator="\n"))
     html = scree_figure(result).to_html(include_plotlyjs=True, full_html=True)
     _atomic_write(paths["scree"], html)
     return paths
@@ -1266,7 +1270,7 @@ def run_factors_cli(matrix_csv: str | os.PathLike, out_dir: str | os.PathLike, *
     ignored, so a CLI can pass every flag through). Everything is validated and fitted before anything is written,
     so bad input leaves DIR untouched. Returns a short summary (K, assigned counts, output paths, notes)."""
     allowed = {"n_factors", "method", "rotation", "k_rule", "corr", "threshold", "seed", "pa_iter", "percentile",
-               "min_words", "transform"}
+               "min_words", "transform", "n_boot", "max_k"}
     unknown = set(opts) - allowed
     if unknown:
         raise UserError(f"unknown factors option(s): {', '.join(sorted(unknown))}")

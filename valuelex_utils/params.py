@@ -104,12 +104,15 @@ class FactorParams(_Strict):
     min_words: int = Field(3, ge=1)
     pa_iter: int = Field(100, ge=5, validation_alias=AliasChoices("pa_iter", "n_iter"))
     percentile: float = Field(95, gt=0, lt=100)
+    n_boot: int = Field(0, ge=0, description="bootstrap resamples for 95% intervals of the loadings; 0 = none")
+    max_k: int | None = Field(None, ge=1, description="largest K in the table of fit per candidate K")
 
     def fit_kwargs(self, seed: int) -> dict[str, Any]:
         """Keyword arguments of `factors.fit_factors` for these options."""
         return {"n_factors": self.n_factors, "method": self.method, "rotation": self.rotation, "k_rule": self.k_rule,
                 "corr": self.corr, "transform": self.transform, "threshold": self.threshold,
-                "min_words": self.min_words, "seed": seed, "pa_iter": self.pa_iter, "percentile": self.percentile}
+                "min_words": self.min_words, "seed": seed, "pa_iter": self.pa_iter, "percentile": self.percentile,
+                "n_boot": self.n_boot, "max_k": self.max_k}
 
 
 class TaxonomyParams(_Strict):
