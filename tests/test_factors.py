@@ -637,3 +637,20 @@ def test_written_outputs_carry_fit_and_scores(tmp_path):
     assert out["k_by_rule"]["chosen"] == res.n_factors
     scores = pd.read_csv(paths["scores_bartlett"], index_col=0)
     assert scores.shape == (200, res.n_factors)
+
+
+@pytest.mark.parametrize("n_factors, noise", [(2, 4), (0, 12)])
+def test_notebook_tables_and_explanation_name_every_rule(n_factors, noise):
+    df, _ = make_planted(n_respondents=250, n_factors=n_factors, words_per_factor=5, n_noise_words=noise,
+                         model="gaussian", seed=46)
+    res = F.fit_factors(df, pa_iter=PA_ITER, n_boot=3 if n_factors else 0)
+    text = F.explain_k(res)
+    assert text.startswith(f"K = {n_factors} was chosen by Horn's parallel analysis")
+    assert "Velicer's MAP" in text and "BIC" in text and "\n" not in text
+    T = F.k_candidates_table(res)
+    assert {"eigenvalue", "pa_threshold", "chi2", "df", "rmsea", "rmsea_90ci", "tli", "bic", "rmsr", "map", "vss1",
+            "vss2", "preferred_by", "chosen"} <= set(T.columns)
+    if n_factors:
+        assert "parallel" in T.loc[n_factors, "preferred_by"] and T.loc[n_factors, "chosen"] == "<- K"
+    words = F.word_table(res)
+    assert len(words) == df.shape[1] and ("loading_ci" in words) == bool(n_factors)
