@@ -20,7 +20,7 @@ import numpy as np
 from scipy import optimize, stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from valuelex_utils import factors as F  # noqa: E402
+from valuelex_utils import factors as F
 
 
 def random_tables(n_tables: int = 2000, seed: int = 2026) -> np.ndarray:
@@ -52,7 +52,7 @@ def reference(table: np.ndarray, correction: float = 0.5) -> float:
     a, b, c, d = [x if x > 0 else correction for x in table]
     n = a + b + c + d
     h, k = stats.norm.ppf((a + b) / n), stats.norm.ppf((a + c) / n)
-    f = lambda r: stats.multivariate_normal([0, 0], [[1, r], [r, 1]]).cdf([h, k]) - a / n  # noqa: E731
+    f = lambda r: stats.multivariate_normal([0, 0], [[1, r], [r, 1]]).cdf([h, k]) - a / n
     lo, hi = -0.999999, 0.999999
     if f(lo) > 0:
         return -1.0
@@ -78,7 +78,7 @@ def main() -> None:
     err = np.abs(ours - ref)
     worst = int(np.argmax(err))
     summary = {
-        "n_tables": int(len(tables)),
+        "n_tables": len(tables),
         "n_err_gt_1e-6": int(np.sum(err > 1e-6)),
         "n_err_gt_0.01": int(np.sum(err > 0.01)),
         "max_abs_error": float(err.max()),

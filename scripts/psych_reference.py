@@ -22,11 +22,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from valuelex_utils.planted import make_planted  # noqa: E402
+from valuelex_utils.planted import make_planted
 
 DIR = ROOT / "tests" / "data" / "psych"
-PLANTED = dict(n_respondents=400, n_factors=4, words_per_factor=6, n_noise_words=16, model="poisson",
-               factor_corr=0.3, seed=2026)
+PLANTED = {"n_respondents": 400, "n_factors": 4, "words_per_factor": 6, "n_noise_words": 16, "model": "poisson",
+           "factor_corr": 0.3, "seed": 2026}
 DATASETS = [{"name": "bfi", "transform": "none", "maxk": 8},
             {"name": "default_matrix", "transform": "log1p", "maxk": 14},
             {"name": "planted", "transform": "log1p", "maxk": 8}]

@@ -576,7 +576,7 @@ def test_fit_table_lets_each_rule_vote_and_planted_k_fits_well():
                          seed=41)
     res = F.fit_factors(df, pa_iter=PA_ITER)
     T = res.k_table
-    assert res.n_factors == 3 and list(T.index) == list(range(0, 9))
+    assert res.n_factors == 3 and list(T.index) == list(range(9))
     assert T.loc[3, "rmsea"] < 0.03 and T.loc[3, "tli"] > 0.97 and T.loc[2, "tli"] < 0.9
     assert T.loc[3, "rmsea_lower"] <= T.loc[3, "rmsea"] <= T.loc[3, "rmsea_upper"]
     assert T["df"].iloc[1:].is_monotonic_decreasing and T["rmsr"].iloc[1:].is_monotonic_decreasing

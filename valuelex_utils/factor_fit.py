@@ -23,8 +23,16 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
-__all__ = ["cor_smooth", "model_fit", "velicer_map", "vss_fit", "item_complexity", "score_weights", "omega",
-           "k_rule_votes"]
+__all__ = [
+    "cor_smooth",
+    "item_complexity",
+    "k_rule_votes",
+    "model_fit",
+    "omega",
+    "score_weights",
+    "velicer_map",
+    "vss_fit",
+]
 
 
 def cor_smooth(R: np.ndarray, eig_tol: float = 1e-12) -> np.ndarray:
@@ -49,7 +57,7 @@ def _rmsea_bounds(chisq: float, dof: float, n_obs: int, alpha: float) -> tuple[f
     top = max(n_obs, chisq) + 2 * n_obs
 
     def root(target: float) -> float | None:
-        f = lambda x: stats.ncx2.cdf(chisq, dof, x) - target if x > 0 else stats.chi2.cdf(chisq, dof) - target  # noqa
+        f = lambda x: stats.ncx2.cdf(chisq, dof, x) - target if x > 0 else stats.chi2.cdf(chisq, dof) - target
         try:
             return math.sqrt(optimize.brentq(f, 0.0, top, xtol=1e-10) / (n_obs - 1) / dof)
         except ValueError:
@@ -121,7 +129,7 @@ def velicer_map(R: np.ndarray, max_k: int) -> np.ndarray:
     vals, vecs = np.linalg.eigh(R)
     comp = vecs[:, ::-1] * np.sqrt(np.maximum(vals[::-1], 0.0))
     out = np.full(max_k + 1, np.nan)
-    for i in range(0, min(max_k, p - 1) + 1):
+    for i in range(min(max_k, p - 1) + 1):
         C = R - comp[:, :i] @ comp[:, :i].T
         d = np.diag(C)
         if np.any(d <= 1e-12):
@@ -240,7 +248,7 @@ def omega(R: np.ndarray, loadings: np.ndarray, phi: np.ndarray | None) -> dict[s
             "g_loadings": None if gload is None else (gload * key).tolist(), "g_heywood": g_heywood}
 
 
-def k_rule_votes(table: "Any") -> dict[str, int | None]:
+def k_rule_votes(table: Any) -> dict[str, int | None]:
     """K preferred by each fit criterion of a K-candidates table (pandas DataFrame indexed by K with columns
     map, vss1, vss2, bic, rmsea, tli): MAP and BIC lowest; VSS highest; RMSEA: the smallest K whose RMSEA < 0.05
     (Browne & Cudeck's "close fit"); TLI: the smallest K whose TLI >= 0.95 (Hu & Bentler 1999). None when no K meets
