@@ -227,7 +227,7 @@ def _brentq_tetrachoric(a, b, c, d, correction=0.5):
 
 @pytest.mark.parametrize("table, psych_value", [
     ((4, 5, 3, 348), 0.855),     # helpful-accurate of the default run (issue 17): the solver used to return -0.072
-    ((12, 112, 116, 6), None),   # strongly negative, reached from one side: used to return 0.012 instead of -0.976
+    ((12, 112, 116, 6), -0.9756),  # strongly negative, reached from one side: used to return 0.012
 ])
 def test_tetrachoric_one_sided_convergence_returns_the_root(table, psych_value):
     r = F.tetrachoric_from_table(*table)
@@ -554,7 +554,7 @@ def test_cli_factors_options_run(tmp_path, argv):
 
 @pytest.mark.parametrize("argv, match", [
     (["--method", "pca"], "invalid choice"), (["--percentile", "120"], "percentile"), (["--pa-iter", "0"], "pa_iter"),
-    (["--n-boot", "-1"], "n_boot"), (["--min-words", "0"], "min_words"), (["--max-k", "0"], "max_k"),
+    (["--n-boot", "-1"], "n_boot"), (["--min-words", "0"], "min_words"), (["--max-k", "-1"], "max_k"),
     (["--transform", "sqrt"], "invalid choice"), (["--k-rule", "scree"], "invalid choice"),
 ])
 def test_cli_factors_bad_options_are_one_line_exit_2(tmp_path, capsys, argv, match):
@@ -593,6 +593,8 @@ def test_map_gives_zero_factors_on_noise():
     df, _ = make_planted(n_respondents=300, n_factors=0, n_noise_words=20, model="gaussian", seed=42)
     res = F.fit_factors(df, pa_iter=PA_ITER)
     assert res.k_votes["map"] == 0 and res.n_factors == 0 and res.fit == {}
+    quick = F.fit_factors(df, pa_iter=PA_ITER, max_k=0)
+    assert quick.k_table is None and "map" not in quick.k_votes and quick.n_factors == 0
 
 
 def test_uniquenesses_complexity_scores_and_omega():

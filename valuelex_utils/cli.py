@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--percentile", type=float, default=None, help="parallel-analysis percentile (default 95)")
     f.add_argument("--seed", type=int, default=None)
     f.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples for 95%% loading intervals (default 0)")
-    f.add_argument("--max-k", type=int, default=None, help="largest K in the table of fit per candidate K")
+    f.add_argument("--max-k", type=int, default=None, help="largest K in the table of fit per candidate K (0: none)")
     f.set_defaults(func=_cmd_factors)
 
     s = sub.add_parser("score", help="score completions on a value system (0-6 per dimension and subdimension)")

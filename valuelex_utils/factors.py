@@ -37,6 +37,10 @@ too small, too sparse or too noisy for any K rule (e.g. 100 respondents, 4 words
   For comparison on grid B (recoverable settings; K exact): raw counts (transform="none") 82%, k_rule="deflated" 83%,
   no min_words pruning 69% (over-extraction).
 
+What psych::fa reports beside the loadings -- fit per candidate K (chi-square, RMSEA with 90% CI, TLI, BIC, RMSR),
+Velicer's MAP, VSS, uniquenesses, item complexity, regression and Bartlett factor scores, omega -- is computed in
+`factor_fit` with psych's formulas and checked against psych itself (tests/test_factors_psych.py).
+
 Factor indices in outputs are 0-based, in order of explained variance; -1 means unassigned.
 """
 from __future__ import annotations
@@ -958,7 +962,8 @@ def fit_factors(
             when `n_factors` is given; 1 disables it.
         n_boot: bootstrap resamples for 95% intervals of the loadings (`loading_ci`); 0 (default) skips them.
         max_k: largest K in the table of candidates (`k_table`: psych's fit indices, MAP and VSS per K); default
-            max(8, K by parallel analysis + 3, K + 3), at most words - 1.
+            max(8, K by parallel analysis + 3, K + 3), at most words - 1; 0 skips the table (it about doubles the
+            time of a fit: worth skipping in resampling loops such as `bootstrap_stability`).
 
     Besides loadings and assignments the result has what psych::fa reports (module `factor_fit`, psych's formulas):
     `fit` (chi-square and df, RMSEA with 90% interval, TLI, BIC, RMSR of the chosen model), `k_table` and `k_votes`
@@ -968,7 +973,7 @@ def fit_factors(
     K = 0 (no eigenvalue beats chance) is a legitimate answer: no loadings, every word -1, and a note.
     """
     rotation = _check_options(method, rotation, k_rule, corr, threshold, min_words, transform)
-    for name, v, lo in (("n_boot", n_boot, 0), ("max_k", max_k, 1), ("pa_iter", pa_iter, 1)):
+    for name, v, lo in (("n_boot", n_boot, 0), ("max_k", max_k, 0), ("pa_iter", pa_iter, 1)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo):
             raise UserError(f"{name} must be an integer >= {lo}, got {v!r}")
     if isinstance(percentile, bool) or not isinstance(percentile, (int, float)) or not 0 < percentile < 100:
@@ -1069,7 +1074,7 @@ def fit_factors(
     keep = [j for j in range(p) if j not in dup]
     Rk = R[np.ix_(keep, keep)]
     top = min(n_distinct - 1, n - 1, max_k if max_k is not None else max(8, k_pa + 3, k + 3))
-    k_table = _k_candidates(Rk, n, top, method) if top >= 1 else None
+    k_table = _k_candidates(Rk, n, top, method) if top >= 1 and max_k != 0 else None
     votes: dict[str, int | None] = {"parallel": k_pa, "kaiser": k_kai}
     if k_deflated is not None:
         votes["deflated"] = k_deflated
@@ -1205,6 +1210,7 @@ def bootstrap_stability(df: pd.DataFrame, n_boot: int = 50, seed: int = 0, **fit
     data = _validate_counts(df, source="matrix", allow_negative=True)
     fit_seed = fit_opts.pop("seed", seed)
     full = fit_factors(data, seed=fit_seed, **fit_opts)
+    fit_opts = {"max_k": 0, **fit_opts, "n_boot": 0}  # K and groups only: no fit table or loading CIs per resample
     words = list(full.assignment)
     ss = np.random.SeedSequence(seed)
     k_values: list[int] = []

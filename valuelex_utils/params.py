@@ -105,7 +105,7 @@ class FactorParams(_Strict):
     pa_iter: int = Field(100, ge=5, validation_alias=AliasChoices("pa_iter", "n_iter"))
     percentile: float = Field(95, gt=0, lt=100)
     n_boot: int = Field(0, ge=0, description="bootstrap resamples for 95% intervals of the loadings; 0 = none")
-    max_k: int | None = Field(None, ge=1, description="largest K in the table of fit per candidate K")
+    max_k: int | None = Field(None, ge=0, description="largest K in the table of fit per candidate K; 0 = no table")
 
     def fit_kwargs(self, seed: int) -> dict[str, Any]:
         """Keyword arguments of `factors.fit_factors` for these options."""
