@@ -589,10 +589,13 @@ def test_fit_table_lets_each_rule_vote_and_planted_k_fits_well():
     assert res.fit["df"] == T.loc[3, "df"] and res.fit["chi2"] == pytest.approx(T.loc[3, "chi2"], rel=1e-6)
 
 
-def test_map_gives_zero_factors_on_noise():
+def test_map_bic_and_rmsea_give_zero_factors_on_noise():
     df, _ = make_planted(n_respondents=300, n_factors=0, n_noise_words=20, model="gaussian", seed=42)
     res = F.fit_factors(df, pa_iter=PA_ITER)
     assert res.k_votes["map"] == 0 and res.n_factors == 0 and res.fit == {}
+    # row 0 is the independence model: its chi-square is Bartlett's, and BIC and RMSEA prefer it on noise
+    assert res.k_table.loc[0, "chi2"] == pytest.approx(res.bartlett_chi2) and res.k_table.loc[0, "df"] == 190
+    assert res.k_votes["bic"] == 0 and res.k_votes["rmsea_lt_0.05"] == 0
     quick = F.fit_factors(df, pa_iter=PA_ITER, max_k=0)
     assert quick.k_table is None and "map" not in quick.k_votes and quick.n_factors == 0
 

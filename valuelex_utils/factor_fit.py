@@ -119,6 +119,30 @@ def model_fit(R: np.ndarray, loadings: np.ndarray, phi: np.ndarray | None, n_obs
     return out
 
 
+def null_fit(R: np.ndarray, n_obs: int, alpha: float = 0.10) -> dict[str, Any]:
+    """Fit of the K = 0 model (independent words: R = I), for the row K = 0 of the table of candidates, so that
+    BIC and RMSEA can say "no factor". chi2 is Bartlett's sphericity statistic (psych's null.chisq), df = p(p-1)/2;
+    RMSEA, its interval and BIC as in `model_fit`; TLI is undefined (it is relative to this model); RMSR is the root
+    mean square of the off-diagonal correlations."""
+    R = np.asarray(R, float)
+    p = R.shape[0]
+    Rs = cor_smooth(R)
+    sign, logdet = np.linalg.slogdet(Rs)
+    off = R - np.diag(np.diag(R))
+    out: dict[str, Any] = {"n_factors": 0, "df": p * (p - 1) / 2, "rmsr": math.sqrt(float((off**2).sum()) / (p * (p - 1))),
+                           "chi2": None, "p": None, "rmsea": None, "rmsea_lower": None, "rmsea_upper": None,
+                           "tli": None, "bic": None, "objective": None}
+    if sign <= 0:
+        return out
+    F0 = float(np.trace(Rs) - logdet - p)
+    chisq = max(F0 * ((n_obs - 1) - (2 * p + 5) / 6), 0.0)
+    dof = out["df"]
+    out.update(objective=F0, chi2=chisq, p=float(stats.chi2.sf(chisq, dof)), bic=chisq - dof * math.log(n_obs),
+               rmsea=math.sqrt(max(chisq / (dof * n_obs) - 1 / (n_obs - 1), 0.0)))
+    out["rmsea_lower"], out["rmsea_upper"] = _rmsea_bounds(chisq, dof, n_obs, alpha)
+    return out
+
+
 def velicer_map(R: np.ndarray, max_k: int) -> np.ndarray:
     """Velicer's MAP: entry i (i = 0..max_k) is the mean squared off-diagonal partial correlation after the first i
     principal components are removed (i = 0: the squared correlations themselves). K by MAP is where it is lowest.
@@ -250,7 +274,7 @@ def omega(R: np.ndarray, loadings: np.ndarray, phi: np.ndarray | None) -> dict[s
 
 def k_rule_votes(table: Any) -> dict[str, int | None]:
     """K preferred by each fit criterion of a K-candidates table (pandas DataFrame indexed by K with columns
-    map, vss1, vss2, bic, rmsea, tli): MAP and BIC lowest; VSS highest; RMSEA: the smallest K whose RMSEA < 0.05
+    map, vss1, vss2, bic, rmsea, tli; row K = 0 is the independence model): MAP and BIC lowest; VSS highest; RMSEA: the smallest K whose RMSEA < 0.05
     (Browne & Cudeck's "close fit"); TLI: the smallest K whose TLI >= 0.95 (Hu & Bentler 1999). None when no K meets
     a criterion or the column is empty."""
     import pandas as pd
@@ -263,7 +287,6 @@ def k_rule_votes(table: Any) -> dict[str, int | None]:
 
     def first(col: str, ok) -> int | None:
         s = pd.to_numeric(table[col], errors="coerce").dropna()
-        s = s[s.index > 0]
         hit = s[ok(s)]
         return int(hit.index.min()) if not hit.empty else None
 

@@ -859,11 +859,14 @@ def _pole_sizes(L: np.ndarray, assign: np.ndarray) -> np.ndarray:
 def _k_candidates(R: np.ndarray, n: int, max_k: int, method: str) -> pd.DataFrame:
     """One row per candidate K = 1..max_k: psych's fit indices of the K-factor model (`factor_fit.model_fit`, on the
     unrotated loadings: the fit does not depend on the rotation), Velicer's MAP and VSS of complexity 1 and 2
-    (varimax loadings, as psych::VSS). Row K = 0 holds MAP with no component removed (Velicer's baseline)."""
+    (varimax loadings, as psych::VSS). Row K = 0 is the independence model: its chi-square is Bartlett's, its MAP
+    the one with no component removed (Velicer's baseline), so that BIC, RMSEA and MAP can say "no factor"."""
     from . import factor_fit as FF
 
     mp = FF.velicer_map(R, max_k)
-    rows = [{"map": mp[0]}]
+    null = FF.null_fit(R, n)
+    rows = [{**{c: null[c] for c in ("chi2", "df", "p", "rmsea", "rmsea_lower", "rmsea_upper", "bic", "rmsr")},
+             "map": mp[0]}]
     for k in range(1, max_k + 1):
         L0, _ = _extract(R, k, method)
         fit = FF.model_fit(R, L0, None, n)
@@ -1363,8 +1366,8 @@ def explain_k(result: FactorResult) -> str:
                      f"{g(f['rmsea'], '.3f')} (90% CI {g(f['rmsea_lower'], '.3f')}-{g(f['rmsea_upper'], '.3f')}), "
                      f"TLI {g(f['tli'], '.2f')}, BIC {g(f['bic'], '.0f')}, RMSR {f['rmsr']:.3f}.")
     if result.k_table is not None:
-        lines.append(f"K candidates shown: 1-{int(result.k_table.index.max())}; MAP row 0 is Velicer's baseline "
-                     "(no component removed).")
+        lines.append(f"K candidates shown: 0-{int(result.k_table.index.max())}; row 0 is the model of no factor "
+                     "(independent words).")
     return " ".join(lines)
 
 
