@@ -51,4 +51,17 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "warning: chromium missing and not root; the browser test will be skipped"
   fi
 fi
+# R's psych (optional): tests/test_factors_psych.py also calls it live, and scripts/psych_reference.py rewrites the
+# committed references with it. Without R those tests compare against the committed references only.
+if ! command -v Rscript >/dev/null 2>&1 || ! Rscript -e 'library(psych); library(GPArotation); library(jsonlite)' \
+    >/dev/null 2>&1; then
+  step "R with psych from Debian (reference implementation for the factor-analysis tests)"
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends r-base-core \
+      r-cran-psych r-cran-gparotation r-cran-jsonlite >/dev/null) \
+      || echo "warning: could not install R/psych; the live psych test will be skipped"
+  else
+    echo "warning: R/psych missing and not root; the live psych test will be skipped"
+  fi
+fi
 step "set-up done"

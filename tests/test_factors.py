@@ -217,6 +217,40 @@ def test_tetrachoric_matches_independent_scipy_root():
         assert F.tetrachoric_from_table(a, b, c, d) == pytest.approx(ref, abs=1e-6)
 
 
+def _brentq_tetrachoric(a, b, c, d, correction=0.5):
+    a, b, c, d = [x if x > 0 else correction for x in (float(a), float(b), float(c), float(d))]
+    n = a + b + c + d
+    h, k = stats.norm.ppf((a + b) / n), stats.norm.ppf((a + c) / n)
+    return optimize.brentq(lambda r: stats.multivariate_normal([0, 0], [[1, r], [r, 1]]).cdf([h, k]) - a / n,
+                           -0.999999, 0.999999, xtol=1e-10)
+
+
+@pytest.mark.parametrize("table, psych_value", [
+    ((4, 5, 3, 348), 0.855),     # helpful-accurate of the default run (issue 17): the solver used to return -0.072
+    ((12, 112, 116, 6), -0.9756),  # strongly negative, reached from one side: used to return 0.012
+])
+def test_tetrachoric_one_sided_convergence_returns_the_root(table, psych_value):
+    r = F.tetrachoric_from_table(*table)
+    assert r == pytest.approx(_brentq_tetrachoric(*table), abs=1e-8)
+    if psych_value is not None:
+        assert r == pytest.approx(psych_value, abs=5e-4)
+
+
+def test_tetrachoric_matches_scipy_root_on_lopsided_and_sparse_tables():
+    """Tables with tiny and zero cells, where Newton reaches the root from one side (the case that was wrong)."""
+    rng = np.random.default_rng(17)
+    tables = []
+    while len(tables) < 150:
+        m = int(np.exp(rng.uniform(np.log(3), np.log(1000))))
+        a, b, c, d = rng.integers(0, m + 1, 4)
+        if min(a + b, c + d, a + c, b + d) > 0:
+            tables.append((a, b, c, d))
+    got = F._solve_tetrachoric(*np.array(tables, float).T)
+    ref = np.array([_brentq_tetrachoric(*t) for t in tables])
+    assert np.abs(got - ref).max() < 1e-7
+    assert [F.tetrachoric_from_table(*t) for t in tables[:20]] == pytest.approx(got[:20], abs=1e-12)
+
+
 @pytest.mark.parametrize("rho", [-0.6, 0.0, 0.4, 0.8])
 def test_tetrachoric_recovers_known_rho(rho):
     rng = np.random.default_rng(2)
@@ -463,3 +497,165 @@ def test_bootstrap_stability_on_planted_structure():
     assert out["ari_mean"] >= 0.9
     sig = [w for w, t in truth.items() if t >= 0]
     assert np.mean([out["assigned_rate"][w] for w in sig]) >= 0.9
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Every option reachable from the CLI and params (issue 17)
+# ---------------------------------------------------------------------------------------------------------------------
+def _fit_factors_options() -> set[str]:
+    import inspect
+
+    return set(inspect.signature(F.fit_factors).parameters) - {"df"}
+
+
+def test_every_fit_factors_option_has_a_cli_flag_and_a_params_key_of_the_same_name():
+    from valuelex_utils.cli import FACTOR_OPTIONS, build_parser
+    from valuelex_utils.params import FactorParams
+
+    opts = _fit_factors_options()
+    assert set(FACTOR_OPTIONS) == opts
+    sub = next(a for a in build_parser()._actions if a.dest == "verb").choices["factors"]
+    flags = {a.dest: a for a in sub._actions}
+    assert opts <= set(flags)
+    assert set(FactorParams().fit_kwargs(seed=0)) == opts
+    assert set(FactorParams.model_fields) == opts - {"seed"}
+    # the CLI offers exactly what fit_factors accepts
+    for name, allowed in (("method", F.METHODS), ("k_rule", F.K_RULES), ("corr", F.CORRS),
+                          ("transform", F.TRANSFORMS), ("rotation", F.ROTATIONS)):
+        assert tuple(flags[name].choices) == tuple(allowed) or set(flags[name].choices) == set(allowed), name
+    # the old params key still reads
+    assert FactorParams(n_iter=20).pa_iter == 20
+
+
+@pytest.mark.parametrize("argv", [
+    ["--method", "principal"], ["--k-rule", "deflated"], ["--transform", "none", "--min-words", "1"],
+    ["--pa-iter", "15", "--percentile", "90"], ["--n-boot", "3", "--max-k", "5"],
+])
+def test_cli_factors_options_run(tmp_path, argv):
+    from valuelex_utils.cli import main
+
+    df, _ = make_planted(n_respondents=200, n_factors=2, words_per_factor=5, n_noise_words=4, seed=31)
+    df.to_csv(tmp_path / "m.csv")
+    extra = [] if "--pa-iter" in argv else ["--pa-iter", "15"]
+    assert main(["factors", str(tmp_path / "m.csv"), "-o", str(tmp_path / "out")] + argv + extra) == 0
+    out = json.loads((tmp_path / "out" / "factors.json").read_text())
+    assert out["n_factors"] == 2
+    if "principal" in argv:
+        assert out["method"] == "principal"
+    if "deflated" in argv:
+        assert out["k_rule"] == "deflated" and out["k_deflated"] == 2
+    if "none" in argv:
+        assert out["transform"] == "none" and out["min_words"] == 1
+    if "90" in argv:
+        assert out["pa_iter"] == 15 and out["pa_percentile"] == 90
+    if "--n-boot" in argv:
+        assert out["loading_ci"]["n_boot"] == 3 and len(out["k_candidates"]) == 6  # K = 0..5
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--method", "pca"], "invalid choice"), (["--percentile", "120"], "percentile"), (["--pa-iter", "0"], "pa_iter"),
+    (["--n-boot", "-1"], "n_boot"), (["--min-words", "0"], "min_words"), (["--max-k", "-1"], "max_k"),
+    (["--transform", "sqrt"], "invalid choice"), (["--k-rule", "scree"], "invalid choice"),
+])
+def test_cli_factors_bad_options_are_one_line_exit_2(tmp_path, capsys, argv, match):
+    from valuelex_utils.cli import main
+
+    df, _ = make_planted(n_respondents=60, n_factors=1, words_per_factor=4, n_noise_words=2, seed=0)
+    df.to_csv(tmp_path / "m.csv")
+    assert main(["factors", str(tmp_path / "m.csv"), "-o", str(tmp_path / "out")] + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Fit per candidate K, psych-style output (issue 17); agreement with psych itself is in test_factors_psych.py
+# ---------------------------------------------------------------------------------------------------------------------
+def test_fit_table_lets_each_rule_vote_and_planted_k_fits_well():
+    df, _ = make_planted(n_respondents=600, n_factors=3, words_per_factor=6, n_noise_words=6, model="gaussian",
+                         seed=41)
+    res = F.fit_factors(df, pa_iter=PA_ITER)
+    T = res.k_table
+    assert res.n_factors == 3 and list(T.index) == list(range(9))
+    assert T.loc[3, "rmsea"] < 0.03 and T.loc[3, "tli"] > 0.97 and T.loc[2, "tli"] < 0.9
+    assert T.loc[3, "rmsea_lower"] <= T.loc[3, "rmsea"] <= T.loc[3, "rmsea_upper"]
+    assert T["df"].iloc[1:].is_monotonic_decreasing and T["rmsr"].iloc[1:].is_monotonic_decreasing
+    votes = res.k_votes
+    assert votes["chosen"] == votes["parallel"] == votes["map"] == votes["bic"] == 3
+    # VSS keeps creeping up past the true K (it fits the unit diagonal too), so psych's maximum says little here;
+    # its elbow is at the planted K
+    gain = T["vss1"].diff()
+    assert gain.loc[3] > 10 * gain.loc[4]
+    assert res.fit["df"] == T.loc[3, "df"] and res.fit["chi2"] == pytest.approx(T.loc[3, "chi2"], rel=1e-6)
+
+
+def test_map_bic_and_rmsea_give_zero_factors_on_noise():
+    df, _ = make_planted(n_respondents=300, n_factors=0, n_noise_words=20, model="gaussian", seed=42)
+    res = F.fit_factors(df, pa_iter=PA_ITER)
+    assert res.k_votes["map"] == 0 and res.n_factors == 0 and res.fit == {}
+    # row 0 is the independence model: its chi-square is Bartlett's, and BIC and RMSEA prefer it on noise
+    assert res.k_table.loc[0, "chi2"] == pytest.approx(res.bartlett_chi2) and res.k_table.loc[0, "df"] == 190
+    assert res.k_votes["bic"] == 0 and res.k_votes["rmsea_lt_0.05"] == 0
+    quick = F.fit_factors(df, pa_iter=PA_ITER, max_k=0)
+    assert quick.k_table is None and "map" not in quick.k_votes and quick.n_factors == 0
+
+
+def test_uniquenesses_complexity_scores_and_omega():
+    df, truth = make_planted(n_respondents=800, n_factors=3, words_per_factor=6, n_noise_words=0, loading=0.7,
+                             model="gaussian", factor_corr=0.3, seed=43)
+    res = F.fit_factors(df, pa_iter=PA_ITER)
+    assert res.n_factors == 3
+    np.testing.assert_allclose(res.uniquenesses + res.communalities, 1.0)
+    assert res.complexity.between(1.0, 1.3).all()  # simple structure: every word on one factor
+    for how in ("regression", "bartlett"):
+        S = res.scores[how]
+        assert S.shape == (800, 3) and list(S.index) == list(df.index)
+        assert abs(S.mean()).max() < 1e-9
+    # Bartlett scores are unbiased: regressing a score on its factor's words is steeper than for regression scores
+    assert (res.scores["bartlett"].std() > res.scores["regression"].std()).all()
+    # scores track the planted factors: each factor's score correlates with the sum of its words
+    for k in range(3):
+        ws = [w for w, a in res.assignment.items() if a == k]
+        assert np.corrcoef(res.scores["regression"][f"factor_{k}"], df[ws].sum(axis=1))[0, 1] > 0.9
+    om = res.omega
+    assert 0 < om["omega_h"] < om["omega_total"] < 1 and om["omega_total"] > 0.8
+
+
+def test_bootstrap_intervals_cover_the_loadings():
+    df, _ = make_planted(n_respondents=400, n_factors=2, words_per_factor=5, n_noise_words=3, model="gaussian",
+                         seed=44)
+    res = F.fit_factors(df, pa_iter=PA_ITER, n_boot=30)
+    lo, hi = res.loading_ci["lower"], res.loading_ci["upper"]
+    L = res.loadings
+    assert ((lo <= L + 1e-9) & (L <= hi + 1e-9)).to_numpy().mean() >= 0.95
+    width = (hi - lo).to_numpy()
+    assert 0.02 < np.median(width) < 0.3
+
+
+def test_written_outputs_carry_fit_and_scores(tmp_path):
+    df, _ = make_planted(n_respondents=200, n_factors=2, words_per_factor=5, n_noise_words=4, seed=45)
+    res = F.fit_factors(df, pa_iter=PA_ITER)
+    paths = F.write_factor_outputs(res, tmp_path)
+    out = json.loads(paths["factors"].read_text())
+    assert {"fit", "k_candidates", "k_by_rule", "uniquenesses", "complexity", "omega"} <= set(out)
+    assert {"chi2", "df", "rmsea", "rmsea_lower", "rmsea_upper", "tli", "bic", "rmsr"} <= set(out["fit"])
+    assert out["k_by_rule"]["chosen"] == res.n_factors
+    scores = pd.read_csv(paths["scores_bartlett"], index_col=0)
+    assert scores.shape == (200, res.n_factors)
+
+
+@pytest.mark.parametrize("n_factors, noise", [(2, 4), (0, 12)])
+def test_notebook_tables_and_explanation_name_every_rule(n_factors, noise):
+    df, _ = make_planted(n_respondents=250, n_factors=n_factors, words_per_factor=5, n_noise_words=noise,
+                         model="gaussian", seed=46)
+    res = F.fit_factors(df, pa_iter=PA_ITER, n_boot=3 if n_factors else 0)
+    text = F.explain_k(res)
+    assert text.startswith(f"K = {n_factors} was chosen by Horn's parallel analysis")
+    assert "Velicer's MAP" in text and "BIC" in text and "\n" not in text
+    T = F.k_candidates_table(res)
+    assert {"eigenvalue", "pa_threshold", "chi2", "df", "rmsea", "rmsea_90ci", "tli", "bic", "rmsr", "map", "vss1",
+            "vss2", "preferred_by", "chosen"} <= set(T.columns)
+    if n_factors:
+        assert "parallel" in T.loc[n_factors, "preferred_by"] and T.loc[n_factors, "chosen"] == "<- K"
+    words = F.word_table(res)
+    assert len(words) == df.shape[1] and ("loading_ci" in words) == bool(n_factors)

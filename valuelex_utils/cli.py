@@ -57,14 +57,17 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+FACTOR_OPTIONS = ("n_factors", "k_rule", "rotation", "method", "corr", "transform", "threshold", "min_words", "pa_iter",
+                  "percentile", "seed", "n_boot", "max_k")
+
+
 def _cmd_factors(args: argparse.Namespace) -> int:
     from .factors import run_factors_cli
 
-    opts = {k: v for k, v in dict(n_factors=args.n_factors, k_rule=args.k_rule, rotation=args.rotation,
-                                  method=args.method, corr=args.corr, threshold=args.threshold, seed=args.seed).items()
-            if v is not None}
-    run_factors_cli(args.matrix, args.output, **opts)
-    print(f"wrote {args.output}/factors.json, loadings.csv, scree.html", file=sys.stderr)
+    opts = {k: v for k, v in vars(args).items() if k in FACTOR_OPTIONS and v is not None}
+    summary = run_factors_cli(args.matrix, args.output, **opts)
+    names = ", ".join(os.path.basename(p) for p in summary["paths"].values())
+    print(f"K = {summary['n_factors']} ({summary['k_rule']}); wrote {names} to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -128,13 +131,24 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("factors", help="exploratory factor analysis of a respondent x word matrix")
     f.add_argument("matrix")
     f.add_argument("-o", "--output", required=True)
-    f.add_argument("--n-factors", type=int, default=None)
-    f.add_argument("--k-rule", choices=["parallel", "kaiser"], default=None)
+    # one flag per keyword of factors.fit_factors, same names (tests check the choices against factors.py)
+    f.add_argument("--n-factors", type=int, default=None, help="fix K (default: chosen by --k-rule)")
+    f.add_argument("--k-rule", choices=["parallel", "deflated", "kaiser"], default=None,
+                   help="parallel (Horn, default), deflated (Horn + Dobriban-Owen deflation), kaiser (eigenvalue > 1)")
     f.add_argument("--rotation", choices=["oblimin", "promax", "varimax", "none"], default=None)
-    f.add_argument("--method", choices=["minres", "ml", "principal"], default=None)
+    f.add_argument("--method", choices=["minres", "ml", "principal"], default=None,
+                   help="minres (default), ml (maximum likelihood), principal (principal components)")
     f.add_argument("--corr", choices=["pearson", "tetrachoric"], default=None)
-    f.add_argument("--threshold", type=float, default=None)
+    f.add_argument("--transform", choices=["log1p", "none"], default=None,
+                   help="log1p (default: Pearson r of log(1 + count)) or none (raw values, e.g. Likert data)")
+    f.add_argument("--threshold", type=float, default=None, help="min |loading| to assign a word (default 0.30)")
+    f.add_argument("--min-words", type=int, default=None,
+                   help="a rule-chosen factor needs this many assigned words, else K is lowered (default 3; 1 = off)")
+    f.add_argument("--pa-iter", type=int, default=None, help="parallel-analysis permutations (default 100)")
+    f.add_argument("--percentile", type=float, default=None, help="parallel-analysis percentile (default 95)")
     f.add_argument("--seed", type=int, default=None)
+    f.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples for 95%% loading intervals (default 0)")
+    f.add_argument("--max-k", type=int, default=None, help="largest K in the table of fit per candidate K (0: none)")
     f.set_defaults(func=_cmd_factors)
 
     s = sub.add_parser("score", help="score completions on a value system (0-6 per dimension and subdimension)")

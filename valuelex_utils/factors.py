@@ -37,6 +37,10 @@ too small, too sparse or too noisy for any K rule (e.g. 100 respondents, 4 words
   For comparison on grid B (recoverable settings; K exact): raw counts (transform="none") 82%, k_rule="deflated" 83%,
   no min_words pruning 69% (over-extraction).
 
+What psych::fa reports beside the loadings -- fit per candidate K (chi-square, RMSEA with 90% CI, TLI, BIC, RMSR),
+Velicer's MAP, VSS, uniquenesses, item complexity, regression and Bartlett factor scores, omega -- is computed in
+`factor_fit` with psych's formulas and checked against psych itself (tests/test_factors_psych.py).
+
 Factor indices in outputs are 0-based, in order of explained variance; -1 means unassigned.
 """
 from __future__ import annotations
@@ -77,7 +81,7 @@ __all__ = [
     "run_factors_cli",
 ]
 
-METHODS = ("minres", "ml")
+METHODS = ("minres", "ml", "principal")
 ROTATIONS = ("oblimin", "varimax", "promax", "none")
 OBLIQUE = ("oblimin", "promax")
 K_RULES = ("parallel", "deflated", "kaiser")
@@ -278,11 +282,16 @@ def _solve_tetrachoric(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarra
         lo_a = np.where(f < 0, r, lo[active])
         hi_a = np.where(f > 0, r, hi[active])
         step = r - f / np.maximum(_bvn_pdf(h, k, r), 1e-300)
+        # Converged when the residual vanishes or the Newton step is below tolerance. Tested *before* the bracket
+        # check: a step that rounds to r itself sits on the bracket end r and would count as "outside", and the
+        # bisection midpoint of a one-sided bracket, (r - 1) / 2 or (r + 1) / 2, would be returned instead of r
+        # (issue 17: tetrachoric_from_table(4, 5, 3, 348) gave -0.072 instead of 0.855).
+        converged = (np.abs(f) < 1e-14) | (np.abs(step - r) < 1e-11) | (hi_a - lo_a < 1e-11)
         bad = (step <= lo_a) | (step >= hi_a) | ~np.isfinite(step)
         new = np.where(bad, 0.5 * (lo_a + hi_a), step)
+        new = np.where(converged, np.where(bad, r, step), new)
         lo[active], hi[active], rho[active] = lo_a, hi_a, new
-        done = (np.abs(new - r) < 1e-11) | (np.abs(f) < 1e-14) | (hi_a - lo_a < 1e-11)
-        active = active[~done]
+        active = active[~converged]
         if active.size == 0:
             break
     return np.clip(rho, -1.0, 1.0)
@@ -581,6 +590,9 @@ def _minres(R: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
 def _extract(R: np.ndarray, k: int, method: str) -> tuple[np.ndarray, list[str]]:
     """Unrotated loadings with fallbacks, so a near-singular matrix gives a recorded note rather than a crash."""
     notes: list[str] = []
+    if method == "principal":  # principal components (psych::principal, factor_analyzer's "principal"): no uniqueness
+        vals, vecs = np.linalg.eigh(R)
+        return vecs[:, ::-1][:, :k] * np.sqrt(np.maximum(vals[::-1][:k], 0.0)), notes
     if method == "minres":
         L, ok = _minres(R, k)
         if not ok:
@@ -709,6 +721,19 @@ class FactorResult:
     bartlett_df: int
     seed: int
     notes: list[str] = field(default_factory=list)
+    fit: dict[str, Any] = field(default_factory=dict)
+    k_table: pd.DataFrame | None = None
+    k_votes: dict[str, int | None] = field(default_factory=dict)
+    complexity: pd.Series | None = None
+    scores: dict[str, pd.DataFrame] = field(default_factory=dict)
+    omega: dict[str, Any] = field(default_factory=dict)
+    loading_ci: dict[str, pd.DataFrame] | None = None
+    n_boot: int = 0
+
+    @property
+    def uniquenesses(self) -> pd.Series:
+        """1 - communality per word: the variance a word does not share with the factors (psych's u2)."""
+        return (1.0 - self.communalities).rename("uniqueness")
 
     @property
     def structure(self) -> pd.DataFrame:
@@ -763,6 +788,17 @@ class FactorResult:
             "n_respondents": int(self.n_respondents),
             "n_words": len(self.words),
             "seed": int(self.seed),
+            "uniquenesses": {w: num(v) for w, v in self.uniquenesses.items()},
+            "complexity": None if self.complexity is None else {w: num(v) for w, v in self.complexity.items()},
+            "fit": {k: (v if isinstance(v, int) else num(v)) for k, v in self.fit.items()},
+            "k_candidates": None if self.k_table is None else [
+                {"K": int(k), **{c: num(v) for c, v in row.items()}} for k, row in self.k_table.iterrows()],
+            "k_by_rule": dict(self.k_votes),
+            "omega": {k: (v if isinstance(v, bool) else [num(x) for x in v] if isinstance(v, list) else num(v))
+                      for k, v in self.omega.items()},
+            "loading_ci": None if self.loading_ci is None else {
+                "n_boot": self.n_boot, "level": 0.95,
+                **{side: {w: [num(v) for v in row] for w, row in df.iterrows()} for side, df in self.loading_ci.items()}},
             "notes": list(self.notes),
         }
 
@@ -820,6 +856,67 @@ def _pole_sizes(L: np.ndarray, assign: np.ndarray) -> np.ndarray:
     return out
 
 
+def _k_candidates(R: np.ndarray, n: int, max_k: int, method: str) -> pd.DataFrame:
+    """One row per candidate K = 1..max_k: psych's fit indices of the K-factor model (`factor_fit.model_fit`, on the
+    unrotated loadings: the fit does not depend on the rotation), Velicer's MAP and VSS of complexity 1 and 2
+    (varimax loadings, as psych::VSS). Row K = 0 is the independence model: its chi-square is Bartlett's, its MAP
+    the one with no component removed (Velicer's baseline), so that BIC, RMSEA and MAP can say "no factor"."""
+    from . import factor_fit as FF
+
+    mp = FF.velicer_map(R, max_k)
+    null = FF.null_fit(R, n)
+    rows = [{**{c: null[c] for c in ("chi2", "df", "p", "rmsea", "rmsea_lower", "rmsea_upper", "bic", "rmsr")},
+             "map": mp[0]}]
+    for k in range(1, max_k + 1):
+        L0, _ = _extract(R, k, method)
+        fit = FF.model_fit(R, L0, None, n)
+        Lv, _ = _rotate(L0, "varimax")
+        rows.append({"chi2": fit["chi2"], "df": fit["df"], "p": fit["p"], "rmsea": fit["rmsea"],
+                     "rmsea_lower": fit["rmsea_lower"], "rmsea_upper": fit["rmsea_upper"], "tli": fit["tli"],
+                     "bic": fit["bic"], "rmsr": fit["rmsr"], "map": mp[k], "vss1": FF.vss_fit(R, Lv, 1),
+                     "vss2": FF.vss_fit(R, Lv, 2)})
+    cols = ["chi2", "df", "p", "rmsea", "rmsea_lower", "rmsea_upper", "tli", "bic", "rmsr", "map", "vss1", "vss2"]
+    table = pd.DataFrame(rows, columns=cols, dtype=float)
+    table.index.name = "K"
+    return table
+
+
+def _align(Lb: np.ndarray, L: np.ndarray) -> np.ndarray:
+    """Columns of a bootstrap solution matched to the full-data factors by Tucker congruence (Hungarian assignment
+    on |congruence|) and sign-flipped to agree: factor order and sign are arbitrary in every refit."""
+    num = Lb.T @ L
+    den = np.sqrt(np.outer((Lb**2).sum(axis=0), (L**2).sum(axis=0)))
+    cong = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+    rows, cols = optimize.linear_sum_assignment(-np.abs(cong))
+    out = np.zeros_like(L)
+    for r, c in zip(rows, cols):
+        out[:, c] = Lb[:, r] * (1.0 if cong[r, c] >= 0 else -1.0)
+    return out
+
+
+def _bootstrap_loadings(Xa: np.ndarray, corr: str, k: int, method: str, rotation: str, L: np.ndarray,
+                        n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Percentile 95% intervals of the pattern loadings: `n_boot` resamples of respondents refitted with the same K,
+    method and rotation, each aligned to the full-data factors (`_align`). Resamples in which a word is constant are
+    skipped (returned count). Why percentile intervals: loadings are bounded and skewed near +-1, so mean +- 2 SE
+    misleads there (psych's fa(n.iter=) reports both)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 17]))
+    n = Xa.shape[0]
+    draws, skipped = [], 0
+    for _ in range(n_boot):
+        S = Xa[rng.integers(0, n, n)]
+        if np.any(S.std(axis=0) == 0):
+            skipped += 1
+            continue
+        Rb = _tetrachoric(S)[0] if corr == "tetrachoric" else correlation_matrix(S, "pearson")
+        Lb, _, _, _ = _solve(Rb, k, method, rotation, _duplicate_words(Rb), 0.0)
+        draws.append(_align(Lb, L))
+    if not draws:
+        return np.full_like(L, np.nan), np.full_like(L, np.nan), skipped
+    arr = np.stack(draws)
+    return np.percentile(arr, 2.5, axis=0), np.percentile(arr, 97.5, axis=0), skipped
+
+
 @_one_blas_thread
 def fit_factors(
     df: pd.DataFrame,
@@ -834,13 +931,17 @@ def fit_factors(
     percentile: float = 95,
     min_words: int = 3,
     transform: str = "log1p",
+    n_boot: int = 0,
+    max_k: int | None = None,
 ) -> FactorResult:
     """Exploratory factor analysis of a respondents x words matrix, from adequacy checks to word assignments.
 
     Args:
         df: respondents as rows, words as columns (as from `load_matrix`; numeric checks repeated here).
         n_factors: fix K; None chooses it with `k_rule`.
-        method: "minres" (default; works on singular matrices) or "ml" (factor_analyzer's maximum likelihood).
+        method: "minres" (default; works on singular matrices), "ml" (factor_analyzer's maximum likelihood) or
+            "principal" (principal-component loadings, as psych::principal: every word's whole variance, no
+            uniqueness; loadings are larger than common-factor loadings, so the threshold bites less).
         rotation: "oblimin" (default, oblique), "promax" (oblique), "varimax" (orthogonal) or None/"none".
         k_rule: "parallel" (Horn's parallel analysis, 95th percentile of column-permuted data), "deflated" (Horn plus
             the deflated test of `parallel_analysis`; stricter) or "kaiser" (eigenvalue > 1).
@@ -862,10 +963,24 @@ def fit_factors(
             noise words just above the threshold, often with mixed signs. Three salient words per factor is the usual
             EFA minimum for a factor to be interpretable (Velicer & Fava 1998; Costello & Osborne 2005). Not applied
             when `n_factors` is given; 1 disables it.
+        n_boot: bootstrap resamples for 95% intervals of the loadings (`loading_ci`); 0 (default) skips them.
+        max_k: largest K in the table of candidates (`k_table`: psych's fit indices, MAP and VSS per K); default
+            max(8, K by parallel analysis + 3, K + 3), at most words - 1; 0 skips the table (it about doubles the
+            time of a fit: worth skipping in resampling loops such as `bootstrap_stability`).
+
+    Besides loadings and assignments the result has what psych::fa reports (module `factor_fit`, psych's formulas):
+    `fit` (chi-square and df, RMSEA with 90% interval, TLI, BIC, RMSR of the chosen model), `k_table` and `k_votes`
+    (the K each rule prefers), `uniquenesses`, `complexity` (Hofmann), `scores` (regression and Bartlett factor
+    scores per row), `omega` (McDonald's omega total, and hierarchical for oblique K >= 2).
 
     K = 0 (no eigenvalue beats chance) is a legitimate answer: no loadings, every word -1, and a note.
     """
     rotation = _check_options(method, rotation, k_rule, corr, threshold, min_words, transform)
+    for name, v, lo in (("n_boot", n_boot, 0), ("max_k", max_k, 0), ("pa_iter", pa_iter, 1)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo):
+            raise UserError(f"{name} must be an integer >= {lo}, got {v!r}")
+    if isinstance(percentile, bool) or not isinstance(percentile, (int, float)) or not 0 < percentile < 100:
+        raise UserError(f"percentile must be a number in (0, 100), got {percentile!r}")
     if n_factors is not None and (isinstance(n_factors, bool) or not isinstance(n_factors, (int, np.integer))
                                   or n_factors < 0):
         raise UserError(f"n_factors must be a non-negative integer, got {n_factors!r}")
@@ -883,6 +998,7 @@ def fit_factors(
             raise UserError(f"tetrachoric correlations need every word used by some but not all respondents: "
                             f"{', '.join(const[:5])}")
         R, n_clip = _tetrachoric(B)
+        Xa = B
         if n_clip:
             notes.append(f"tetrachoric matrix was not positive semi-definite; {n_clip} eigenvalue(s) clipped")
     else:
@@ -892,6 +1008,7 @@ def fit_factors(
         if transform == "log1p":
             X = np.log1p(X)
         R = correlation_matrix(X, "pearson")
+        Xa = X
     if n <= p:
         notes.append(f"{n} respondents for {p} words: the correlation matrix is singular; KMO uses its "
                      "pseudo-inverse, Bartlett's test is undefined, and loadings are noisy")
@@ -955,6 +1072,40 @@ def fit_factors(
         if empty:
             notes.append(f"no word reaches |loading| >= {threshold} on {', '.join(empty)}")
 
+    from . import factor_fit as FF
+
+    keep = [j for j in range(p) if j not in dup]
+    Rk = R[np.ix_(keep, keep)]
+    top = min(n_distinct - 1, n - 1, max_k if max_k is not None else max(8, k_pa + 3, k + 3))
+    k_table = _k_candidates(Rk, n, top, method) if top >= 1 and max_k != 0 else None
+    votes: dict[str, int | None] = {"parallel": k_pa, "kaiser": k_kai}
+    if k_deflated is not None:
+        votes["deflated"] = k_deflated
+    if k_table is not None:
+        votes.update(FF.k_rule_votes(k_table))
+    votes["chosen"] = k
+    fit = FF.model_fit(Rk, L[keep], phi, n) if k else {}
+    complexity = pd.Series(FF.item_complexity(L), index=loadings.index, name="complexity") if k else None
+    scores: dict[str, pd.DataFrame] = {}
+    omega: dict[str, Any] = {}
+    loading_ci = None
+    if k:
+        sd = Xa.std(axis=0, ddof=1)
+        Z = (Xa - Xa.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        for how in ("regression", "bartlett"):
+            W = FF.score_weights(R, L, phi, how)
+            scores[how] = pd.DataFrame(Z @ W, index=pd.Index(data.index, name=data.index.name or "respondent"),
+                                       columns=cols)
+        if k >= 2:
+            omega = FF.omega(R, L, phi)
+        if n_boot:
+            lo_ci, hi_ci, skipped = _bootstrap_loadings(Xa, corr, k, method, rotation if k >= 2 else "none", L,
+                                                        n_boot, seed)
+            loading_ci = {"lower": pd.DataFrame(lo_ci, index=loadings.index, columns=cols),
+                          "upper": pd.DataFrame(hi_ci, index=loadings.index, columns=cols)}
+            if skipped:
+                notes.append(f"loading intervals: {skipped} of {n_boot} resamples skipped (a word constant in them)")
+
     return FactorResult(
         n_factors=k, k_rule=rule, method=method, rotation=rotation if k >= 2 else "none", corr=corr,
         threshold=float(threshold), n_respondents=n, words=words, eigenvalues=eig, pa_threshold=pa_thr,
@@ -964,6 +1115,8 @@ def fit_factors(
         communalities=pd.Series(comm, index=loadings.index, name="communality"), variance=variance,
         kmo_overall=kmo_all, kmo_per_word=pd.Series(kmo_per, index=loadings.index, name="kmo"),
         bartlett_chi2=chi2, bartlett_p=bp, bartlett_df=bdf, seed=int(seed), notes=notes,
+        fit=fit, k_table=k_table, k_votes=votes, complexity=complexity, scores=scores, omega=omega,
+        loading_ci=loading_ci, n_boot=int(n_boot),
     )
 
 
@@ -1018,8 +1171,9 @@ from .rundir import atomic_write_text as _atomic_write  # noqa: E402
 
 
 def write_factor_outputs(result: FactorResult, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write factors.json, loadings.csv (word x factor_k pattern loadings) and scree.html (plotly.js inlined, opens
-    offline) into `out_dir`; returns their paths."""
+    """Write factors.json, loadings.csv (word x factor_k pattern loadings), scree.html (plotly.js inlined, opens
+    offline) and, when K >= 1, scores_regression.csv and scores_bartlett.csv (factor scores per matrix row) into
+    `out_dir`; returns their paths."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"output path exists and is not a directory: {out}")
@@ -1027,6 +1181,9 @@ def write_factor_outputs(result: FactorResult, out_dir: str | os.PathLike) -> di
     paths = {"factors": out / "factors.json", "loadings": out / "loadings.csv", "scree": out / "scree.html"}
     _atomic_write(paths["factors"], json.dumps(result.to_json_dict(), indent=2, allow_nan=False) + "\n")
     _atomic_write(paths["loadings"], result.loadings.to_csv(float_format="%.6f", lineterminator="\n"))
+    for how, scores in result.scores.items():  # one row per respondent (row of the matrix), one column per factor
+        paths[f"scores_{how}"] = out / f"scores_{how}.csv"
+        _atomic_write(paths[f"scores_{how}"], scores.to_csv(float_format="%.6f", lineterminator="\n"))
     html = scree_figure(result).to_html(include_plotlyjs=True, full_html=True)
     _atomic_write(paths["scree"], html)
     return paths
@@ -1056,6 +1213,7 @@ def bootstrap_stability(df: pd.DataFrame, n_boot: int = 50, seed: int = 0, **fit
     data = _validate_counts(df, source="matrix", allow_negative=True)
     fit_seed = fit_opts.pop("seed", seed)
     full = fit_factors(data, seed=fit_seed, **fit_opts)
+    fit_opts = {"max_k": 0, **fit_opts, "n_boot": 0}  # K and groups only: no fit table or loading CIs per resample
     words = list(full.assignment)
     ss = np.random.SeedSequence(seed)
     k_values: list[int] = []
@@ -1121,7 +1279,7 @@ def run_factors_cli(matrix_csv: str | os.PathLike, out_dir: str | os.PathLike, *
     ignored, so a CLI can pass every flag through). Everything is validated and fitted before anything is written,
     so bad input leaves DIR untouched. Returns a short summary (K, assigned counts, output paths, notes)."""
     allowed = {"n_factors", "method", "rotation", "k_rule", "corr", "threshold", "seed", "pa_iter", "percentile",
-               "min_words", "transform"}
+               "min_words", "transform", "n_boot", "max_k"}
     unknown = set(opts) - allowed
     if unknown:
         raise UserError(f"unknown factors option(s): {', '.join(sorted(unknown))}")
@@ -1155,3 +1313,73 @@ def adequacy_table(result: FactorResult) -> pd.DataFrame:
             ("K by Kaiser (eigenvalue > 1)", fmt(result.k_kaiser, "d")),
             (f"K used ({result.k_rule})", fmt(result.n_factors, "d"))]
     return pd.DataFrame(rows, columns=["statistic", "value"]).set_index("statistic")
+
+
+_RULE_NAMES = {"parallel": "Horn's parallel analysis", "deflated": "deflated parallel analysis",
+               "kaiser": "Kaiser's eigenvalue > 1", "map": "Velicer's MAP (lowest)", "vss1": "VSS complexity 1",
+               "vss2": "VSS complexity 2", "bic": "BIC (lowest)", "rmsea_lt_0.05": "RMSEA < 0.05 (smallest such K)",
+               "tli_ge_0.95": "TLI >= 0.95 (smallest such K)", "fixed": "n_factors given"}
+
+
+def k_candidates_table(result: FactorResult) -> pd.DataFrame:
+    """The table of candidate K for reading: fit indices (psych's), MAP and VSS per K, the eigenvalue against the
+    parallel-analysis threshold, and a column naming the rules that prefer each K."""
+    if result.k_table is None:
+        return pd.DataFrame()
+    T = result.k_table.copy()
+    ks = T.index.to_numpy()
+    T.insert(0, "eigenvalue", [result.eigenvalues[k - 1] if 0 < k <= len(result.eigenvalues) else np.nan for k in ks])
+    if result.pa_threshold is not None:
+        T.insert(1, "pa_threshold",
+                 [result.pa_threshold[k - 1] if 0 < k <= len(result.pa_threshold) else np.nan for k in ks])
+    T["rmsea_90ci"] = [("-" if pd.isna(lo) or pd.isna(hi) else f"{lo:.3f}-{hi:.3f}")
+                       for lo, hi in zip(T.pop("rmsea_lower"), T.pop("rmsea_upper"))]
+    T.insert(T.columns.get_loc("rmsea") + 1, "rmsea_90ci", T.pop("rmsea_90ci"))
+    prefer = {int(k): [] for k in ks}
+    for rule, k in result.k_votes.items():
+        if rule != "chosen" and k is not None and int(k) in prefer:
+            prefer[int(k)].append(rule)
+    T["preferred_by"] = [", ".join(prefer[int(k)]) for k in ks]
+    T["chosen"] = ["<- K" if k == result.n_factors else "" for k in ks]
+    return T
+
+
+def explain_k(result: FactorResult) -> str:
+    """In words: which rule chose K, how pruning changed it, and what the other rules and fit indices say."""
+    v = result.k_votes
+    how = _RULE_NAMES.get(result.k_rule, result.k_rule)
+    lines = [f"K = {result.n_factors} was chosen by {how}"
+             + (f" (it gave {result.k_before_pruning}; lowered because factors had fewer than {result.min_words} "
+                f"words loading >= {result.threshold:g})" if result.k_before_pruning != result.n_factors else "")
+             + "."]
+    others = [f"{_RULE_NAMES[r]}: {'none' if k is None else k}" for r, k in v.items()
+              if r not in ("chosen", result.k_rule) and r in _RULE_NAMES]
+    if others:
+        lines.append("The other rules: " + "; ".join(others) + ".")
+    if result.fit:
+        f = result.fit
+
+        def g(x, spec):
+            return "-" if x is None else format(x, spec)
+
+        lines.append(f"Fit at K = {result.n_factors}: chi-square {g(f['chi2'], '.1f')} on {f['df']:g} df, RMSEA "
+                     f"{g(f['rmsea'], '.3f')} (90% CI {g(f['rmsea_lower'], '.3f')}-{g(f['rmsea_upper'], '.3f')}), "
+                     f"TLI {g(f['tli'], '.2f')}, BIC {g(f['bic'], '.0f')}, RMSR {f['rmsr']:.3f}.")
+    if result.k_table is not None:
+        lines.append(f"K candidates shown: 0-{int(result.k_table.index.max())}; row 0 is the model of no factor "
+                     "(independent words).")
+    return " ".join(lines)
+
+
+def word_table(result: FactorResult) -> pd.DataFrame:
+    """Per word: assigned factor, communality, uniqueness, item complexity (Hofmann) and KMO; loading intervals
+    (95%, bootstrap) of the assigned factor when computed."""
+    t = pd.DataFrame({"factor": pd.Series(result.assignment), "communality": result.communalities,
+                      "uniqueness": result.uniquenesses, "kmo": result.kmo_per_word})
+    if result.complexity is not None:
+        t.insert(3, "complexity", result.complexity)
+    if result.loading_ci is not None:
+        lo, hi = result.loading_ci["lower"], result.loading_ci["upper"]
+        t["loading_ci"] = [f"{lo.loc[w, f'factor_{a}']:.2f} to {hi.loc[w, f'factor_{a}']:.2f}" if a >= 0 else ""
+                           for w, a in result.assignment.items()]
+    return t.sort_values(["factor", "communality"], ascending=[True, False])

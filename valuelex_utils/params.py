@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
 
@@ -91,18 +91,28 @@ class LexiconParams(_Strict):
 
 
 class FactorParams(_Strict):
-    k_rule: Literal["parallel", "kaiser"] = "parallel"
+    """Options of step 03: the keyword arguments of `factors.fit_factors`, under the same names (`n_iter` is still
+    read as `pa_iter`, its name before issue 17)."""
+
+    k_rule: Literal["parallel", "deflated", "kaiser"] = "parallel"
     n_factors: int | None = Field(None, ge=1)
-    method: Literal["minres", "ml"] = "minres"
+    method: Literal["minres", "ml", "principal"] = "minres"
     rotation: Literal["oblimin", "promax", "varimax", "none"] = "oblimin"
     corr: Literal["pearson", "tetrachoric"] = "pearson"
+    transform: Literal["log1p", "none"] = "log1p"
     threshold: float = Field(0.30, gt=0, lt=1)
-    n_iter: int = Field(100, ge=5)
+    min_words: int = Field(3, ge=1)
+    pa_iter: int = Field(100, ge=5, validation_alias=AliasChoices("pa_iter", "n_iter"))
+    percentile: float = Field(95, gt=0, lt=100)
+    n_boot: int = Field(0, ge=0, description="bootstrap resamples for 95% intervals of the loadings; 0 = none")
+    max_k: int | None = Field(None, ge=0, description="largest K in the table of fit per candidate K; 0 = no table")
 
     def fit_kwargs(self, seed: int) -> dict[str, Any]:
         """Keyword arguments of `factors.fit_factors` for these options."""
         return {"n_factors": self.n_factors, "method": self.method, "rotation": self.rotation, "k_rule": self.k_rule,
-                "corr": self.corr, "threshold": self.threshold, "seed": seed, "pa_iter": self.n_iter}
+                "corr": self.corr, "transform": self.transform, "threshold": self.threshold,
+                "min_words": self.min_words, "seed": seed, "pa_iter": self.pa_iter, "percentile": self.percentile,
+                "n_boot": self.n_boot, "max_k": self.max_k}
 
 
 class TaxonomyParams(_Strict):
