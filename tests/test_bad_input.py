@@ -24,7 +24,8 @@ from valuelex_utils.runner import claim_run_dir
 VALID = {
     "run_name": "badinput", "seed": 1, "concurrency": 2,
     "respondents": [{"model": "openai/fake", "name": "fake", "training": "aligned",
-                     "api_base": "http://127.0.0.1:9/v1"}],
+                     "api_base": "http://127.0.0.1:9/v1",
+                     "configs": [{"temperature": t} for t in (0.2, 0.6, 1.0)]}],  # 3 respondents: a matrix for 03
     "elicitation": {"prompts": [1, 2], "samples": 1, "max_tokens": 8},
 }
 
@@ -188,7 +189,7 @@ CASES: list = [
     ("report-not-a-run-dir", lambda f: ["report", str(f.other)], "manifest.json"),
     ("report-manifest-not-json", lambda f: ["report", _broken_run(f)], "manifest.json"),
     # -- valuelex extract -----------------------------------------------------------------------------------------
-    ("extract-input-missing", lambda f: ["extract", f.missing("in.jsonl"), "-o", f.out("out.jsonl")], "no such file"),
+    ("extract-input-missing", lambda f: ["extract", f.missing("in.jsonl"), "-o", f.out("out.jsonl")], "not found"),
     ("extract-not-utf8", lambda f: ["extract", f.raw("in.jsonl", b'{"id": 1, "text": "caf\xe9"}\n'), "-o",
                                     f.out("out.jsonl")], "utf-8"),
     ("extract-not-json", lambda f: ["extract", f.text("in.jsonl", '{"id": 1, "text": "ok"}\n{"id": 2, text}\n'), "-o",
@@ -276,7 +277,7 @@ def test_cases_cover_every_verb(protected, tmp_path):
 @pytest.mark.parametrize("argv_of, phrase", [
     (run_args(lambda f: f.text("p.yaml", "run_name: x\nrespondents: [\n")), "yaml syntax"),
     (run_args(lambda f: f.params(_variant(seed=2))), "belongs to other params"),
-    (lambda f: ["extract", f.missing("in.jsonl"), "-o", f.out("out.jsonl")], "no such file"),
+    (lambda f: ["extract", f.missing("in.jsonl"), "-o", f.out("out.jsonl")], "not found"),
 ], ids=["yaml", "other-params", "extract-missing"])
 def test_the_installed_executable_exits_2_with_one_line(argv_of, phrase, protected, tmp_path):
     argv = argv_of(Inputs(tmp_path, protected))
