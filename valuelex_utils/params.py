@@ -362,18 +362,18 @@ class Params(_Strict):
         n_prompts = 15 if prompts == "all" else len(prompts)
         return self.n_respondents() * n_prompts * self.elicitation.samples
 
-    def check_between_steps(self, steps: list[str]) -> None:
+    def check_between_steps(self, steps: list[str], source: str = "params") -> None:
         """Constraints that tie one step's options to what an earlier step can produce, checked before step 01
         spends anything (a study that cannot pass step 03 is refused now, not after an hour of calls)."""
         n_resp, rows = self.n_respondents(), self.matrix_rows()
         if "02" in steps and self.lexicon.min_respondents > n_resp:
-            raise UserError(f"lexicon.min_respondents is {self.lexicon.min_respondents} but the study has {n_resp} "
+            raise UserError(f"{source}: lexicon.min_respondents is {self.lexicon.min_respondents} but the study has {n_resp} "
                             "respondent(s) (model x decoding config): no word could enter the matrix")
         if "03" in steps and rows < 3:
-            raise UserError(f"lexicon.unit: {self.lexicon.unit} gives a matrix of at most {rows} row(s); factor "
+            raise UserError(f"{source}: lexicon.unit: {self.lexicon.unit} gives a matrix of at most {rows} row(s); factor "
                             "analysis (step 03) needs at least 3: add respondents or configs, or use unit: answer")
         if "03" in steps and self.factors.n_factors is not None and self.factors.n_factors >= rows:
-            raise UserError(f"factors.n_factors is {self.factors.n_factors} but the matrix has at most {rows} rows "
+            raise UserError(f"{source}: factors.n_factors is {self.factors.n_factors} but the matrix has at most {rows} rows "
                             f"(lexicon.unit: {self.lexicon.unit}); use at most {rows - 1}")
 
     def fingerprint(self) -> str:

@@ -225,7 +225,7 @@ def run(params_path: str, steps: str = "01-07", run_dir: str | None = None, dry_
     params = load_params(params_file)
     selected = parse_steps(steps)
     preflight(params, check_keys=not dry_run)  # a dry run needs no keys
-    params.check_between_steps(selected)
+    params.check_between_steps(selected, str(params_file))
     if dry_run:
         from .dryrun import print_dry_run
 
