@@ -28,7 +28,8 @@ class _Parser(argparse.ArgumentParser):
 def _check_number(value: float | None, flag: str, lo: float, hi: float) -> None:
     """A number option within its bounds and finite (argparse's float() takes 'inf' and 'nan')."""
     if value is not None and not (lo <= value <= hi):  # NaN fails both comparisons
-        raise UserError(f"{flag}: expected a number from {lo:g} to {hi:g}, got {value}")
+        shown = [str(x) if isinstance(x, int) else f"{x:g}" for x in (lo, hi)]
+        raise UserError(f"{flag}: expected a number from {shown[0]} to {shown[1]}, got {value}")
 
 
 def _check_outputs(args: argparse.Namespace, output_is_folder: bool = False) -> None:

@@ -535,10 +535,12 @@ def check_product(path: Path) -> None:
         except UserError as err:
             raise _damaged(path, str(err).split(": ", 1)[-1], step) from None
     elif suffix in (".yaml", ".yml"):
+        raw = read_input_bytes(path, "run dir product", LIMITS["json_product_bytes"])
         try:
-            raw = read_input_bytes(path, "run dir product", LIMITS["json_product_bytes"])
             parse_yaml(raw.decode("utf-8"), str(path))
-        except (UserError, UnicodeDecodeError) as err:
+        except UnicodeDecodeError:
+            raise _damaged(path, "not UTF-8 text", step) from None
+        except UserError as err:
             raise _damaged(path, str(err).split(": ", 1)[-1][:120], step) from None
 
 
