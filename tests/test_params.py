@@ -108,7 +108,6 @@ def test_the_old_single_system_key_still_loads_as_a_list(tmp_path):
     (GOOD + "factors: {n_factors: 1000000}\n", ["factors.n_factors", "100"]),
     (GOOD + "elicitation: {prompts: [1, 2, 1]}\n", ["elicitation.prompts", "twice"]),
     (GOOD + "elicitation: {prompts: true}\n", ["elicitation.prompts", "'all'"]),
-    (GOOD + "elicitation: {prompts: [0]}\n", ["elicitation.prompts", "1-15"]),
     (GOOD + "projective: {stems: [3, 3]}\n", ["projective.stems", "twice"]),
     (GOOD + "elicitation: {samples: 1000000}\n", ["elicitation.samples"]),
     (GOOD + "elicitation: {base_frame: 'Q: {oops} A:'}\n", ["elicitation.base_frame", "{oops}", "{prompt}"]),

@@ -66,15 +66,12 @@ def _env_name(v: str | None) -> str | None:
     return v if v is None else _checked(inputs.check_env_name, v, "api_key_env")
 
 
-def _ids(v: Any, what: str, n_max: int) -> Any:
-    """'all' or a list of distinct ids >= 1 (that each exists is checked in preflight against the shipped list)."""
+def _ids(v: Any, what: str) -> Any:
+    """'all' or a list of distinct integer ids (that each exists is checked in preflight against the shipped list)."""
     if v == "all" and isinstance(v, str):
         return v
     if not isinstance(v, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in v):
         raise ValueError(f"expected 'all' or a list of {what} ids (integers), got {v!r}"[:200])
-    bad = [i for i in v if not 1 <= i <= n_max]
-    if bad:
-        raise ValueError(f"{what} id {bad[0]} does not exist (ids are 1-{n_max})")
     dup = sorted({i for i in v if v.count(i) > 1})
     if dup:
         raise ValueError(f"{what} id(s) listed twice: {', '.join(map(str, dup))}")
@@ -152,7 +149,7 @@ class ElicitationParams(_Strict):
         "in valuelex_utils/data/elicitation_frames.yaml, or a template in which {prompt} is the elicitation prompt",
     )
 
-    _prompts = field_validator("prompts", mode="before")(classmethod(lambda cls, v: _ids(v, "prompt", 15)))
+    _prompts = field_validator("prompts", mode="before")(classmethod(lambda cls, v: _ids(v, "prompt")))
 
     @field_validator("base_frame")
     @classmethod
@@ -220,7 +217,7 @@ class ProjectiveParams(_Strict):
     max_tokens: int = Field(40, ge=1, le=MAX_TOKENS)
     chat_frame: str = "Complete the sentence: {stem}"
 
-    _stems = field_validator("stems", mode="before")(classmethod(lambda cls, v: _ids(v, "stem", 50)))
+    _stems = field_validator("stems", mode="before")(classmethod(lambda cls, v: _ids(v, "stem")))
     _frame = field_validator("chat_frame")(classmethod(
         lambda cls, v: _checked(inputs.check_template, v, ["stem"], "")))
 
@@ -358,8 +355,9 @@ class Params(_Strict):
         """The most rows step 02's matrix can have: one per respondent, or one per answer (`lexicon.unit`)."""
         if self.lexicon.unit == "respondent":
             return self.n_respondents()
-        prompts = self.elicitation.prompts
-        n_prompts = 15 if prompts == "all" else len(prompts)
+        from .elicitation import elicitation_prompts
+
+        n_prompts = len(elicitation_prompts(self.elicitation.prompts))
         return self.n_respondents() * n_prompts * self.elicitation.samples
 
     def check_between_steps(self, steps: list[str], source: str = "params") -> None:
