@@ -131,8 +131,9 @@ def output_file(path: str | os.PathLike[str], what: str = "output") -> Path:
 
 # -- run dirs ------------------------------------------------------------------------------------------------------
 
-#: A run dir is a folder holding the params copy and at least one of these (what `valuelex run` writes).
-RUN_DIR_MARKS = ("manifest.json", "responses.jsonl", "calls.jsonl", "notebooks")
+#: A run dir is a folder holding the params copy and at least one of these (what `valuelex run` writes); a folder
+#: with only params.yaml and notebooks/ may well be a user's project, so those two alone do not make a run dir.
+RUN_DIR_MARKS = ("manifest.json", "responses.jsonl", "calls.jsonl")
 
 
 def enclosing_run_dir(path: str | os.PathLike[str]) -> Path | None:
