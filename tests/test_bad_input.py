@@ -24,7 +24,8 @@ from valuelex_utils.runner import claim_run_dir
 VALID = {
     "run_name": "badinput", "seed": 1, "concurrency": 2,
     "respondents": [{"model": "openai/fake", "name": "fake", "training": "aligned",
-                     "api_base": "http://127.0.0.1:9/v1"}],
+                     "api_base": "http://127.0.0.1:9/v1",
+                     "configs": [{"temperature": t} for t in (0.2, 0.6, 1.0)]}],  # 3 respondents: a matrix for 03
     "elicitation": {"prompts": [1, 2], "samples": 1, "max_tokens": 8},
 }
 
@@ -188,7 +189,7 @@ CASES: list = [
     ("report-not-a-run-dir", lambda f: ["report", str(f.other)], "manifest.json"),
     ("report-manifest-not-json", lambda f: ["report", _broken_run(f)], "manifest.json"),
     # -- valuelex extract -----------------------------------------------------------------------------------------
-    ("extract-input-missing", lambda f: ["extract", f.missing("in.jsonl"), "-o", f.out("out.jsonl")], "no such file"),
+    ("extract-input-missing", lambda f: ["extract", f.missing("in.jsonl"), "-o", f.out("out.jsonl")], "not found"),
     ("extract-not-utf8", lambda f: ["extract", f.raw("in.jsonl", b'{"id": 1, "text": "caf\xe9"}\n'), "-o",
                                     f.out("out.jsonl")], "utf-8"),
     ("extract-not-json", lambda f: ["extract", f.text("in.jsonl", '{"id": 1, "text": "ok"}\n{"id": 2, text}\n'), "-o",
@@ -234,6 +235,124 @@ CASES: list = [
 ]
 
 
+# -- issue 20: an outside attack's inputs (each rebuilt here from its description, not copied) ----------------------
+
+def _damaged_run(f: Inputs, damage: str) -> str:
+    """A small run dir with a valid manifest, notebook and products, then one of them damaged."""
+    import pandas as pd
+
+    run = f.root / f"run_{damage}"
+    (run / "notebooks").mkdir(parents=True)
+    (run / "params.yaml").write_text(yaml.safe_dump(VALID), encoding="utf-8")
+    manifest = {"run_name": "x", "params": VALID, "steps": {"01": {"notebook": "notebooks/01_elicit.ipynb",
+                                                                   "status": "ok", "seconds": 1.0}}, "calls": {}}
+    nb = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (run / "notebooks" / "01_elicit.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    pd.DataFrame({"id": ["a", "b"], "score": [1.0, 2.0]}).to_parquet(run / "scores.parquet")
+    if damage == "manifest-shape":
+        manifest["steps"] = ["01", "02"]
+    (run / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    if damage == "notebook":
+        (run / "notebooks" / "01_elicit.ipynb").write_text(json.dumps(nb)[:20], encoding="utf-8")
+    if damage == "parquet":
+        data = (run / "scores.parquet").read_bytes()
+        (run / "scores.parquet").write_bytes(data[: len(data) // 2])
+    return str(run)
+
+
+def _loop(f: Inputs) -> str:
+    a, b = f.root / "loop_a.yaml", f.root / "loop_b.yaml"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    return str(a)
+
+
+def _yaml_with(text: str) -> Callable[[Inputs], str]:
+    """VALID with `text` (top-level YAML) prepended: a second key of the same name is then a duplicate."""
+    return lambda f: f.text("p.yaml", text + yaml.safe_dump(VALID, sort_keys=False))
+
+
+JSONL_OK = '{"id": 1, "text": "honesty"}\n'
+
+CASES += [
+    ("i20-score-ragged-csv", lambda f: ["score", f.text("c.csv", SCORE_CSV + "2,I value,truth,extra,more\n"),
+                                        "--system", "valuelex", "-o", f.out("s.csv")], "line 3 has 5 fields"),
+    ("i20-score-semicolons", lambda f: ["score", f.text("c.csv", "id;stem;completion\n1;a;b\n"), "--system",
+                                        "valuelex", "-o", f.out("s.csv")], "expected commas"),
+    ("i20-score-system-missing", lambda f: ["score", f.text("c.csv", SCORE_CSV), "--system", f.missing("sys.yaml"),
+                                            "-o", f.out("s.csv")], "not found"),
+    ("i20-score-output-under-a-file", lambda f: ["score", f.text("c.csv", SCORE_CSV), "--system", "valuelex", "-o",
+                                                 str(f.other / "notes.txt" / "s.csv")], "not a directory"),
+    ("i20-score-into-run-dir", lambda f: ["score", f.text("c.csv", SCORE_CSV), "--system", "valuelex", "-o",
+                                          str(f.run / "my.csv")], "--force"),
+    ("i20-extract-deep-json", lambda f: ["extract", f.text("in.jsonl", '{"id": 1, "text": ' + "[" * 50000 + "]" * 50000
+                                                           + "}\n"), "-o", f.out("out.jsonl")], "nested deeper"),
+    ("i20-extract-5001-digit-id", lambda f: ["extract", f.text("in.jsonl", '{"id": ' + "7" * 5001 + ', "text": "x"}\n'),
+                                             "-o", f.out("out.jsonl")], "5001 digits"),
+    ("i20-extract-long-line", lambda f: ["extract", f.text("in.jsonl", '{"id": 1, "text": "' + "a" * (2 << 20) + '"}\n'),
+                                         "-o", f.out("out.jsonl")], "line longer than the limit"),
+    ("i20-extract-duplicate-id", lambda f: ["extract", f.text("in.jsonl", JSONL_OK * 2), "-o", f.out("out.jsonl")],
+     "already used at line 1"),
+    ("i20-extract-into-run-dir", lambda f: ["extract", f.text("in.jsonl", JSONL_OK), "-o", str(f.run / "x.jsonl")],
+     "--force"),
+    ("i20-extract-cache-in-run-dir", lambda f: ["extract", f.text("in.jsonl", JSONL_OK), "-o", f.out("out.jsonl"),
+                                                "--judge", "openai/x", "--cache", str(f.run / "c")], "--force"),
+    ("i20-extract-judge-api-base-not-url", lambda f: ["extract", f.text("in.jsonl", JSONL_OK), "-o", f.out("out.jsonl"),
+                                                      "--judge", "openai/x", "--api-base", "localhost:8080"], "url"),
+    ("i20-factors-into-run-dir", lambda f: ["factors", str(f.run / "matrix.csv"), "-o", str(f.run)], "--force"),
+    ("i20-factors-nan-threshold", lambda f: ["factors", str(f.run / "matrix.csv"), "-o", f.out("fa"), "--threshold",
+                                             "nan"], "--threshold"),
+    ("i20-factors-ragged", lambda f: ["factors", f.text("m.csv", "respondent,a,b,c\nr1,1,0,2,9\n"), "-o", f.out("fa")],
+     "fields"),
+    ("i20-models-inf-timeout", lambda f: ["models", "--timeout", "inf"], "--timeout"),
+    ("i20-base-frame-unknown-placeholder", run_args(lambda f: f.params(_variant(elicitation__base_frame="{oops}"))),
+     "{oops}"),
+    ("i20-base-frame-positional", run_args(lambda f: f.params(_variant(elicitation__base_frame="Q: {} {prompt}"))),
+     "{}"),
+    ("i20-chat-frame-unclosed", run_args(lambda f: f.params(_variant(projective={"chat_frame": "Say {stem"}))),
+     "projective.chat_frame"),
+    ("i20-params-symlink-loop", run_args(_loop), "symbolic link loop"),
+    ("i20-params-yaml-is-a-folder", lambda f: ["run", "--params", str(f.valid), "--run-dir",
+                                               str((f.root / "rd" / "params.yaml").mkdir(parents=True) or f.root / "rd")],
+     "params.yaml"),
+    ("i20-run-dir-under-a-file", lambda f: ["run", "--params", str(f.valid), "--run-dir",
+                                            str(f.other / "notes.txt" / "run")], "not a directory"),
+    ("i20-nul-in-run-name", run_args(lambda f: f.params(_variant(run_name="a\x00b"))), "run_name"),
+    ("i20-run-name-a-path", run_args(lambda f: f.params(_variant(run_name="../../elsewhere"))), "run_name"),
+    ("i20-params-50mb", run_args(lambda f: f.text("p.yaml", "# " + "x" * (50 << 20) + "\n")), "limit is 1.0 mb"),
+    ("i20-k-min-above-k-max", run_args(lambda f: f.params(_variant(taxonomy={"k_min": 5, "k_max": 3}))), "k_min"),
+    ("i20-n-factors-absurd", run_args(lambda f: f.params(_variant(factors={"n_factors": 1_000_000}))),
+     "factors.n_factors"),
+    ("i20-n-factors-above-matrix", run_args(lambda f: f.params(_variant(factors={"n_factors": 3}))),
+     "at most 3 rows"),
+    ("i20-matrix-too-small", run_args(lambda f: f.params(_variant(respondents=[_respondent(configs=[{}])],
+                                                                  lexicon={"min_respondents": 1}))),
+     "at least 3"),
+    ("i20-seed-true", run_args(lambda f: f.params(_variant(seed=True))), "'seed'"),
+    ("i20-seed-10e30", run_args(lambda f: f.params(_variant(seed=10**30))), "'seed'"),
+    ("i20-timeout-inf", run_args(lambda f: f.text("p.yaml", "timeout: .inf\n" + yaml.safe_dump(VALID))), "finite"),
+    ("i20-duplicate-yaml-key", run_args(_yaml_with("seed: 5\n")), "duplicate key 'seed'"),
+    ("i20-duplicate-prompt-ids", run_args(lambda f: f.params(_variant(elicitation__prompts=[1, 2, 1]))),
+     "listed twice"),
+    ("i20-prompts-true", run_args(lambda f: f.params(_variant(elicitation__prompts=True))), "elicitation.prompts"),
+    ("i20-api-base-empty", run_args(lambda f: f.params(_variant(respondents=[_respondent(api_base="")]))), "api_base"),
+    ("i20-api-base-not-url", run_args(lambda f: f.params(_variant(respondents=[_respondent(api_base="my-server")]))),
+     "url"),
+    ("i20-model-provider-only", run_args(lambda f: f.params(_variant(respondents=[_respondent(model="openai/")]))),
+     "provider/name"),
+    ("i20-model-with-space", run_args(lambda f: f.params(_variant(respondents=[_respondent(model="openai/gpt 4o")]))),
+     "without spaces"),
+    ("i20-duplicate-decoding-configs",
+     run_args(lambda f: f.params(_variant(respondents=[_respondent(configs=[{"temperature": 0.5}] * 3)]))),
+     "listed twice"),
+    ("i20-steps-repeated", run_args(lambda f: str(f.valid), "--steps", "1,1,1"), "named twice"),
+    ("i20-steps-arabic-indic", run_args(lambda f: str(f.valid), "--steps", "\u0660\u0661"), "--steps"),
+    ("i20-report-notebook-corrupt", lambda f: ["report", _damaged_run(f, "notebook")], "01_elicit.ipynb: damaged"),
+    ("i20-report-manifest-shape", lambda f: ["report", _damaged_run(f, "manifest-shape")], "manifest.json: damaged"),
+    ("i20-report-parquet-truncated", lambda f: ["report", _damaged_run(f, "parquet")], "scores.parquet: damaged"),
+]
+
+
 def _verb_ready(argv: list[str]) -> bool:
     """`score` is still being written by others: its cases run once `scoring.score_file` exists."""
     if argv and argv[0] == "score":
@@ -265,18 +384,20 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(case_id, argv_of, phra
     assert len(lines[0]) < 600, "one clear line, not a dump"
     assert _snapshot(protected["run"], protected["other"]) == before, "bad input changed an existing run dir"
     assert not any((tmp_path / name).exists() for name in ("out.jsonl", "fa", "s.csv")), "bad input wrote output"
+    for damaged in tmp_path.glob("run_*"):
+        assert not (damaged / "report").exists(), "report wrote pages for a damaged run"
 
 
 def test_cases_cover_every_verb(protected, tmp_path):
     verbs = {argv[0] for argv in (_plain(c)[1](Inputs(tmp_path, protected)) for c in CASES) if argv}
-    assert len(CASES) >= 30
+    assert len(CASES) >= 100
     assert {"run", "models", "report", "extract", "factors", "score"} <= verbs
 
 
 @pytest.mark.parametrize("argv_of, phrase", [
     (run_args(lambda f: f.text("p.yaml", "run_name: x\nrespondents: [\n")), "yaml syntax"),
     (run_args(lambda f: f.params(_variant(seed=2))), "belongs to other params"),
-    (lambda f: ["extract", f.missing("in.jsonl"), "-o", f.out("out.jsonl")], "no such file"),
+    (lambda f: ["extract", f.missing("in.jsonl"), "-o", f.out("out.jsonl")], "not found"),
 ], ids=["yaml", "other-params", "extract-missing"])
 def test_the_installed_executable_exits_2_with_one_line(argv_of, phrase, protected, tmp_path):
     argv = argv_of(Inputs(tmp_path, protected))
@@ -288,3 +409,30 @@ def test_the_installed_executable_exits_2_with_one_line(argv_of, phrase, protect
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and phrase in lines[0].lower() and proc.stdout == ""
     assert _snapshot(protected["run"], protected["other"]) == before
+
+
+def test_a_bom_and_one_row_are_valid_input(tmp_path):
+    """Issue 20: a UTF-8 BOM is accepted (not an error), and a 1-row CSV scores (its sd is undefined: None)."""
+    import pandas as pd
+
+    from valuelex_utils.inputs import check_completions_csv
+    from valuelex_utils.reliability import score_distribution
+
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + SCORE_CSV.encode())
+    assert check_completions_csv(bom) == 1
+    one = pd.DataFrame({"care": pd.array([4.0], dtype="Float64")})  # the nullable dtype gave pd.NA, then TypeError
+    assert score_distribution(one, ["care"])["care"] == {"mean": 4.0, "sd": None, "mean_normalised": 0.6667,
+                                                         "missing": 0}
+
+
+def test_force_lets_a_verb_write_into_a_run_dir(protected, tmp_path):
+    """--force is the way past the run-dir refusal (checked at the boundary: no scoring model is loaded here)."""
+    from valuelex_utils.errors import UserError
+    from valuelex_utils.inputs import enclosing_run_dir, refuse_run_dir_output
+
+    assert enclosing_run_dir(protected["run"] / "sub" / "x.csv") == protected["run"].resolve()
+    assert enclosing_run_dir(protected["other"] / "x.csv") is None
+    with pytest.raises(UserError, match="--force"):
+        refuse_run_dir_output(protected["run"] / "my.csv")
+    refuse_run_dir_output(protected["run"] / "my.csv", force=True)

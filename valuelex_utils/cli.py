@@ -1,7 +1,9 @@
 """`valuelex`: the command line (DESIGN.md, "CLI"). Heavy libraries are imported inside each verb, so that
 `valuelex --help` answers at once.
 
-Bad input is one line on stderr and exit code 2; nothing already in a run dir is overwritten or lost.
+Bad input is one line on stderr and exit code 2; nothing already in a run dir is overwritten or lost. Every verb's
+files, paths, ids and numbers go through `inputs.py` (the one input boundary) before any call or write, and no verb
+but `run` writes into a run dir unless told `--force`.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import os
 import sys
 from typing import Sequence
 
+from . import inputs
 from .errors import UserError
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -22,14 +25,42 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}")
 
 
+def _check_number(value: float | None, flag: str, lo: float, hi: float) -> None:
+    """A number option within its bounds and finite (argparse's float() takes 'inf' and 'nan')."""
+    if value is not None and not (lo <= value <= hi):  # NaN fails both comparisons
+        shown = [str(x) if isinstance(x, int) else f"{x:g}" for x in (lo, hi)]
+        raise UserError(f"{flag}: expected a number from {shown[0]} to {shown[1]}, got {value}")
+
+
+def _check_outputs(args: argparse.Namespace, output_is_folder: bool = False) -> None:
+    """-o (a file, or a folder for `factors`) and --cache: usable paths, and outside any run dir unless --force."""
+    force = getattr(args, "force", False)
+    if output_is_folder:
+        inputs.writable_folder(args.output, "-o")
+    else:
+        inputs.output_file(args.output, "-o")
+    inputs.refuse_run_dir_output(args.output, "-o", force)
+    if getattr(args, "cache", None):
+        inputs.writable_folder(args.cache, "--cache")
+        inputs.refuse_run_dir_output(args.cache, "--cache", force)
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from .models import list_models
+
+    _check_number(args.timeout, "--timeout", 0.1, 3600)
+    if args.params:
+        inputs.input_file(args.params, "params file")
 
     return list_models(args.params, timeout=args.timeout)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .runner import run
+
+    inputs.input_file(args.params, "params file")  # before run() resolves the path (a symlink loop, a NUL byte)
+    if args.run_dir is not None:
+        inputs.run_dir_target(args.run_dir)
 
     return run(params_path=args.params, steps=args.steps, run_dir=args.run_dir, dry_run=args.dry_run,
                report=not args.no_report)
@@ -41,6 +72,11 @@ def _judge_endpoint(args: argparse.Namespace, judge: str | None) -> dict | None:
         if args.api_base or args.api_key_env or args.cache:
             raise UserError("--cache, --api-base and --api-key-env need a judge (--judge MODEL)")
         return None
+    inputs.check_model_id(judge, "--judge")
+    if args.api_base is not None:
+        inputs.check_url(args.api_base, "--api-base")
+    if args.api_key_env is not None:
+        inputs.check_env_name(args.api_key_env, "--api-key-env")
     from .llm import check_model_id  # registers the embedded models with LiteLLM
     from .roles import cli_deployment
 
@@ -51,6 +87,8 @@ def _judge_endpoint(args: argparse.Namespace, judge: str | None) -> dict | None:
 def _cmd_extract(args: argparse.Namespace) -> int:
     from .extraction import extract_file
 
+    inputs.check_answers_jsonl(args.input)
+    _check_outputs(args)
     deployment = _judge_endpoint(args, args.judge)
     n = extract_file(args.input, args.output, model=args.judge, cache=args.cache, deployment=deployment)
     print(f"wrote {n} lines to {args.output}", file=sys.stderr)
@@ -63,7 +101,13 @@ FACTOR_OPTIONS = ("n_factors", "k_rule", "rotation", "method", "corr", "transfor
 
 def _cmd_factors(args: argparse.Namespace) -> int:
     from .factors import run_factors_cli
+    from .params import MAX_FACTORS, MAX_SEED
 
+    _check_number(args.n_factors, "--n-factors", 1, MAX_FACTORS)
+    _check_number(args.threshold, "--threshold", 0.01, 0.99)
+    _check_number(args.seed, "--seed", 0, MAX_SEED)
+    inputs.read_csv_rows(args.matrix, "matrix file")
+    _check_outputs(args, output_is_folder=True)
     opts = {k: v for k, v in vars(args).items() if k in FACTOR_OPTIONS and v is not None}
     summary = run_factors_cli(args.matrix, args.output, **opts)
     names = ", ".join(os.path.basename(p) for p in summary["paths"].values())
@@ -77,6 +121,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     if args.judge and args.scorer != "llm":
         raise UserError("--judge only applies to --scorer llm")
+    inputs.check_completions_csv(args.input)
+    inputs.check_path_text(args.system, "--system")
+    _check_outputs(args)
     deployment = _judge_endpoint(args, (args.judge or DEFAULT_JUDGE) if args.scorer == "llm" else None)
     score_file(args.input, system=args.system, scorer=args.scorer, judge=args.judge, out_csv=args.output,
                cache=args.cache, deployment=deployment)
@@ -87,6 +134,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import build_report
 
+    inputs.check_run_products(args.run_dir)
     index = build_report(args.run_dir)
     print(index)
     return 0
@@ -100,6 +148,12 @@ def _judge_options(p: argparse.ArgumentParser) -> None:
                    help="where the judge is served (e.g. http://localhost:8080/v1 for openai/<alias> on llama.cpp)")
     p.add_argument("--api-key-env", default=None, metavar="NAME",
                    help="name of the environment variable holding the judge's key, if its server needs one")
+    _force_option(p)
+
+
+def _force_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="write -o even inside a run dir (whose products it may overwrite)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=None)
     f.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples for 95%% loading intervals (default 0)")
     f.add_argument("--max-k", type=int, default=None, help="largest K in the table of fit per candidate K (0: none)")
+    _force_option(f)
     f.set_defaults(func=_cmd_factors)
 
     s = sub.add_parser("score", help="score completions on a value system (0-6 per dimension and subdimension)")

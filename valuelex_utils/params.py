@@ -1,18 +1,22 @@
 """Run parameters: one YAML file describes a whole study (respondents, sampling, every step's options).
 
 Validated on load so that a typo costs a second, not an afternoon of API calls: an unknown or mistyped key, a wrong
-type or an empty respondent list is one clear line naming the field (`UserError`, exit code 2).
+type or an empty respondent list is one clear line naming the field (`UserError`, exit code 2). Types are strict (a
+seed of `true` or a count of 2.5 is refused, not coerced), numbers finite and bounded (the bounds say what a study can
+use, far above any real one), model ids, URLs and format strings are checked here, and duplicate YAML keys are
+refused (see `inputs.py`, the one input boundary).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import inputs
 from .errors import UserError
 
 Training = Literal["pretrained", "instruction-tuned", "aligned"]
@@ -20,7 +24,58 @@ DEFAULT_JUDGE = "openai/gpt-4o-mini"  # the LLM judge when `scoring.scorer: llm`
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid", frozen=False, strict=True, allow_inf_nan=False)
+
+
+#: Upper bounds, as data: beyond these a value is a typo (10**30 samples), not a study.
+MAX_TOKENS = 32768
+MAX_SAMPLES = 1000
+MAX_FACTORS = 100
+MAX_SUBCLUSTERS = 20
+MAX_SEED = 2**32 - 1  # numpy's RandomState (scikit-learn, UMAP) takes seeds below 2**32
+#: Fields that change how a run goes, not what it computes: a run dir may be resumed with other values of these.
+OPERATIONAL_FIELDS = ("concurrency", "timeout", "retries", "processes")
+
+
+def _checked(fn: Any, *args: Any) -> Any:
+    """Call an `inputs` check inside a pydantic validator (which reports ValueError with the field's location)."""
+    try:
+        return fn(*args)
+    except UserError as err:
+        raise ValueError(str(err)) from None
+
+
+def _model_id(v: str | None) -> str | None:
+    return v if v is None else _checked(inputs.check_model_id, v, "model id")
+
+
+def _api_bases(v: str | list[str] | None) -> str | list[str] | None:
+    if v is None:
+        return v
+    urls = [v] if isinstance(v, str) else v
+    if not urls:
+        raise ValueError("an empty list; give one URL or several, or leave api_base out")
+    for url in urls:
+        _checked(inputs.check_url, url, "api_base")
+    if len(set(urls)) != len(urls):
+        raise ValueError("a URL is listed twice")
+    return v
+
+
+def _env_name(v: str | None) -> str | None:
+    return v if v is None else _checked(inputs.check_env_name, v, "api_key_env")
+
+
+def _ids(v: Any, what: str) -> Any:
+    """'all' or a list of distinct integer ids (that each exists is checked in preflight against the shipped list)."""
+    if v == "all" and isinstance(v, str):
+        return v
+    if not isinstance(v, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in v):
+        raise ValueError(f"expected 'all' or a list of {what} ids (integers), got {v!r}"[:200])
+    dup = sorted({i for i in v if v.count(i) > 1})
+    if dup:
+        raise ValueError(f"{what} id(s) listed twice: {', '.join(map(str, dup))}")
+    return v
 
 
 class DecodingConfig(_Strict):
@@ -43,13 +98,30 @@ class Respondent(_Strict):
     training: Training
     api_base: str | list[str] | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
-    configs: list[DecodingConfig] = Field(default_factory=lambda: [DecodingConfig()], min_length=1)
+    configs: list[DecodingConfig] = Field(default_factory=lambda: [DecodingConfig()], min_length=1, max_length=100)
 
     @field_validator("model")
     @classmethod
     def _model_has_provider(cls, v: str) -> str:
-        if "/" not in v:
-            raise ValueError(f"model id {v!r} needs a provider prefix such as local/, openai/, ollama/")
+        return _checked(inputs.check_model_id, v, "model id")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or len(v) > 100 or any(ord(c) < 32 for c in v)):
+            raise ValueError("a respondent name is 1-100 printable characters")
+        return v
+
+    _api_base = field_validator("api_base")(classmethod(lambda cls, v: _api_bases(v)))
+    _api_key_env = field_validator("api_key_env")(classmethod(lambda cls, v: _env_name(v)))
+
+    @field_validator("configs")
+    @classmethod
+    def _distinct_configs(cls, v: list[DecodingConfig]) -> list[DecodingConfig]:
+        labels = [c.label() for c in v]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ValueError(f"decoding config(s) listed twice: {', '.join(dup)} (each would be the same respondent)")
         return v
 
     @property
@@ -69,17 +141,26 @@ class Respondent(_Strict):
 
 class ElicitationParams(_Strict):
     prompts: Literal["all"] | list[int] = "all"
-    samples: int = Field(3, ge=1)
-    max_tokens: int = Field(96, ge=1)
+    samples: int = Field(3, ge=1, le=MAX_SAMPLES)
+    max_tokens: int = Field(96, ge=1, le=MAX_TOKENS)
     base_frame: str = Field(
         "auto",
         description="completion frame for pretrained respondents: 'auto' = the per-prompt first-person frames shipped "
         "in valuelex_utils/data/elicitation_frames.yaml, or a template in which {prompt} is the elicitation prompt",
     )
 
+    _prompts = field_validator("prompts", mode="before")(classmethod(lambda cls, v: _ids(v, "prompt")))
+
+    @field_validator("base_frame")
+    @classmethod
+    def _frame(cls, v: str) -> str:
+        return v if v == "auto" else _checked(inputs.check_template, v, ["prompt"], "")
+
 
 class ExtractionParams(_Strict):
     llm_judge: str | None = Field(None, description="LiteLLM id that keeps only words naming a value; null = rules only")
+
+    _judge = field_validator("llm_judge")(classmethod(lambda cls, v: _model_id(v)))
 
 
 class LexiconParams(_Strict):
@@ -95,17 +176,17 @@ class FactorParams(_Strict):
     read as `pa_iter`, its name before issue 17)."""
 
     k_rule: Literal["parallel", "deflated", "kaiser"] = "parallel"
-    n_factors: int | None = Field(None, ge=1)
+    n_factors: int | None = Field(None, ge=1, le=MAX_FACTORS)
     method: Literal["minres", "ml", "principal"] = "minres"
     rotation: Literal["oblimin", "promax", "varimax", "none"] = "oblimin"
     corr: Literal["pearson", "tetrachoric"] = "pearson"
     transform: Literal["log1p", "none"] = "log1p"
     threshold: float = Field(0.30, gt=0, lt=1)
     min_words: int = Field(3, ge=1)
-    pa_iter: int = Field(100, ge=5, validation_alias=AliasChoices("pa_iter", "n_iter"))
+    pa_iter: int = Field(100, ge=5, le=100_000, validation_alias=AliasChoices("pa_iter", "n_iter"))
     percentile: float = Field(95, gt=0, lt=100)
-    n_boot: int = Field(0, ge=0, description="bootstrap resamples for 95% intervals of the loadings; 0 = none")
-    max_k: int | None = Field(None, ge=0, description="largest K in the table of fit per candidate K; 0 = no table")
+    n_boot: int = Field(0, ge=0, le=100_000, description="bootstrap resamples for 95% intervals of the loadings; 0 = none")
+    max_k: int | None = Field(None, ge=0, le=MAX_FACTORS, description="largest K in the table of fit per candidate K; 0 = no table")
 
     def fit_kwargs(self, seed: int) -> dict[str, Any]:
         """Keyword arguments of `factors.fit_factors` for these options."""
@@ -117,16 +198,28 @@ class FactorParams(_Strict):
 
 class TaxonomyParams(_Strict):
     namer: str | None = Field(None, description="LiteLLM id that names clusters; null = medoid-word fallback")
-    k_min: int = Field(2, ge=2)
-    k_max: int = Field(4, ge=2)
-    bootstrap: int = Field(20, ge=0)
+    k_min: int = Field(2, ge=2, le=MAX_SUBCLUSTERS)
+    k_max: int = Field(4, ge=2, le=MAX_SUBCLUSTERS)
+    bootstrap: int = Field(20, ge=0, le=100_000)
+
+    _namer = field_validator("namer")(classmethod(lambda cls, v: _model_id(v)))
+
+    @model_validator(mode="after")
+    def _k_range(self) -> "TaxonomyParams":
+        if self.k_min > self.k_max:
+            raise ValueError(f"k_min ({self.k_min}) is larger than k_max ({self.k_max})")
+        return self
 
 
 class ProjectiveParams(_Strict):
     stems: Literal["all"] | list[int] = "all"
-    samples: int = Field(2, ge=1)
-    max_tokens: int = Field(40, ge=1)
+    samples: int = Field(2, ge=1, le=MAX_SAMPLES)
+    max_tokens: int = Field(40, ge=1, le=MAX_TOKENS)
     chat_frame: str = "Complete the sentence: {stem}"
+
+    _stems = field_validator("stems", mode="before")(classmethod(lambda cls, v: _ids(v, "stem")))
+    _frame = field_validator("chat_frame")(classmethod(
+        lambda cls, v: _checked(inputs.check_template, v, ["stem"], "")))
 
 
 #: `scoring.systems` entries besides paths: the run's own taxonomy from step 04, and the shipped systems.
@@ -143,10 +236,14 @@ class ScoringParams(_Strict):
     scorer: Literal["embedding", "llm"] = "embedding"
     judge: str | None = None
     systems: list[str] = Field(default_factory=lambda: [RUN_SYSTEM, "valuelex"], min_length=1)
-    n_bootstrap: int = Field(1000, ge=0)
-    judge_max_tokens: int = Field(700, ge=16, description="completion tokens of one verdict (reasoning + JSON)")
+    n_bootstrap: int = Field(1000, ge=0, le=1_000_000)
+    judge_max_tokens: int = Field(700, ge=16, le=MAX_TOKENS,
+                                  description="completion tokens of one verdict (reasoning + JSON)")
     judge_reliability_items: int = Field(
-        30, ge=0, description="annotated items the LLM judge also scores, to measure its agreement with human labels")
+        30, ge=0, le=100_000,
+        description="annotated items the LLM judge also scores, to measure its agreement with human labels")
+
+    _judge = field_validator("judge")(classmethod(lambda cls, v: _model_id(v)))
 
 
     @model_validator(mode="before")
@@ -167,6 +264,8 @@ class ScoringParams(_Strict):
             if not s.strip():
                 raise ValueError("a value system name is empty")
             looks_like_path = s.lower().endswith((".yaml", ".yml")) or "/" in s or "\\" in s
+            if "\x00" in s:
+                raise ValueError("a value system path cannot contain a NUL byte")
             if s not in NAMED_SYSTEMS and not looks_like_path:
                 raise ValueError(f"unknown value system {s!r}: use {', '.join(NAMED_SYSTEMS)} or a path to a "
                                  "taxonomy YAML file")
@@ -187,6 +286,9 @@ class Endpoint(_Strict):
     api_base: str | list[str] | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
 
+    _api_base = field_validator("api_base")(classmethod(lambda cls, v: _api_bases(v)))
+    _api_key_env = field_validator("api_key_env")(classmethod(lambda cls, v: _env_name(v)))
+
     @property
     def api_bases(self) -> list[str]:
         if self.api_base is None:
@@ -198,11 +300,11 @@ class Params(_Strict):
     """A whole study. Seeds everywhere derive from `seed`."""
 
     run_name: str = "run"
-    seed: int = 0
-    concurrency: int = Field(4, ge=1)
-    timeout: float = Field(120.0, gt=0)
-    retries: int = Field(4, ge=0)
-    processes: int = Field(0, ge=0)  # worker processes for remote calls; 0: automatic (see valuelex_utils.shards)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    concurrency: int = Field(4, ge=1, le=4096)
+    timeout: float = Field(120.0, gt=0, le=86_400, description="seconds per call")
+    retries: int = Field(4, ge=0, le=100)
+    processes: int = Field(0, ge=0, le=1024)  # worker processes for remote calls; 0: automatic (see valuelex_utils.shards)
     respondents: list[Respondent] = Field(min_length=1)
     elicitation: ElicitationParams = ElicitationParams()
     extraction: ExtractionParams = ExtractionParams()
@@ -219,8 +321,16 @@ class Params(_Strict):
     @classmethod
     def _endpoint_ids(cls, v: dict[str, Endpoint]) -> dict[str, Endpoint]:
         for model in v:
-            if "/" not in model:
-                raise ValueError(f"model id {model!r} needs a provider prefix such as openai/, hosted_vllm/")
+            _checked(inputs.check_model_id, model, "model id")
+        return v
+
+    @field_validator("run_name")
+    @classmethod
+    def _plain_run_name(cls, v: str) -> str:
+        """The default run dir is outputs/<run_name>: one plain folder name, never a path out of outputs/."""
+        if (not v.strip() or v in (".", "..") or len(v) > 100 or any(c in v for c in "/\\")
+                or any(ord(c) < 32 or ord(c) == 127 for c in v)):
+            raise ValueError(f"{v!r:.60}: a run name is one folder name of 1-100 printable characters, without / or \\")
         return v
 
     def role_models(self) -> dict[str, str]:
@@ -237,21 +347,59 @@ class Params(_Strict):
             raise ValueError(f"respondent names must be unique; repeated: {sorted(dup)} (set 'name')")
         return self
 
+    def n_respondents(self) -> int:
+        """Respondents as the lexicon counts them: one per (model, decoding config)."""
+        return sum(len(r.configs) for r in self.respondents)
+
+    def matrix_rows(self) -> int:
+        """The most rows step 02's matrix can have: one per respondent, or one per answer (`lexicon.unit`)."""
+        if self.lexicon.unit == "respondent":
+            return self.n_respondents()
+        from .elicitation import elicitation_prompts
+
+        n_prompts = len(elicitation_prompts(self.elicitation.prompts))
+        return self.n_respondents() * n_prompts * self.elicitation.samples
+
+    def check_between_steps(self, steps: list[str], source: str = "params") -> None:
+        """Constraints that tie one step's options to what an earlier step can produce, checked before step 01
+        spends anything (a study that cannot pass step 03 is refused now, not after an hour of calls)."""
+        n_resp, rows = self.n_respondents(), self.matrix_rows()
+        if "02" in steps and self.lexicon.min_respondents > n_resp:
+            raise UserError(f"{source}: lexicon.min_respondents is {self.lexicon.min_respondents} but the study has {n_resp} "
+                            "respondent(s) (model x decoding config): no word could enter the matrix")
+        if "03" in steps and rows < 3:
+            raise UserError(f"{source}: lexicon.unit: {self.lexicon.unit} gives a matrix of at most {rows} row(s); factor "
+                            "analysis (step 03) needs at least 3: add respondents or configs, or use unit: answer")
+        if "03" in steps and self.factors.n_factors is not None and self.factors.n_factors >= rows:
+            raise UserError(f"{source}: factors.n_factors is {self.factors.n_factors} but the matrix has at most {rows} rows "
+                            f"(lexicon.unit: {self.lexicon.unit}); use at most {rows - 1}")
+
     def fingerprint(self) -> str:
-        """A hash of the study's content, to tell whether a run dir belongs to these params."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """A hash of the study's content, to tell whether a run dir belongs to these params. The operational fields
+        (`OPERATIONAL_FIELDS`: concurrency, timeouts, retries, processes) are left out: they change how fast a run
+        goes, not what it computes, so a run dir resumes under other values of them."""
+        blob = json.dumps(self.model_dump(mode="json", exclude=set(OPERATIONAL_FIELDS)), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+#: Location parts pydantic adds for the member of a union that was tried; they name a type, not a key.
+_UNION_PART = re.compile(r"(literal\[.*\]|list\[.*\]|dict\[.*\]|str|int|float|bool|none|function-.*)")
 
 
 def _format_error(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    loc = [p for p in first["loc"] if not (isinstance(p, str) and _UNION_PART.fullmatch(p))]
+    where = ".".join(str(p) for p in loc) or "(top level)"
     kind = first["type"]
     if kind == "extra_forbidden":
         return f"{source}: unknown key '{where}' (check the spelling against params/default.yaml)"
     if kind == "missing":
         return f"{source}: missing required key '{where}'"
     msg = first["msg"].removeprefix("Value error, ")
+    if kind in ("int_type", "float_type", "string_type", "bool_type", "list_type", "dict_type", "model_type",
+                "finite_number", "literal_error", "greater_than", "greater_than_equal", "less_than",
+                "less_than_equal") or kind.endswith("_parsing"):
+        msg += f" (got {first.get('input')!r:.60})"
     return f"{source}: bad value for '{where}': {msg}"
 
 
@@ -266,23 +414,9 @@ def parse_params(data: Any, source: str = "params") -> Params:
 
 
 def read_yaml_text(path: str | Path, what: str = "file") -> tuple[Any, str]:
-    """(data, text) of a UTF-8 YAML file, or a one-line `UserError` naming the file, line and problem."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{what} {path} is a folder, not a YAML file")
-    if not path.is_file():
-        raise UserError(f"{what} not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text") from None
-    try:
-        return yaml.safe_load(text), text
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError(f"{path}: YAML syntax error{where}: {problem}") from None
+    """(data, text) of a UTF-8 YAML file, or a one-line `UserError` naming the file, line and problem: size and
+    nesting limits, duplicate keys refused (`inputs.read_yaml_file`)."""
+    return inputs.read_yaml_file(path, what)
 
 
 def load_params(path: str | Path) -> Params:

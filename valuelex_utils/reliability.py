@@ -48,7 +48,7 @@ def _to_int_scores(x: np.ndarray) -> np.ndarray:
 
 
 def _none_if_nan(v: float | None) -> float | None:
-    if v is None:
+    if v is None or pd.isna(v):  # pd.NA (the sd of one row) cannot go through float()
         return None
     v = float(v)
     return None if math.isnan(v) or math.isinf(v) else round(v, 4)

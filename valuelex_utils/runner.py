@@ -31,17 +31,21 @@ VERSIONED = ["valuelex", "litellm", "llama_cpp_python", "factor_analyzer", "scik
 
 
 def parse_steps(spec: str) -> list[str]:
-    """'01-07', '3', '01,02,05' -> ['01', ...]; anything else is a UserError."""
+    """'01-07', '3', '01,02,05' -> ['01', ...]; anything else is a UserError. ASCII digits only (Python's \\d takes
+    '٠١' too), and a step named twice is refused rather than silently merged."""
     steps: list[str] = []
     for part in spec.split(","):
         part = part.strip()
-        m = re.fullmatch(r"(\d{1,2})(?:-(\d{1,2}))?", part)
+        m = re.fullmatch(r"([0-9]{1,2})(?:-([0-9]{1,2}))?", part)
         if not m:
             raise UserError(f"--steps: cannot read {part!r} (use e.g. 01-07, 03 or 01,02,05)")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if not (1 <= lo <= hi <= len(ALL_STEPS)):
             raise UserError(f"--steps: {part!r} is outside 01-{len(ALL_STEPS):02d}")
-        steps += [f"{i:02d}" for i in range(lo, hi + 1) if f"{i:02d}" not in steps]
+        twice = [f"{i:02d}" for i in range(lo, hi + 1) if f"{i:02d}" in steps]
+        if twice:
+            raise UserError(f"--steps: step {twice[0]} is named twice in {spec!r}")
+        steps += [f"{i:02d}" for i in range(lo, hi + 1)]
     return steps
 
 
@@ -121,6 +125,8 @@ def claim_run_dir(run_dir: Path, params: Params, params_path: Path) -> RunDir:
         if old.fingerprint() != params.fingerprint():
             raise UserError(f"run dir {run_dir} belongs to other params (its params.yaml differs from {params_path}); "
                             "choose another --run-dir")
+        if old != params:  # only operational fields differ (concurrency, timeouts): the notebooks read the new ones
+            atomic_write_text(copy, yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
     elif run_dir.exists() and any(not (f.name.startswith(".") and f.name.endswith(".tmp")) for f in run_dir.iterdir()):
         raise UserError(f"run dir {run_dir} is not empty and has no params.yaml: not a ValueLex run dir")
     rd = RunDir.at(run_dir)
@@ -219,13 +225,16 @@ def run(params_path: str, steps: str = "01-07", run_dir: str | None = None, dry_
     params = load_params(params_file)
     selected = parse_steps(steps)
     preflight(params, check_keys=not dry_run)  # a dry run needs no keys
+    params.check_between_steps(selected, str(params_file))
     if dry_run:
         from .dryrun import print_dry_run
 
         print_dry_run(params, selected)
         return 0
     target = Path(run_dir) if run_dir else REPO_ROOT / "outputs" / params.run_name
-    rd = claim_run_dir(target.resolve(), params, params_file)
+    from .inputs import run_dir_target
+
+    rd = claim_run_dir(run_dir_target(target), params, params_file)
     params_copy = rd.params_copy
     started = time.time()
     results: dict[str, Any] = {}
