@@ -101,7 +101,7 @@ def test_keys_a_provider_echoes_are_masked_everywhere(server_answer, tmp_path):
                           env={"SERVER_ONLY_KEY": "the-key-the-server-wants"})
     try:
         url = server.api_base.replace("http://", f"http://someone:{keys['url']}@")
-        data = {"run_name": "echo", "seed": 2, "concurrency": 2, "timeout": 20, "retries": 2,
+        data = {"run_name": "echo", "seed": 2, "concurrency": 2, "timeout": 20, "retries": 2, "step_timeout": 900,
                 "respondents": [{"model": "openai/fake-env", "training": "aligned", "api_base": server.api_base},
                                 {"model": "openai/fake-named", "training": "aligned", "api_base": server.api_base,
                                  "api_key_env": "PLANTED_CREDENTIAL_VAR"}],
