@@ -151,7 +151,7 @@ def test_a_step_killed_midway_is_recorded_as_running_and_a_later_step_refuses_it
     and the rerun of 01 counts the calls the killed run made (`unlogged_calls`, from the store) in the manifest."""
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", KEY_ENV: "sk-crash-test"}
     with start_server(delay=0.05, jitter=0.1) as server:
-        data = {"run_name": "killed", "seed": 3, "concurrency": 2, "timeout": 20, "retries": 1,
+        data = {"run_name": "killed", "seed": 3, "concurrency": 2, "timeout": 20, "retries": 1, "step_timeout": 600,
                 "respondents": [{"model": "openai/fake-k", "training": "aligned", "api_base": server.api_base,
                                  "api_key_env": KEY_ENV}],
                 "elicitation": {"samples": 4, "max_tokens": 16}}

@@ -125,7 +125,9 @@ class ResponseStore:
                          f"(lines {_lines(h['wrong_shape_lines'])})")
         if h["conflicting_keys"]:
             lines = sorted(n for v in h["conflicting_keys"].values() for n in v)
-            parts.append(f"{len(h['conflicting_keys'])} keys answered twice with different texts (lines {_lines(lines)})")
+            n_keys = len(h["conflicting_keys"])
+            parts.append(f"{n_keys} key{'s' if n_keys != 1 else ''} answered twice with different texts "
+                         f"(lines {_lines(lines)})")
         if not parts:
             return None
         n = len(h["unreadable_lines"]) + len(h["wrong_shape_lines"]) + sum(map(len, h["conflicting_keys"].values()))
