@@ -125,6 +125,30 @@ def _lock_holder(fd: int) -> str:
     return f"pid {info.get('pid', '?')} on host {info.get('host', '?')}{when}"
 
 
+def _busy(root: Path, holder: str) -> Exception:
+    from .errors import UserError
+
+    return UserError(f"run dir {root} is in use by another valuelex run ({holder}); wait for it to finish or "
+                     "choose another --run-dir")
+
+
+def refuse_if_busy(root: Path) -> None:
+    """The "in use" error when another run holds the run dir's lock; creates nothing (a probe before any write)."""
+    if fcntl is None:
+        return
+    try:
+        fd = os.open(root / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BlockingIOError:
+        raise _busy(root, _lock_holder(fd)) from None
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def run_dir_lock(root: Path) -> Iterator[int]:
     """Hold the run dir exclusively while a `valuelex run` works in it; yields the lock's descriptor.
@@ -134,8 +158,6 @@ def run_dir_lock(root: Path) -> Iterator[int]:
     the lock of a killed run never blocks the next (the file, with the dead holder's pid, stays and is simply
     locked again). Pass the descriptor to a child that works in the run dir (`pass_fds`) and the lock lives as
     long as that child does too, even if this process is killed."""
-    from .errors import UserError
-
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -144,8 +166,7 @@ def run_dir_lock(root: Path) -> Iterator[int]:
     except BlockingIOError:
         holder = _lock_holder(fd)
         os.close(fd)
-        raise UserError(f"run dir {root} is in use by another valuelex run ({holder}); wait for it to finish or "
-                        "choose another --run-dir") from None
+        raise _busy(root, holder) from None
     except BaseException:
         os.close(fd)
         raise

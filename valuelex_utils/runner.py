@@ -22,7 +22,8 @@ import yaml
 
 from .errors import UserError
 from .params import Params, load_params
-from .rundir import LOCK_NAME, REPO_ROOT, RunDir, atomic_write_text, default_run_dir, run_dir_lock
+from .rundir import (LOCK_NAME, REPO_ROOT, RunDir, atomic_write_text, default_run_dir, refuse_if_busy,
+                     run_dir_lock)
 
 ALL_STEPS = ["01", "02", "03", "04", "05", "06", "07"]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -321,8 +322,9 @@ def run(params_path: str, steps: str = "01-07", run_dir: str | None = None, dry_
         print_dry_run(params, selected)
         return 0
     target = (Path(run_dir) if run_dir else default_run_dir(params.run_name)).resolve()
-    if target.is_dir():
-        check_needs(selected, previous_steps(RunDir(target)))  # before anything is written
+    if target.is_dir():  # before anything is written: a run in progress, then a step that did not finish
+        refuse_if_busy(target)
+        check_needs(selected, previous_steps(RunDir(target)))
     rd = claim_run_dir(target, params, params_file)
     with run_dir_lock(rd.root) as lock_fd:
         return _run_locked(params, params_file, selected, target, lock_fd, report)
