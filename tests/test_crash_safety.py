@@ -143,3 +143,112 @@ def test_sigkill_at_random_moments_then_rerun_equals_an_uninterrupted_run(tmp_pa
     assert sum(m["cached"] for m in last.values()) == answered_before_rerun
     print(f"kills survived: {len(kills)} ({sum(k['moment'] == 'mid-calls' for k in kills)} mid-calls); "
           f"answers stored before the rerun {answered_before_rerun}/{total}; {kills}")
+
+
+def test_a_step_killed_midway_is_recorded_as_running_and_a_later_step_refuses_it(tmp_path):
+    """Issue 20: kill -9 during a step used to leave the "ok" of an earlier run in the manifest, and the next step then
+    read a half-written product. Now: the manifest says "running", `--steps 02` refuses in one line naming step 01,
+    and the rerun of 01 counts the calls the killed run made (`unlogged_calls`, from the store) in the manifest."""
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", KEY_ENV: "sk-crash-test"}
+    with start_server(delay=0.05, jitter=0.1) as server:
+        data = {"run_name": "killed", "seed": 3, "concurrency": 2, "timeout": 20, "retries": 1, "step_timeout": 600,
+                "respondents": [{"model": "openai/fake-k", "training": "aligned", "api_base": server.api_base,
+                                 "api_key_env": KEY_ENV}],
+                "elicitation": {"samples": 4, "max_tokens": 16}}
+        params_file = tmp_path / "killed.yaml"
+        params_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        run_dir = tmp_path / "run"
+        store = run_dir / "responses.jsonl"
+        proc = subprocess.Popen(valuelex_run_args(params_file, run_dir), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env)
+        deadline = time.time() + 600
+        while line_count(store) < 5 and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, "step 01 ended before the kill"
+        kill_tree(proc)
+        killed_lines = line_count(store)
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["steps"]["01"]["status"] == "running"
+
+        exe = Path(sys.executable).parent / "valuelex"
+        refused = subprocess.run([str(exe), "run", "--params", str(params_file), "--run-dir", str(run_dir), "--steps",
+                                  "02", "--no-report"], capture_output=True, text=True, env=env, timeout=300)
+        assert refused.returncode == 2
+        assert refused.stderr.strip().splitlines() == [
+            "valuelex: error: step 02 reads from step 01, which was killed while running (manifest.json); "
+            "rerun it first: valuelex run --steps 01-02"]
+
+        rerun = subprocess.run(valuelex_run_args(params_file, run_dir), capture_output=True, text=True, env=env,
+                               timeout=900)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["steps"]["01"]["status"] == "ok"
+    counts = manifest["calls"]["01_elicit"]["openai/fake-k"]
+    killed_answers = sum(1 for r in ResponseStore(store).records()[:killed_lines] if r.get("response") is not None)
+    assert counts["unlogged_calls"] == killed_answers > 0
+    assert counts["calls"] + counts["unlogged_calls"] == 60  # 15 prompts x 4 samples, each paid for once
+    assert manifest["store"]["responses.jsonl"]["answered"] == 60
+
+
+PRODUCTS = {"02": ["descriptors.parquet", "lexicon.csv", "matrix.csv"], "03": ["factors.json", "loadings.csv"]}
+
+
+def _readable(path: Path) -> None:
+    if path.suffix == ".parquet":
+        pd.read_parquet(path)
+    elif path.suffix == ".csv":
+        pd.read_csv(path)
+    else:
+        json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_sigkill_at_a_random_moment_of_steps_02_and_03_then_rerun_completes(tmp_path):
+    """Issue 20, point 6 (partly: steps 02 and 03, one kill each): after step 01, each step is killed (CLI, step
+    process and kernel) at a random moment, then rerun: it completes, its products are readable, the manifest says
+    ok, and the store holds each key once. VALUELEX_CRASH_SEED replays the moments."""
+    seed = int(os.environ.get("VALUELEX_CRASH_SEED", time.time_ns() % 1_000_000))
+    rng = random.Random(seed)
+    print(f"\nVALUELEX_CRASH_SEED={seed}")
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", KEY_ENV: "sk-crash-test"}
+    exe = Path(sys.executable).parent / "valuelex"
+    with start_server(delay=0.01) as server:
+        data = {"run_name": "later", "seed": 3, "concurrency": 4, "timeout": 20, "retries": 1, "step_timeout": 900,
+                "respondents": [{"model": f"openai/fake-{c}", "training": "aligned", "api_base": server.api_base,
+                                 "api_key_env": KEY_ENV} for c in "abc"],
+                "elicitation": {"samples": 2, "max_tokens": 16},
+                "lexicon": {"min_frequency": 2, "min_respondents": 1, "unit": "answer"},
+                "factors": {"n_iter": 5}}
+        params_file = tmp_path / "later.yaml"
+        params_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        run_dir = tmp_path / "run"
+
+        def run(step: str) -> subprocess.Popen:
+            return subprocess.Popen([str(exe), "run", "--params", str(params_file), "--run-dir", str(run_dir),
+                                     "--steps", step, "--no-report"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True, env=env)
+
+        first = run("01")
+        assert first.wait(900) == 0, first.stderr.read()[-2000:]
+        kills = []
+        for step in ("02", "03"):
+            proc = run(step)
+            delay = rng.uniform(1.0, 20.0)
+            time.sleep(delay)
+            ended_first = proc.poll() is not None
+            if not ended_first:
+                kill_tree(proc)
+            status = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["steps"][step]["status"]
+            kills.append({"step": step, "delay": round(delay, 1), "killed": not ended_first, "status": status})
+            assert status == ("ok" if ended_first else "running")
+            rerun = subprocess.run([str(exe), "run", "--params", str(params_file), "--run-dir", str(run_dir),
+                                    "--steps", step, "--no-report"], capture_output=True, text=True, env=env,
+                                   timeout=900)
+            assert rerun.returncode == 0, (kills, rerun.stderr[-2000:])
+            manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+            assert manifest["steps"][step]["status"] == "ok"
+            for name in PRODUCTS[step]:
+                _readable(run_dir / name)
+        print("kills:", kills)
+    keys = [json.loads(ln)["key"] for ln in (run_dir / "responses.jsonl").read_text(encoding="utf-8").splitlines()
+            if json.loads(ln).get("response") is not None]
+    assert len(keys) == len(set(keys)) == 90  # 3 models x 15 prompts x 2 samples, each stored once

@@ -62,7 +62,7 @@ def test_errors_are_kept_but_do_not_count_as_answered(tmp_path):
 def _writer(path, start, n):
     store = ResponseStore(path)
     for i in range(start, start + n):
-        store.put(_rec(f"k{i}", "x" * (i % 200)))
+        store.put(_rec(f"k{i}", "x" * (1 + i % 200)))  # never empty: an empty content is no answer
 
 
 def test_concurrent_writers_leave_whole_lines(tmp_path):

@@ -222,6 +222,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every line printed, a traceback included, passes the scrubber (`scrub`): a provider may echo a key in an
+    error that ends up in a message."""
+    from .scrub import ScrubbingStream
+
+    out, err_stream = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ScrubbingStream(out), ScrubbingStream(err_stream)
+    try:
+        return _main(argv)
+    except BaseException:  # noqa: BLE001 - printed (scrubbed) as Python would, with its exit code
+        import traceback
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, SystemExit):
+            raise
+        traceback.print_exc()
+        return 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = out, err_stream
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)

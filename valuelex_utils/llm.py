@@ -24,7 +24,8 @@ from litellm import CustomLLM  # noqa: E402
 
 from . import embedded  # noqa: E402
 from .errors import UserError  # noqa: E402
-from .store import ResponseStore, request_key  # noqa: E402
+from .scrub import read_key, register_url, scrub  # noqa: E402
+from .store import ResponseStore, answer_text, request_key  # noqa: E402
 
 litellm.suppress_debug_info = True
 litellm.telemetry = False
@@ -176,23 +177,19 @@ def check_model_id(model: str) -> None:
 
 
 def response_text(record: dict[str, Any]) -> str:
-    """The answer text of a stored record (chat `message.content`, or `text` for completion endpoints; a bare string
-    in records the LLM judge wrote before it called through `BatchRunner`)."""
-    response = record.get("response") or {}
-    if isinstance(response, str):
-        return response
-    choice = (response.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
-    return message.get("content") or choice.get("text") or ""
+    """The answer text of a stored record (chat `message.content`, or `text` for completion endpoints); "" when the
+    record holds no answer (the store never hands such a record out as answered: `store.answer_text`)."""
+    return answer_text(record.get("response")) or ""
 
 
 def _deployment_kwargs(deployment: dict[str, Any]) -> dict[str, Any]:
     kwargs = {k: v for k, v in deployment.items() if k in ("api_base", "custom_llm_provider") and v}
+    register_url(kwargs.get("api_base"))
     env = deployment.get("api_key_env")
     if env:
         if env not in os.environ:
             raise UserError(f"environment variable {env} (api_key_env) is not set")
-        kwargs["api_key"] = os.environ[env]
+        kwargs["api_key"] = read_key(env)
     return kwargs
 
 
@@ -225,12 +222,17 @@ def _cooldown_wait(err: BaseException) -> float:
 
 
 def _scrub(text: str, req: "LLMRequest") -> str:
-    """Blank out the request's API key should a provider echo it in an error message (stored and printed)."""
-    env = (req.deployment or {}).get("api_key_env")
-    secret = os.environ.get(env) if env else None
-    if secret and len(secret) >= 8 and secret in text:
-        text = text.replace(secret, "***")
-    return text
+    """Blank out every secret (the request's key, any provider key, URL credentials) should a provider echo it in an
+    error message (stored and printed): `scrub.scrub`, with the request's own key variable registered first."""
+    from .scrub import register_key_env
+
+    register_key_env((req.deployment or {}).get("api_key_env"))
+    return scrub(text)
+
+
+class EmptyAnswer(Exception):
+    """HTTP 200 whose response holds no answer (content empty, null or missing, no choices): a failed call, retried
+    like a 500, never stored as an answer."""
 
 
 def _backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
@@ -313,6 +315,11 @@ class BatchRunner:
             return cached
         if key in self._given_up:
             return {"key": key, "error": "failed after retries (in a worker process)", "response": None}
+        conflict = self.store.conflicted(key)
+        if conflict:  # two different answers stored: neither is used, and a third call would not settle it
+            tally.errors += 1
+            return {"key": key, "response": None, "error": f"{self.store.path.name} holds different answers for this "
+                    f"request (lines {', '.join(map(str, conflict))}): delete the wrong one"}
         async with sem:
             if not req.model.startswith("local/"):  # the embedded engine batches what arrives together: no pacing
                 await ramp.wait()
@@ -320,8 +327,13 @@ class BatchRunner:
             cooldown_waits = 0
             while True:
                 started = time.perf_counter()
+                rejected = None
                 try:
                     response = await asyncio.wait_for(self._call(req), timeout=self.timeout * 1.5)
+                    raw = response.model_dump() if hasattr(response, "model_dump") else dict(response)
+                    if answer_text(raw) is None:
+                        rejected = raw
+                        raise EmptyAnswer(_no_answer(raw))
                 except Exception as err:  # noqa: BLE001 - classify, store, then retry or stop
                     if _all_endpoints_cooling(err) and cooldown_waits < MAX_COOLDOWN_WAITS:
                         # the Router rests every endpoint of this model after failures: no call was made, so wait for
@@ -331,20 +343,23 @@ class BatchRunner:
                         continue
                     latency = time.perf_counter() - started
                     hard = _is_hard(err)
-                    self.store.put(self._record(req, key, error=_scrub(f"{type(err).__name__}: {err}", req)[:2000],
-                                                latency=latency, attempt=attempt))
+                    failed = self._record(req, key, error=_scrub(f"{type(err).__name__}: {err}", req)[:2000],
+                                          latency=latency, attempt=attempt)
+                    if rejected is not None:
+                        failed["rejected_response"] = rejected  # kept as raw history, never read as an answer
+                    self.store.put(failed)
                     if hard:
                         first = _scrub(str(err), req).splitlines()[0][:300] if str(err).strip() else "failed"
                         raise ProviderError(f"model {req.model}: {type(err).__name__}: {first}") from None
                     if attempt >= self.retries:
                         tally.errors += 1
-                        return {"key": key, "error": str(err), "response": None}
+                        return {"key": key, "error": _scrub(f"{type(err).__name__}: {err}", req)[:2000],
+                                "response": None}
                     tally.retries += 1
                     await asyncio.sleep(_backoff(attempt, self.backoff_base))
                     attempt += 1
                     continue
                 latency = time.perf_counter() - started
-                raw = response.model_dump() if hasattr(response, "model_dump") else dict(response)
                 record = self.store.put(self._record(req, key, response=raw, latency=latency, attempt=attempt,
                                                      endpoint=_hidden(response).get("api_base")))
                 usage = raw.get("usage") or {}
@@ -366,6 +381,9 @@ class BatchRunner:
             "tokens": {"prompt": usage.get("prompt_tokens"), "completion": usage.get("completion_tokens")},
             "latency": round(latency, 4), "attempt": attempt,
         }
+        step = os.environ.get("VALUELEX_STEP")
+        if step:  # which step asked (a run killed before its tally was written is still counted: runner.call_counts)
+            record["step"] = step
         if endpoint:  # which server answered (several api_base behind a Router); never a key
             record["endpoint"] = _without_userinfo(str(endpoint))
         return record
@@ -411,6 +429,18 @@ class BatchRunner:
     def run(self, requests: Sequence[LLMRequest], progress: bool = True, desc: str = "LLM calls") -> list[dict[str, Any]]:
         """Synchronous wrapper; in Jupyter (a loop is already running) use `await runner.arun(...)`."""
         return asyncio.run(self.arun(requests, progress=progress, desc=desc))
+
+
+def _no_answer(raw: dict[str, Any]) -> str:
+    """What is missing from a response without an answer, for the stored error."""
+    choices = raw.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return f"HTTP 200 without choices (choices: {json.dumps(choices)[:40]})"
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    content = message.get("content", choice.get("text"))
+    what = "null" if content is None else "empty" if isinstance(content, str) else type(content).__name__
+    return f"HTTP 200 with {what} content (finish_reason: {choice.get('finish_reason')})"
 
 
 def _without_userinfo(url: str) -> str:

@@ -34,7 +34,7 @@ MAX_FACTORS = 100
 MAX_SUBCLUSTERS = 20
 MAX_SEED = 2**32 - 1  # numpy's RandomState (scikit-learn, UMAP) takes seeds below 2**32
 #: Fields that change how a run goes, not what it computes: a run dir may be resumed with other values of these.
-OPERATIONAL_FIELDS = ("concurrency", "timeout", "retries", "processes")
+OPERATIONAL_FIELDS = ("concurrency", "timeout", "retries", "processes", "step_timeout")
 
 
 def _checked(fn: Any, *args: Any) -> Any:
@@ -134,9 +134,13 @@ class Respondent(_Strict):
 
     @property
     def api_bases(self) -> list[str]:
+        """The endpoints; a URL whose credentials the run dir's params copy masks is the real one again in a step's
+        kernel (`scrub.unmask_url`)."""
+        from .scrub import unmask_url
+
         if self.api_base is None:
             return []
-        return [self.api_base] if isinstance(self.api_base, str) else list(self.api_base)
+        return [unmask_url(b) for b in ([self.api_base] if isinstance(self.api_base, str) else self.api_base)]
 
 
 class ElicitationParams(_Strict):
@@ -291,9 +295,13 @@ class Endpoint(_Strict):
 
     @property
     def api_bases(self) -> list[str]:
+        """The endpoints; a URL whose credentials the run dir's params copy masks is the real one again in a step's
+        kernel (`scrub.unmask_url`)."""
+        from .scrub import unmask_url
+
         if self.api_base is None:
             return []
-        return [self.api_base] if isinstance(self.api_base, str) else list(self.api_base)
+        return [unmask_url(b) for b in ([self.api_base] if isinstance(self.api_base, str) else self.api_base)]
 
 
 class Params(_Strict):
@@ -305,6 +313,8 @@ class Params(_Strict):
     timeout: float = Field(120.0, gt=0, le=86_400, description="seconds per call")
     retries: int = Field(4, ge=0, le=100)
     processes: int = Field(0, ge=0, le=1024)  # worker processes for remote calls; 0: automatic (see valuelex_utils.shards)
+    step_timeout: float = Field(3600.0, gt=0, le=7 * 24 * 3600, description="seconds one step's notebook may run "
+                                "before `valuelex run` stops it and its kernel (exit code 2)")
     respondents: list[Respondent] = Field(min_length=1)
     elicitation: ElicitationParams = ElicitationParams()
     extraction: ExtractionParams = ExtractionParams()

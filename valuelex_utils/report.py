@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from .errors import UserError
-from .rundir import RunDir
+from .rundir import RunDir, atomic_write_text
 
 _REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=[\"']https?://[^\"']*[\"'][^>]*>\s*</script>", re.I)
 _REMOTE_LINK = re.compile(r"<link[^>]*\bhref=[\"']https?://[^\"']*[\"'][^>]*>", re.I)
@@ -61,7 +63,7 @@ def notebook_page(notebook: Path, out: Path) -> Path:
     exporter.register_preprocessor(remover, enabled=True)
     body, _ = exporter.from_notebook_node(nb)
     body = offline_html(body).replace("</body>", TOGGLE + "</body>", 1)
-    out.write_text(body, encoding="utf-8")
+    atomic_write_text(out, body)  # (scrubbed)
     return out
 
 
@@ -168,8 +170,32 @@ def build_report(run_dir: str | Path) -> Path:
         raise UserError(f"{rd.manifest}: not valid JSON (a damaged run dir?)") from None
     if not isinstance(manifest, dict):
         raise UserError(f"{rd.manifest}: expected a JSON object")
-    out = rd.report
-    out.mkdir(exist_ok=True)
+    # built in a staging folder and swapped in whole: a failure (or a kill) leaves the previous report as it was
+    for stale in rd.root.glob(".report.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    out = Path(tempfile.mkdtemp(dir=rd.root, prefix=".report.", suffix=".tmp"))
+    try:
+        os.chmod(out, 0o755)
+        _write_pages(rd, manifest, out)
+        _swap_in(out, rd.report)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return rd.report / "index.html"
+
+
+def _swap_in(staging: Path, final: Path) -> None:
+    """Replace the folder `final` with `staging` (two renames; the old folder is removed after)."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".report.old-{os.getpid()}.tmp")
+        os.rename(final, old)
+    os.rename(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_pages(rd: RunDir, manifest: dict[str, Any], out: Path) -> None:
     pages = []
     for nb in sorted(rd.notebooks.glob("*.ipynb")):
         pages.append(notebook_page(nb, out / (nb.stem + ".html")))
@@ -184,9 +210,7 @@ def build_report(run_dir: str | Path) -> Path:
              f"<h1>ValueLex report: {html.escape(str(manifest.get('run_name')))}</h1><nav>{nav}</nav>"
              f"<h2>Run summary</h2>{summary_html(manifest)}"
              f"<h2>Key figures</h2>{fig_html or '<p>No figures yet: run more steps.</p>'}</body></html>")
-    index_path = out / "index.html"
-    index_path.write_text(index, encoding="utf-8")
-    return index_path
+    atomic_write_text(out / "index.html", index)
 
 
 def _copy_plotly_js(out: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import UserError
 from .params import Params
+from .scrub import read_key, register_url
 
 COOLDOWN_SECONDS = 5  # LiteLLM's default: a dead endpoint is probed again every few seconds, a live one is back soon
 ALLOWED_FAILS = 2  # per minute; a single 429 or 500 on a busy endpoint does not take it out of the rotation
@@ -32,10 +33,11 @@ def router_for(params: Params) -> Any | None:
             continue
         for base in bases:
             lp: dict[str, Any] = {"model": model, "api_base": base}
+            register_url(base)
             if key_env:
                 if key_env not in os.environ:
                     raise UserError(f"model {model}: environment variable {key_env} (api_key_env) is not set")
-                lp["api_key"] = os.environ[key_env]
+                lp["api_key"] = read_key(key_env)  # registered as a secret: scrubbed wherever it would be written
             model_list.append({"model_name": model, "litellm_params": lp})
     if not model_list:
         return None

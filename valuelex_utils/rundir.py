@@ -4,16 +4,30 @@ Data flows one way, 01 -> 07, through these files; no notebook reaches into anot
 """
 from __future__ import annotations
 
+import json
 import os
+import socket
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no run-dir lock
+    fcntl = None  # type: ignore[assignment]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write via a temp file and a rename, so a killed run never leaves a half-written product or manifest."""
+    """Write via a temp file and a rename, so a killed run never leaves a half-written product or manifest; every
+    secret the process can see is masked first (`scrub`)."""
+    from .scrub import scrub
+
+    text = scrub(text)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -83,3 +97,83 @@ class RunDir:
 
             raise UserError(f"{path} is missing: run step {step} first (valuelex run --steps {step})")
         return path
+
+
+OUTPUTS = REPO_ROOT / "outputs"
+LOCK_NAME = ".valuelex-run.lock"
+
+
+def default_run_dir(run_name: str) -> Path:
+    """`outputs/<run_name>`; a `run_name` that would leave `outputs/` (an absolute path, `..`) is a UserError."""
+    from .errors import UserError
+
+    name = str(run_name)
+    parts = Path(name).parts
+    if not name.strip() or "\x00" in name or Path(name).is_absolute() or ".." in parts or name.startswith("~"):
+        raise UserError(f"run_name {name!r}: must be a plain folder name under outputs/ (no absolute path, '..' or "
+                        "'~'); use --run-dir to write elsewhere")
+    return OUTPUTS / name
+
+
+def _lock_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode("utf-8") or "{}")
+    except (OSError, ValueError, UnicodeDecodeError):
+        info = {}
+    since = info.get("since")
+    when = time.strftime(", since %Y-%m-%d %H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else ""
+    return f"pid {info.get('pid', '?')} on host {info.get('host', '?')}{when}"
+
+
+def _busy(root: Path, holder: str) -> Exception:
+    from .errors import UserError
+
+    return UserError(f"run dir {root} is in use by another valuelex run ({holder}); wait for it to finish or "
+                     "choose another --run-dir")
+
+
+def refuse_if_busy(root: Path) -> None:
+    """The "in use" error when another run holds the run dir's lock; creates nothing (a probe before any write)."""
+    if fcntl is None:
+        return
+    try:
+        fd = os.open(root / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BlockingIOError:
+        raise _busy(root, _lock_holder(fd)) from None
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def run_dir_lock(root: Path) -> Iterator[int]:
+    """Hold the run dir exclusively while a `valuelex run` works in it; yields the lock's descriptor.
+
+    A second run on the same run dir is one line naming the holder (pid and host), exit code 2, before it writes
+    anything. `flock` belongs to the open file: the kernel drops it the moment every process holding it is gone, so
+    the lock of a killed run never blocks the next (the file, with the dead holder's pid, stays and is simply
+    locked again). Pass the descriptor to a child that works in the run dir (`pass_fds`) and the lock lives as
+    long as that child does too, even if this process is killed."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(fd)
+        os.close(fd)
+        raise _busy(root, holder) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info, 0)
+        yield fd
+    finally:
+        os.close(fd)

@@ -9,7 +9,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -22,10 +21,15 @@ import yaml
 
 from .errors import UserError
 from .params import Params, load_params
-from .rundir import REPO_ROOT, RunDir, atomic_write_text
+from .rundir import (LOCK_NAME, REPO_ROOT, RunDir, atomic_write_text, default_run_dir, refuse_if_busy,
+                     run_dir_lock)
 
 ALL_STEPS = ["01", "02", "03", "04", "05", "06", "07"]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+# what each step reads from earlier steps (the notebooks' inputs); a step refuses to start while one of these, or one
+# they need in turn, is recorded in the manifest as not finished ("running": killed; "failed"; "timeout")
+STEP_NEEDS: dict[str, tuple[str, ...]] = {"02": ("01",), "03": ("02",), "04": ("02", "03"), "06": ("04", "05"),
+                                          "07": ("05", "06")}
 VERSIONED = ["valuelex", "litellm", "llama_cpp_python", "factor_analyzer", "scikit-learn", "statsmodels", "umap-learn",
              "sentence-transformers", "torch", "pandas", "numpy", "scipy", "plotly", "papermill", "nbconvert"]
 
@@ -122,17 +126,29 @@ def claim_run_dir(run_dir: Path, params: Params, params_path: Path) -> RunDir:
             old = parse_params(yaml.safe_load(copy.read_text(encoding="utf-8")), str(copy))
         except (UserError, yaml.YAMLError, UnicodeDecodeError):
             raise UserError(f"{run_dir} has an unreadable params.yaml: not a run dir of these params") from None
-        if old.fingerprint() != params.fingerprint():
+        if _masked_fingerprint(old) != _masked_fingerprint(params):
             raise UserError(f"run dir {run_dir} belongs to other params (its params.yaml differs from {params_path}); "
                             "choose another --run-dir")
         if old != params:  # only operational fields differ (concurrency, timeouts): the notebooks read the new ones
             atomic_write_text(copy, yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
-    elif run_dir.exists() and any(not (f.name.startswith(".") and f.name.endswith(".tmp")) for f in run_dir.iterdir()):
+    elif run_dir.exists() and any(not (f.name.startswith(".") and f.name.endswith(".tmp")) and f.name != LOCK_NAME
+                                  for f in run_dir.iterdir()):
         raise UserError(f"run dir {run_dir} is not empty and has no params.yaml: not a ValueLex run dir")
     rd = RunDir.at(run_dir)
     if not copy.exists():
         atomic_write_text(copy, yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
     return rd
+
+
+def _masked_fingerprint(params: Params) -> str:
+    """The params' fingerprint as the run dir's copy holds them: URL credentials masked (`scrub`), so that the copy,
+    which never holds a secret, still matches the params file it came from."""
+    import hashlib
+
+    from .scrub import scrub_obj
+
+    blob = json.dumps(scrub_obj(params.model_dump(mode="json")), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def package_versions() -> dict[str, str | None]:
@@ -167,7 +183,59 @@ def call_counts(rd: RunDir) -> dict[str, dict[str, dict[str, float]]]:
             for model, counts in entry.get("models", {}).items():
                 for k, v in counts.items():
                     out[entry["step"]][model][k] += v
+    for (step, model), counts in unlogged_calls(rd).items():
+        for k, v in counts.items():
+            out[step][model][k] += v
     return json.loads(json.dumps(out))
+
+
+def unlogged_calls(rd: RunDir) -> dict[tuple[str, str], dict[str, int]]:
+    """Calls a killed run made: store records of a step (`step` in the record) outside the time span of every batch
+    that step logged in `calls.jsonl` (a batch logs its tally when it ends, which a kill prevents). Counted as
+    `unlogged_calls` (answers) and `unlogged_failed_attempts` per step and model."""
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    if rd.calls.exists():
+        for line in rd.calls.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+                spans[entry["step"]].append((float(entry["time"]) - float(entry["seconds"]) - 1.0,
+                                             float(entry["time"]) + 1.0))
+            except (ValueError, KeyError, TypeError):
+                continue
+    out: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    from .store import ResponseStore
+
+    for path in (rd.responses, rd.completions_raw):
+        if not path.exists():
+            continue
+        for rec in ResponseStore(path).records():
+            step, when = rec.get("step"), rec.get("time")
+            if not isinstance(step, str) or not isinstance(when, (int, float)):
+                continue
+            if any(lo <= when <= hi for lo, hi in spans.get(step, ())):
+                continue
+            kind = "unlogged_calls" if rec.get("response") is not None else "unlogged_failed_attempts"
+            out[(step, str(rec.get("model")))][kind] += 1
+    return out
+
+
+def store_health(rd: RunDir) -> dict[str, Any]:
+    """`ResponseStore.health()` of each store file of the run (for the manifest)."""
+    from .store import ResponseStore
+
+    return {p.name: ResponseStore(p).health() for p in (rd.responses, rd.completions_raw) if p.exists()}
+
+
+def report_store_damage(rd: RunDir) -> None:
+    """One warning line per damaged store file (how many lines and which); the damaged lines are already kept out
+    of the analysis by the store itself."""
+    from .store import ResponseStore
+
+    for p in (rd.responses, rd.completions_raw):
+        if p.exists():
+            line = ResponseStore(p).damage_summary()
+            if line:
+                print(f"valuelex: warning: {line}", file=sys.stderr, flush=True)
 
 
 def write_manifest(rd: RunDir, params: Params, params_path: Path, steps: dict[str, Any], started: float) -> Path:
@@ -182,41 +250,69 @@ def write_manifest(rd: RunDir, params: Params, params_path: Path, steps: dict[st
         "params": params.model_dump(mode="json"),
         "git": git_revision(), "python": sys.version.split()[0], "platform": platform.platform(),
         "versions": package_versions(), "started": started, "finished": time.time(),
-        "steps": dict(sorted(all_steps.items())), "calls": call_counts(rd),
+        "steps": dict(sorted(all_steps.items())), "calls": call_counts(rd), "store": store_health(rd),
     }
     atomic_write_text(rd.manifest, json.dumps(manifest, indent=2))
     return rd.manifest
 
 
-def execute_step(step: str, notebook: Path, rd: RunDir, params_path: Path) -> dict[str, Any]:
-    """Run one notebook with papermill; a failure is reported with the notebook to open."""
-    import papermill as pm
+def execute_step(step: str, notebook: Path, rd: RunDir, params_path: Path, *, timeout: float = 3600.0,
+                 params: Params | None = None, lock_fd: int | None = None) -> dict[str, Any]:
+    """Run one notebook with papermill in a child process bounded by `timeout` seconds (`stepexec`); a failure is
+    reported with the notebook to open. The child holds the run dir's lock too (`lock_fd`), so that a run killed
+    while its step goes on still keeps a second run out."""
+    from .scrub import url_secrets_env
+    from .stepexec import execute_notebook_bounded
 
     rd.notebooks.mkdir(exist_ok=True)
     out = rd.notebooks / notebook.name
-    os.environ["VALUELEX_PROGRESS"] = "0"  # a bar frozen at 0% is all a saved notebook would show
-    previous_step = os.environ.get("VALUELEX_STEP")
-    os.environ["VALUELEX_STEP"] = notebook.stem  # the kernel inherits it: role calls are tallied under this step
+    env = {"VALUELEX_PROGRESS": "0",  # a bar frozen at 0% is all a saved notebook would show
+           "VALUELEX_STEP": notebook.stem}  # the kernel inherits it: role calls are tallied under this step
+    if params is not None:  # the params copy masks URL credentials; the kernel gets the real URLs by environment
+        urls = [b for r in params.respondents for b in r.api_bases]
+        urls += [b for e in params.endpoints.values() for b in e.api_bases]
+        env.update(url_secrets_env(urls))
     started = time.time()
-    status, error = "ok", None
+    res = execute_notebook_bounded(notebook, out, rd.root, params_path, NOTEBOOK_DIR, timeout=timeout, env=env,
+                                   pass_fds=(lock_fd,) if lock_fd is not None else ())
+    return {"notebook": str(out.relative_to(rd.root)), "seconds": round(time.time() - started, 2),
+            "status": res["status"], "error": res["error"]}
+
+
+def _needs(step: str) -> list[str]:
+    """Every step `step` reads from, directly or through another, earliest first."""
+    seen: set[str] = set()
+    todo = list(STEP_NEEDS.get(step, ()))
+    while todo:
+        dep = todo.pop()
+        if dep not in seen:
+            seen.add(dep)
+            todo += STEP_NEEDS.get(dep, ())
+    return sorted(seen)
+
+
+def previous_steps(rd: RunDir) -> dict[str, Any]:
+    """The steps the run dir's manifest records (empty when there is none or it is unreadable)."""
     try:
-        pm.execute_notebook(str(notebook), str(out), parameters={"run_dir": str(rd.root), "params_file": str(params_path)},
-                            cwd=str(NOTEBOOK_DIR), kernel_name="python3", progress_bar=False, log_output=False,
-                            # the kernel shares our stderr: keep its start-up warnings (e.g. "running over TCP without
-                            # encryption", on localhost) and the "KeyboardInterrupt caught in kernel" it logs when it is
-                            # shut down while busy (seen on a loaded machine) out of the one line a failure prints
-                            # there; a cell's error reaches the user through papermill, not through this log
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
-    except pm.PapermillExecutionError as err:
-        status = "failed"
-        error = {"ename": err.ename, "evalue": str(err.evalue).splitlines()[0] if err.evalue else ""}
-    finally:
-        if previous_step is None:
-            os.environ.pop("VALUELEX_STEP", None)
-        else:
-            os.environ["VALUELEX_STEP"] = previous_step
-    return {"notebook": str(out.relative_to(rd.root)), "seconds": round(time.time() - started, 2), "status": status,
-            "error": error}
+        steps = json.loads(rd.manifest.read_text(encoding="utf-8")).get("steps", {})
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return {}
+    return steps if isinstance(steps, dict) else {}
+
+
+def check_needs(selected: list[str], recorded: dict[str, Any]) -> None:
+    """Refuse (one line) a selected step that reads from a step the manifest records as not finished, unless that
+    step is selected to run before it."""
+    for i, step in enumerate(selected):
+        for dep in _needs(step):
+            if dep in selected[:i]:
+                continue
+            entry = recorded.get(dep)
+            status = entry.get("status") if isinstance(entry, dict) else None
+            if status not in (None, "ok"):
+                what = "was killed while running" if status == "running" else f"ended {status}"
+                raise UserError(f"step {step} reads from step {dep}, which {what} (manifest.json); rerun it first: "
+                                f"valuelex run --steps {dep}-{step}")
 
 
 def run(params_path: str, steps: str = "01-07", run_dir: str | None = None, dry_run: bool = False,
@@ -231,10 +327,22 @@ def run(params_path: str, steps: str = "01-07", run_dir: str | None = None, dry_
 
         print_dry_run(params, selected)
         return 0
-    target = Path(run_dir) if run_dir else REPO_ROOT / "outputs" / params.run_name
     from .inputs import run_dir_target
 
-    rd = claim_run_dir(run_dir_target(target), params, params_file)
+    target = run_dir_target(Path(run_dir) if run_dir else default_run_dir(params.run_name)).resolve()
+    if target.is_dir():  # before anything is written: a run in progress, then a step that did not finish
+        refuse_if_busy(target)
+        check_needs(selected, previous_steps(RunDir(target)))
+    rd = claim_run_dir(target, params, params_file)
+    with run_dir_lock(rd.root) as lock_fd:
+        return _run_locked(params, params_file, selected, target, lock_fd, report)
+
+
+def _run_locked(params: Params, params_file: Path, selected: list[str], target: Path, lock_fd: int,
+                report: bool) -> int:
+    rd = claim_run_dir(target, params, params_file)  # again under the lock: a run that held it may have claimed it
+    check_needs(selected, previous_steps(rd))
+    report_store_damage(rd)
     params_copy = rd.params_copy
     started = time.time()
     results: dict[str, Any] = {}
@@ -245,17 +353,23 @@ def run(params_path: str, steps: str = "01-07", run_dir: str | None = None, dry_
             print(f"step {step}: no notebook yet, skipped", file=sys.stderr)
             continue
         print(f"step {step}: {nb.name} ...", file=sys.stderr, flush=True)
-        results[step] = execute_step(step, nb, rd, params_copy)
+        # recorded before the notebook starts: a step killed on its way is "running", never the "ok" of a past run
+        results[step] = {"notebook": f"notebooks/{nb.name}", "status": "running", "started": time.time(),
+                         "seconds": None, "error": None}
+        write_manifest(rd, params, params_file, results, started)
+        results[step] = execute_step(step, nb, rd, params_copy, timeout=params.step_timeout, params=params,
+                                     lock_fd=lock_fd)
         write_manifest(rd, params, params_file, results, started)
         res = results[step]
         if res["status"] != "ok":
             err = res["error"]
             where = rd.root / res["notebook"]
             print(f"valuelex: error: step {step} failed: {err['ename']}: {err['evalue']} (see {where})", file=sys.stderr)
-            code = 2 if err["ename"] in ("UserError", "ProviderError") else 1
+            code = 2 if err["ename"] in ("UserError", "ProviderError", "StepTimeout") else 1
             break
         print(f"step {step}: done in {res['seconds']:.1f} s", file=sys.stderr, flush=True)
     write_manifest(rd, params, params_file, results, started)
+    report_store_damage(rd)
     if report and code == 0 and results:
         try:
             from .report import build_report

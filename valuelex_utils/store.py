@@ -5,6 +5,12 @@ store and calls only for the keys it lacks; a run killed at any moment (even SIG
 and nothing duplicated, because (1) a record reaches the OS in a single `write` before anyone uses it, (2) a torn last
 line is ignored on load and fenced off with a newline before the next append, and (3) a key is looked up before it is
 requested again.
+
+A damaged store is reported, never silently used: a line that is not a record (garbage, or a torn write fenced off
+by a later append), a record whose response has no answer in it (`"response": "oops"`, `choices: null`, `{}`, an
+empty content), and a key answered twice with different texts are kept out of the answers (`get`) and counted, with
+their line numbers, in `health()`, which the run prints and records in its manifest. A key answered twice with
+different texts is not asked a third time: which answer is right is for a person to decide (delete one line).
 """
 from __future__ import annotations
 
@@ -33,6 +39,22 @@ def _parse_line(raw: bytes) -> dict[str, Any] | None:
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
     return record if isinstance(record, dict) and "key" in record else None
+
+
+def answer_text(response: Any) -> str | None:
+    """The answer in a stored response (chat `choices[0].message.content`, or `choices[0].text` of a completion
+    endpoint), or None when there is none: a response of the wrong shape, or an empty, null or missing content."""
+    if not isinstance(response, dict):
+        return None
+    choices = response.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    choice = choices[0]
+    message = choice.get("message")
+    text = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        text = choice.get("text")
+    return text if isinstance(text, str) and text.strip() else None
 
 
 def request_key(model: str, messages: Any, params: Mapping[str, Any], sample: int) -> str:
@@ -64,15 +86,56 @@ class ResponseStore:
         self.torn_lines = 0
         self.reload()
 
+    def _reset_health(self) -> None:
+        self.torn_lines = 0  # lines that are not a record (the torn last line included)
+        self._lines = 0
+        self.unreadable: list[int] = []  # line numbers (1-based) of lines that are not a record
+        self.wrong_shape: list[int] = []  # records whose response holds no answer
+        self.duplicates = 0  # a key answered again with the same text (harmless; the first is used)
+        self.conflicts: dict[str, list[int]] = {}  # key -> lines of its answers, when their texts differ
+        self._answer_line: dict[str, int] = {}
+
     # -- reading ---------------------------------------------------------------------------------------------------
     def reload(self) -> None:
         """Read the file again from the start (another process may have appended)."""
         self._answered = {}
-        self.torn_lines = 0
+        self._reset_health()
         self._size_seen = 0
         self._catch_up()
         if self.path.exists() and self.path.stat().st_size > self._size_seen:
             self.torn_lines += 1  # a last line without its newline: cut by a kill, or still being written
+
+    def health(self) -> dict[str, Any]:
+        """What the file holds and what of it is damaged (line numbers 1-based; a torn last line is not counted
+        as damage: it is what a kill mid-write leaves, and the request is simply asked again)."""
+        torn_last = self.path.exists() and self.path.stat().st_size > self._size_seen
+        return {"file": self.path.name, "lines": self._lines + int(torn_last), "answered": len(self._answered),
+                "unreadable_lines": list(self.unreadable), "wrong_shape_lines": list(self.wrong_shape),
+                "conflicting_keys": {k: list(v) for k, v in self.conflicts.items()},
+                "duplicate_answers": self.duplicates, "torn_last_line": bool(torn_last)}
+
+    def damage_summary(self) -> str | None:
+        """One line saying how many lines are damaged and which, or None for a sound store."""
+        h = self.health()
+        parts = []
+        if h["unreadable_lines"]:
+            parts.append(f"{len(h['unreadable_lines'])} unreadable (lines {_lines(h['unreadable_lines'])})")
+        if h["wrong_shape_lines"]:
+            parts.append(f"{len(h['wrong_shape_lines'])} without an answer in the response "
+                         f"(lines {_lines(h['wrong_shape_lines'])})")
+        if h["conflicting_keys"]:
+            lines = sorted(n for v in h["conflicting_keys"].values() for n in v)
+            n_keys = len(h["conflicting_keys"])
+            parts.append(f"{n_keys} key{'s' if n_keys != 1 else ''} answered twice with different texts "
+                         f"(lines {_lines(lines)})")
+        if not parts:
+            return None
+        n = len(h["unreadable_lines"]) + len(h["wrong_shape_lines"]) + sum(map(len, h["conflicting_keys"].values()))
+        return f"{self.path.name}: {n} damaged lines kept out of the analysis: " + "; ".join(parts)
+
+    def conflicted(self, key: str) -> list[int] | None:
+        """The lines of a key answered twice with different texts, or None."""
+        return self.conflicts.get(key)
 
     def _iter_file(self) -> Iterator[dict[str, Any]]:
         if not self.path.exists():
@@ -109,8 +172,14 @@ class ResponseStore:
         """
         if "key" not in record:
             raise ValueError("a store record needs a 'key'")
+        from .scrub import scrub
+
         record = {"time": time.time(), **record}
-        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        text = json.dumps(record, ensure_ascii=False, default=str)
+        clean = scrub(text)  # a provider may echo the key in an error body, or a model repeat it
+        if clean != text:
+            record = json.loads(clean)
+        line = (clean + "\n").encode("utf-8")
         with self._tlock, self._locked():
             self._catch_up()
             if record.get("response") is not None and record["key"] in self._answered:
@@ -119,12 +188,15 @@ class ResponseStore:
             try:
                 if self._ends_torn(fd):
                     line = b"\n" + line
+                    self._lines += 1
+                    self.torn_lines += 1
+                    self.unreadable.append(self._lines)
                 os.write(fd, line)
             finally:
                 os.close(fd)
             self._size_seen = self.path.stat().st_size
-        if record.get("response") is not None:
-            self._answered[record["key"]] = record
+            self._lines += 1
+            self._take(record, line)
         return record
 
     @contextmanager
@@ -174,10 +246,39 @@ class ResponseStore:
         end = chunk.rfind(b"\n")
         if end < 0:
             return
-        for raw in chunk[: end + 1].splitlines():
-            record = _parse_line(raw)
-            if record is None:
-                self.torn_lines += bool(raw.strip())
-            elif record.get("response") is not None:
-                self._answered.setdefault(record["key"], record)
+        for raw in chunk[: end + 1].split(b"\n")[:-1]:
+            self._lines += 1
+            self._take(_parse_line(raw), raw)
         self._size_seen += end + 1
+
+    def _take(self, record: dict[str, Any] | None, raw: bytes) -> None:
+        """Classify one line read from the file (see the module docstring)."""
+        if record is None:
+            if raw.strip():
+                self.torn_lines += 1
+                self.unreadable.append(self._lines)
+            return
+        if record.get("response") is None:
+            return  # a failed attempt: history, not an answer
+        key = record["key"]
+        text = answer_text(record["response"])
+        if text is None:
+            self.wrong_shape.append(self._lines)
+            return
+        if key in self.conflicts:
+            self.conflicts[key].append(self._lines)
+            return
+        first = self._answered.get(key)
+        if first is None:
+            self._answered[key] = record
+            self._answer_line[key] = self._lines
+        elif answer_text(first["response"]) == text:
+            self.duplicates += 1
+        else:
+            self.conflicts[key] = [self._answer_line[key], self._lines]
+            del self._answered[key]
+
+
+def _lines(numbers: list[int], limit: int = 10) -> str:
+    shown = ", ".join(str(n) for n in numbers[:limit])
+    return shown + (f" and {len(numbers) - limit} more" if len(numbers) > limit else "")

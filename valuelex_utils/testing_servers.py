@@ -41,6 +41,8 @@ VALUE_WORDS = ("honesty", "curiosity", "fairness", "kindness", "responsibility",
                "helpfulness", "accuracy", "humility", "courage", "loyalty", "compassion", "transparency", "patience",
                "creativity", "safety", "freedom", "justice", "wisdom", "diligence", "trust", "gratitude")
 FAULT_KINDS = ("429", "500", "timeout")
+# HTTP 200 without an answer: content "" / null / absent, or no choices (not in the default mix: ask for them)
+EMPTY_KINDS = ("empty", "null", "missing", "nochoices")
 
 
 @dataclass
@@ -55,6 +57,7 @@ class ServerConfig:
     models: tuple[str, ...] = ()
     hard_after: int | None = None
     seed: int = 0
+    echo_key: bool = False  # error bodies repeat the credentials received (as careless providers do)
 
 
 @dataclass
@@ -121,6 +124,19 @@ def request_id(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _credentials(request: Any) -> str:
+    """The credentials a request carried: its Authorization header, and a Basic one decoded (user:password)."""
+    import base64
+
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Basic "):
+        try:
+            auth += " (" + base64.b64decode(auth[6:]).decode("utf-8", "replace") + ")"
+        except ValueError:
+            pass
+    return auth or "(none)"
+
+
 def _error(status: int, message: str, kind: str, code: str | None = None) -> Any:
     from aiohttp import web
 
@@ -146,6 +162,7 @@ def make_app(cfg: ServerConfig) -> Any:
             state.in_flight -= 1
 
     async def _complete(request: web.Request) -> web.StreamResponse:
+        echo = f" (received: {_credentials(request)})" if cfg.echo_key else ""
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -156,7 +173,7 @@ def make_app(cfg: ServerConfig) -> Any:
             auth = request.headers.get("Authorization", "")
             if auth != f"Bearer {required_key}":
                 state.rejected["bad_key"] += 1
-                return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+                return _error(401, f"Incorrect API key provided.{echo}", "invalid_request_error", "invalid_api_key")
             if cfg.hard_after is not None and state.answered >= cfg.hard_after:
                 state.rejected["revoked"] += 1
                 return _error(401, "API key revoked.", "invalid_request_error", "invalid_api_key")
@@ -174,7 +191,10 @@ def make_app(cfg: ServerConfig) -> Any:
                 return _error(429, "Rate limit reached, retry later.", "rate_limit_error", "rate_limit_exceeded")
             if kind == "500":
                 await asyncio.sleep(cfg.delay)
-                return _error(500, "The server had an error while processing your request.", "server_error")
+                return _error(500, f"The server had an error while processing your request.{echo}", "server_error")
+            if kind in EMPTY_KINDS:
+                await asyncio.sleep(cfg.delay)
+                return web.json_response(_empty_answer(kind, str(body.get("model", "")), rid))
             await asyncio.sleep(cfg.stall)  # a stall: the client's timeout fires first
             return _error(504, "stalled", "server_error")
         state.consecutive.pop(rid, None)
@@ -219,6 +239,16 @@ def make_app(cfg: ServerConfig) -> Any:
     return app
 
 
+def _empty_answer(kind: str, model: str, rid: str) -> dict[str, Any]:
+    """An HTTP 200 body without an answer: content "" (`empty`), null (`null`), absent (`missing`), or no choices."""
+    message: dict[str, Any] = {"role": "assistant"}
+    if kind != "missing":
+        message["content"] = "" if kind == "empty" else None
+    choices = [] if kind == "nochoices" else [{"index": 0, "finish_reason": "stop", "message": message}]
+    return {"id": f"cmpl-{rid}", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": choices, "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}}
+
+
 async def serve(cfg: ServerConfig, port: int = 0, host: str = "127.0.0.1") -> None:
     from aiohttp import web
 
@@ -247,12 +277,13 @@ def _parse(argv: list[str] | None) -> tuple[ServerConfig, int]:
     p.add_argument("--models", default="")
     p.add_argument("--hard-after", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--echo-key", action="store_true", help="error bodies repeat the credentials received")
     a = p.parse_args(argv)
     cfg = ServerConfig(delay=a.delay, jitter=a.jitter, fault_rate=a.fault_rate,
                        faults=tuple(f for f in a.faults.split(",") if f),
                        max_consecutive_faults=a.max_consecutive_faults, stall=a.stall,
                        require_key_env=a.require_key_env, models=tuple(m for m in a.models.split(",") if m),
-                       hard_after=a.hard_after, seed=a.seed)
+                       hard_after=a.hard_after, seed=a.seed, echo_key=a.echo_key)
     return cfg, a.port
 
 
@@ -311,7 +342,7 @@ def start_server(*, delay: float = 0.0, jitter: float = 0.0, fault_rate: float =
                  faults: tuple[str, ...] = FAULT_KINDS, max_consecutive_faults: int = 2, stall: float = 30.0,
                  require_key_env: str | None = None, models: tuple[str, ...] = (), hard_after: int | None = None,
                  seed: int = 0, port: int = 0, env: dict[str, str] | None = None,
-                 timeout: float = 30.0) -> ServerHandle:
+                 timeout: float = 30.0, echo_key: bool = False) -> ServerHandle:
     """Start a testing server in a child process and wait until it listens."""
     cmd = [sys.executable, "-m", "valuelex_utils.testing_servers", "--port", str(port), "--delay", str(delay),
            "--jitter", str(jitter), "--fault-rate", str(fault_rate), "--faults", ",".join(faults),
@@ -322,6 +353,8 @@ def start_server(*, delay: float = 0.0, jitter: float = 0.0, fault_rate: float =
         cmd += ["--models", ",".join(models)]
     if hard_after is not None:
         cmd += ["--hard-after", str(hard_after)]
+    if echo_key:
+        cmd += ["--echo-key"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, **(env or {})})
     deadline = time.time() + timeout
