@@ -142,12 +142,14 @@ def claim_run_dir(run_dir: Path, params: Params, params_path: Path) -> RunDir:
 
 def _masked_fingerprint(params: Params) -> str:
     """The params' fingerprint as the run dir's copy holds them: URL credentials masked (`scrub`), so that the copy,
-    which never holds a secret, still matches the params file it came from."""
+    which never holds a secret, still matches the params file it came from. Like `Params.fingerprint`, the
+    operational fields are left out."""
     import hashlib
 
+    from .params import OPERATIONAL_FIELDS
     from .scrub import scrub_obj
 
-    blob = json.dumps(scrub_obj(params.model_dump(mode="json")), sort_keys=True)
+    blob = json.dumps(scrub_obj(params.model_dump(mode="json", exclude=set(OPERATIONAL_FIELDS))), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
