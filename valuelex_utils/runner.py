@@ -189,6 +189,7 @@ def execute_step(step: str, notebook: Path, rd: RunDir, params_path: Path) -> di
     rd.notebooks.mkdir(exist_ok=True)
     out = rd.notebooks / notebook.name
     os.environ["VALUELEX_PROGRESS"] = "0"  # a bar frozen at 0% is all a saved notebook would show
+    os.environ["VALUELEX_WRITE_PRODUCTS"] = "1"  # the kernel inherits it: write into the run dir, not its scratch/
     previous_step = os.environ.get("VALUELEX_STEP")
     os.environ["VALUELEX_STEP"] = notebook.stem  # the kernel inherits it: role calls are tallied under this step
     started = time.time()
@@ -255,6 +256,9 @@ def run(params_path: str, steps: str = "01-07", run_dir: str | None = None, dry_
         if build_report is not None:
             index = build_report(rd.root)
             print(f"report: {index}")
+            from .report import shareable_report
+
+            print(f"report to share (one file, opens offline anywhere): {shareable_report(rd.root)}")
     print(f"run dir: {rd.root}")
     return code
 
