@@ -76,6 +76,9 @@ def setup_notebook(run_dir: str, params_file: str, write_products: bool | None =
     pd.set_option("display.width", 160)
     pd.set_option("display.max_colwidth", 120)
     pd.set_option("display.precision", 3)
+    from .tables import install_number_format
+
+    install_number_format()  # 3 significant digits, integers as integers, in every table a notebook shows
     params = load_params(params_file)
     from .runner import claim_run_dir
 
