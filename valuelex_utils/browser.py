@@ -119,6 +119,8 @@ def _inspect(page, check: PageCheck, root_selector: str | None = None) -> None:
     check.problems += [f"heading '{h}' has no output under it" for h in page.evaluate(_EMPTY_JS)]
     text = page.evaluate("document.body.innerText")
     check.problems += [f"shown as text: ...{h}..." for h in shown_as_text(text)]
+    if page.evaluate("!!document.getElementById('vl-missing-plotly')"):
+        check.problems.append("figures cannot be drawn: plotly.min.js is not beside the page (the page says so)")
     if check.title.strip() in TAB_TITLES_REFUSED:
         check.problems.append(f"tab title is '{check.title}'")
 
