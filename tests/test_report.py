@@ -158,7 +158,7 @@ def test_thin_data_and_unstable_k_are_said_in_words():
 def test_figures_fit_their_data_and_label_every_word():
     from valuelex_utils.comparison import figure4
     from valuelex_utils.factors import _rows_said
-    from valuelex_utils.figures import growth
+    from valuelex_utils.figures import growth, profile_heatmap
 
     table = pd.DataFrame({"system": ["valuelex"] * 4, "model": ["a", "a", "b", "b"], "column": ["X", "Y"] * 2,
                           "w": [0.51, 0.53, 0.50, 0.52], "lo": [0.49, 0.52, 0.49, 0.50],
@@ -167,6 +167,12 @@ def test_figures_fit_their_data_and_label_every_word():
     lo, hi = fig.layout.yaxis.range
     assert 0.4 < lo < 0.49 and 0.54 < hi < 0.6  # fitted to 0.49-0.54, neutral 0.5 inside
     assert "n = 300 completions" in fig.layout.title.subtitle.text and "whisker" in fig.layout.title.subtitle.text
+    prof = pd.DataFrame({"system": "run", "level": "model", "id": ["a", "a", "b", "b"], "training": "aligned",
+                         "column": ["X", "Y"] * 2, "parent": [None, "X"] * 2, "w": [0.51, 0.53, 0.50, 0.52],
+                         "lo": [0.49, 0.52, 0.49, 0.50], "hi": [0.53, 0.54, 0.51, 0.54], "n": [297, 300, 300, 300]})
+    heat = profile_heatmap(prof)
+    assert "[0.52, 0.54]" in heat.data[0].text[0][1]  # the interval is in the cell, not only on hover
+    assert "n = 297-300 completions per cell" in heat.layout.title.subtitle.text and heat.layout.height >= 360
     curve = pd.DataFrame({"respondents": [1, 2, 3], "mean": [3, 5, 6], "lo": [2, 4, 6], "hi": [4, 6, 6]})
     assert [t.mode for t in growth(curve).data] == ["lines", "lines", "lines+markers"]  # no dots on the band
     assert _rows_said(360, [f"r{i % 12}|p{i}|s0" for i in range(360)]) == "360 answers of 12 respondents"

@@ -175,6 +175,7 @@ def check_single_file(path: Path, screenshot_dir: Path | None = None) -> list[Pa
         whole.title = page.title()
         _inspect(page, whole)
         results.append(whole)
+        page.add_style_tag(content="#vl-bar { display: none !important; }")  # the sticky bar would cover shots
         for sid in page.evaluate("Array.from(document.querySelectorAll('section.vl-section')).map(s => s.id)"):
             sec = PageCheck(page=f"{path.name}#{sid}", title=whole.title)
             loc = page.locator(f"section[id='{sid}']")

@@ -41,7 +41,8 @@ def top_words_by_training(lexicon: pd.DataFrame, n: int = 20) -> go.Figure:
         frames.append(top.assign(training=col.removeprefix("share_")))
     df = pd.concat(frames) if frames else pd.DataFrame(columns=["word", "share", "training"])
     fig = px.bar(df, x="share", y="word", color="training", facet_col="training", orientation="h",
-                 color_discrete_map=TRAINING_COLORS, title=f"Top {n} value words per training type")
+                 color_discrete_map=TRAINING_COLORS, title=f"Top {n} value words per training type",
+                 facet_col_spacing=0.12)  # room for the next panel's word labels beside a full bar
     fig.update_yaxes(matches=None, showticklabels=True, categoryorder="total ascending")
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
     fig.update_xaxes(range=[0, 1.02], title_text="share of respondents")
@@ -83,13 +84,13 @@ def profile_heatmap(profiles: pd.DataFrame, level: str = "model", system: str | 
     lo = sub.pivot(index="id", columns="column", values="lo")[order]
     hi = sub.pivot(index="id", columns="column", values="hi")[order]
     cover = sub.pivot(index="id", columns="column", values="_cover")[order].fillna(False).astype(bool)
-    n = sub.pivot(index="id", columns="column", values="n")[order] if "n" in sub.columns else None
+    n = sub["n"].astype(float) if "n" in sub.columns else None
     with_ci = len(order) <= 12  # the interval fits under the value in a cell this wide
 
     def cell(i: int, j: int) -> str:
         v = f"({w.iat[i, j]:.2f})" if cover.iat[i, j] else f"{w.iat[i, j]:.2f}"
         if with_ci and pd.notna(lo.iat[i, j]) and pd.notna(hi.iat[i, j]):
-            v += f"<br><span style='font-size:10px'>{lo.iat[i, j]:.2f}-{hi.iat[i, j]:.2f}</span>"
+            v += f"<br>[{lo.iat[i, j]:.2f}, {hi.iat[i, j]:.2f}]"
         return v
 
     text = [[cell(i, j) for j in range(w.shape[1])] for i in range(w.shape[0])]
@@ -109,7 +110,7 @@ def profile_heatmap(profiles: pd.DataFrame, level: str = "model", system: str | 
                 fig.add_vline(x=i - 0.5, line_color="#333", line_width=2)
     head = title or f"Value orientation per {level}"
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(title=dict(text=head), height=260 + (56 if with_ci else 40) * len(w.index))
+    fig.update_layout(title=dict(text=head), height=230 + (56 if with_ci else 40) * len(w.index))
     count = "" if n is None or n.isna().all() else (
         f"; n = {int(n.min())} completions per cell" if n.min() == n.max()
         else f"; n = {int(n.min())}-{int(n.max())} completions per cell")
