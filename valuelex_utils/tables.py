@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import html
 import math
+import numbers
 import re
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 #: a model's special tokens that leak into its text (Gemma's <start_of_image>, ChatML's <|im_end|>, <s>, <eos>...)
@@ -63,7 +65,9 @@ def _cell(v: Any, text: bool, max_chars: int, na: str) -> str:
         if more > 0:
             s = s[:max_chars].rstrip() + f" … ({more} more characters)"
         return f"<td style='{TEXT_STYLE}'>{html.escape(s)}</td>"
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
+    if v is pd.NA:
+        return f"<td>{na}</td>"
+    if isinstance(v, numbers.Number) and not isinstance(v, (bool, np.bool_)):
         shown = fmt_number(v)
         return f"<td style='text-align: right; font-variant-numeric: tabular-nums'>{na if shown == '—' else shown}</td>"
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
