@@ -172,7 +172,7 @@ def test_figures_fit_their_data_and_label_every_word():
                          "lo": [0.49, 0.52, 0.49, 0.50], "hi": [0.53, 0.54, 0.51, 0.54], "n": [297, 300, 300, 300]})
     heat = profile_heatmap(prof)
     assert "[0.52, 0.54]" in heat.data[0].text[0][1]  # the interval is in the cell, not only on hover
-    assert "n = 297-300 completions per cell" in heat.layout.title.subtitle.text and heat.layout.height >= 360
+    assert "n = 297-300 completions per cell" in heat.layout.title.subtitle.text and heat.layout.height >= 300
     curve = pd.DataFrame({"respondents": [1, 2, 3], "mean": [3, 5, 6], "lo": [2, 4, 6], "hi": [4, 6, 6]})
     assert [t.mode for t in growth(curve).data] == ["lines", "lines", "lines+markers"]  # no dots on the band
     assert _rows_said(360, [f"r{i % 12}|p{i}|s0" for i in range(360)]) == "360 answers of 12 respondents"
