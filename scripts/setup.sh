@@ -40,7 +40,10 @@ step "embedded models"
 "$VENV/bin/python" -c "from valuelex_utils.embedded import ensure_embedded_files; ensure_embedded_files()"
 
 step "Jupyter kernel"
-"$VENV/bin/python" -m ipykernel install --sys-prefix --name valuelex --display-name "Python (ValueLex)" >/dev/null
+# One kernel name everywhere: the notebooks, papermill (`valuelex run`) and JupyterLab all use "python3", this venv's
+# own kernel, shown as "Python (ValueLex)"; a second name would make JupyterLab offer two kernels.
+"$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python (ValueLex)" >/dev/null
+"$VENV/bin/jupyter" kernelspec remove -y valuelex >/dev/null 2>&1 || true
 
 if ! command -v chromium >/dev/null 2>&1; then
   step "headless Chromium from Debian (report browser test, static figures)"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from valuelex_utils.browser import check_pages, chromium_path
+from valuelex_utils.browser import check_pages, check_single_file, chromium_path
 from valuelex_utils.params import load_params, parse_params
 from valuelex_utils.rundir import REPO_ROOT
 from valuelex_utils.runner import notebook_for
@@ -108,10 +108,29 @@ def test_report_renders_offline_in_headless_chromium(smoke_run):
     report = smoke_run / "report"
     pages = [report / "index.html", *sorted(p for p in report.glob("*.html") if p.name != "index.html")]
     assert len(pages) >= 2
-    checks = check_pages(pages, smoke_run / "screenshots")
+    checks = check_pages(pages)
     for c in checks:
         assert c.rendered == c.figures, f"{c.page}: {c.rendered}/{c.figures} figures rendered"
         assert not c.js_errors, f"{c.page}: {c.js_errors[:3]}"
         assert not c.network, f"{c.page} fetched {c.network[:3]}"
+        assert c.title and c.title != "Notebook"
     assert sum(c.figures for c in checks) >= 5
-    assert all(Path(c.screenshot).stat().st_size > 10_000 for c in checks)
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="Debian chromium not installed (make setup installs it)")
+def test_the_one_file_report_looks_right_at_1400_px(smoke_run):
+    """The file to send: plotly.js once, under 8 MB, every section drawn and screenshotted, and none of what a
+    reader trips over (overlapping labels, unlabelled words, empty sections, markup shown as text, NaN)."""
+    from valuelex_utils.report import shareable_report
+
+    single = shareable_report(smoke_run)
+    assert single.stat().st_size < 8e6 and single.read_text().count("* plotly.js v") == 1
+    checks = check_single_file(single, smoke_run / "screenshots")
+    whole, sections = checks[0], checks[1:]
+    assert whole.ok and whole.figures >= 10, (whole.rendered, whole.figures, whole.js_errors[:3], whole.network[:3])
+    assert whole.problems == [], whole.problems
+    steps = sorted(p.stem for p in (smoke_run / "notebooks").glob("*.ipynb"))
+    assert [s.page.split("#")[1] for s in sections] == ["vl-index", *steps]
+    for s in sections:
+        assert s.rendered == s.figures and not s.problems, (s.page, s.problems)
+        assert Path(s.screenshot).stat().st_size > 10_000

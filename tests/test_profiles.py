@@ -117,7 +117,7 @@ def test_a_mostly_neutral_profile_is_said_to_carry_little_signal():
     fig = profile_heatmap(prof, level="model")
     texts = [t for row in fig.data[0].text for t in row]
     assert sum(t.startswith("(") for t in texts) == sig.n_cover
-    assert "brackets" in fig.layout.title.text
+    assert "brackets" in fig.layout.title.text + fig.layout.title.subtitle.text  # said in the caption
 
 
 def test_a_clear_profile_is_said_to_carry_signal_and_names_its_clearest_cell():

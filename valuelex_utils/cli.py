@@ -132,11 +132,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import build_report
+    from .report import build_report, shareable_report
 
     inputs.check_run_products(args.run_dir)
     index = build_report(args.run_dir)
     print(index)
+    print(f"to share (one file, opens offline anywhere): {shareable_report(args.run_dir)}", file=sys.stderr)
     return 0
 
 

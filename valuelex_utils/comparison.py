@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .figures import captioned
 from .profiles import value_profiles
 
 SYSTEM_ORDER = ("run", "schwartz", "valuelex", "mft")  # panels of Fig. 4: this run's own system first, then the paper's
@@ -64,7 +65,8 @@ def signal_lines(comparison: pd.DataFrame) -> str:
 
 def figure4(comparison: pd.DataFrame) -> go.Figure:
     """Paper Fig. 4: one panel per system (this run's own | Schwartz | ValueLex | MFT), one trace per model, 95%
-    intervals as error bars."""
+    intervals as error bars. Bars grow from the neutral 0.5 (up: the value is expressed, down: its opposite) and
+    the axis spans the data, so differences of a few hundredths stay visible; the caption says what is drawn."""
     systems = ordered_systems(comparison["system"])
     widths = [max(1, comparison.loc[comparison.system == s, "column"].nunique()) for s in systems]
     fig = make_subplots(rows=1, cols=len(systems), shared_yaxes=True, column_widths=widths,
@@ -74,16 +76,26 @@ def figure4(comparison: pd.DataFrame) -> go.Figure:
         for s_i, system in enumerate(systems, start=1):
             d = comparison[(comparison.system == system) & (comparison.model == model)]
             fig.add_trace(go.Bar(
-                x=d["column"], y=d["w"], name=model, legendgroup=model, showlegend=s_i == 1,
-                marker_color=palette[m_i % len(palette)],
+                x=d["column"], y=d["w"] - 0.5, base=0.5, name=model, legendgroup=model, showlegend=s_i == 1,
+                marker_color=palette[m_i % len(palette)], customdata=d[["w", "lo", "hi"]].to_numpy(),
+                hovertemplate="%{x}: w = %{customdata[0]:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}]",
                 error_y=dict(type="data", symmetric=False, array=(d["hi"] - d["w"]).fillna(0),
-                             arrayminus=(d["w"] - d["lo"]).fillna(0))), row=1, col=s_i)
-    for s_i in range(1, len(systems) + 1):  # the neutral line in every panel, named on the axis (a label in each
-        fig.add_hline(y=0.5, line_dash="dot", line_color="#888", row=1, col=s_i)  # panel sat on its first bar)
-    fig.update_yaxes(range=[0, 1], title_text="orientation w (score / 6; dotted: 0.5 neutral)", row=1, col=1)
+                             arrayminus=(d["w"] - d["lo"]).fillna(0), thickness=1.5, width=3)), row=1, col=s_i)
+    lo = float(np.nanmin(comparison[["lo", "w"]].to_numpy(float))) if len(comparison) else 0.0
+    hi = float(np.nanmax(comparison[["hi", "w"]].to_numpy(float))) if len(comparison) else 1.0
+    pad = max(0.01, 0.1 * (max(hi, 0.5) - min(lo, 0.5)))
+    y_range = [max(0.0, min(lo, 0.5) - pad), min(1.0, max(hi, 0.5) + pad)]
+    fig.update_yaxes(range=y_range, title_text="orientation w (score / 6)", row=1, col=1)
+    fig.update_xaxes(tickangle=-40)
     fig.update_annotations(yshift=8)  # panel titles clear of the top tick label
-    return fig.update_layout(barmode="group", height=480,
-                             title=f"The same completions under {len(systems)} value systems", legend_title="model")
+    n = comparison.groupby("model")["n"].max() if "n" in comparison.columns else pd.Series(dtype=float)
+    count = ("; n = " + ", ".join(f"{int(v)} completions of {m}" for m, v in n.items() if pd.notna(v))) if len(n) else ""
+    fig.update_layout(barmode="group", height=560, legend_title="model",
+                      title=f"The same completions under {len(systems)} value systems")
+    return captioned(fig, "Bar: mean orientation w (score / 6) of a model's completions on a (sub)dimension, drawn "
+                         "from the neutral 0.5 (up: the value expressed, down: its opposite); whisker: its 95% "
+                         f"interval (stem bootstrap); the axis spans {y_range[0]:.2f}-{y_range[1]:.2f}, the data's "
+                         f"range, not 0-1{count}.")
 
 
 def cross_system_correlations(ours: pd.DataFrame, ours_cols: Sequence[str], human: pd.DataFrame,

@@ -122,6 +122,32 @@ def _batch_invariant_kernels() -> Iterator[None]:
             module.llama_model_default_params = original
 
 
+_NATIVE_LOG: Any = None  # the ctypes callback must outlive every llama.cpp call, so it lives here
+
+
+def _route_native_logs() -> None:
+    """Send llama.cpp's own log lines (e.g. Gemma's "llama_kv_cache_iswa: using full-size SWA cache", which
+    llama-cpp-python prints to stderr even with verbose=False) to the `llama_cpp.native` logger at DEBUG, so they never
+    reach a notebook cell's output or the terminal. Idempotent; set after `llama_cpp` is imported, whose own
+    callback it replaces."""
+    global _NATIVE_LOG
+    if _NATIVE_LOG is not None:
+        return
+    import ctypes
+    import logging
+
+    import llama_cpp
+
+    log = logging.getLogger("llama_cpp.native")
+
+    @llama_cpp.llama_log_callback
+    def _to_logging(level: int, text: bytes, user_data: Any) -> None:
+        log.debug(text.decode("utf-8", "replace").rstrip())
+
+    _NATIVE_LOG = _to_logging
+    llama_cpp.llama_log_set(_NATIVE_LOG, ctypes.c_void_p(0))
+
+
 class EmbeddedEngine:
     """One loaded model. Concurrent requests are decoded together by a `batching.BatchEngine` (continuous batching on
     extra contexts of the same loaded weights); `VALUELEX_BATCHING=0`, and requests the batch path does not reproduce
@@ -137,6 +163,7 @@ class EmbeddedEngine:
         self.lock = _COMPUTE_LOCK
         # flash attention: the batch lanes use it (+10-25% tokens/s at 16 sequences), and the single-stream context
         # must compute attention the same way for a request to get the same answer alone and in a batch
+        _route_native_logs()
         with _batch_invariant_kernels():
             self.llm = Llama(
                 model_path=str(spec.locate()), n_ctx=n_ctx, n_threads=n_threads or default_threads(),

@@ -157,22 +157,27 @@ def score_run(params: Params, run_dir: str, system: Any = None, step: str = "06_
 
 
 def score_systems(params: Params, run_dir: str | Path, choice: SystemChoice, reuse: bool = False,
-                  step: str = "06_score") -> dict[str, ScoredRun]:
+                  step: str = "06_score", progress: bool = False) -> dict[str, ScoredRun]:
     """Score on every system of `choice`. `reuse=True` takes a system's scores from `scores.parquet` and
     `reliability.json` when they were made from the same completions, system file and scorer (step 07 after 06).
-    An LLM judge's calls are tallied under `step`."""
+    An LLM judge's calls are tallied under `step`. `progress`: a tqdm.auto bar, one tick per system (scoring a
+    system takes tens of seconds on 2 cores; a cell silent that long looks hung)."""
     rd = RunDir.at(run_dir)
     saved = load_scored(rd) if reuse else {}
     runs: dict[str, ScoredRun] = {}
-    for key, sysm in choice.systems.items():
-        old = saved.get(key)
-        if old is not None and _same(old, sysm, params, rd):
-            runs[key] = ScoredRun(sysm, old.scores, old.reliability, key=key)
-        else:
-            run = score_run(params, str(rd.root), system=sysm, step=step)
-            run.key = key
-            run.reliability = {**run.reliability, "system_key": key, "system_digest": sysm.digest}
-            runs[key] = run
+    from tqdm.auto import tqdm
+
+    with tqdm(choice.systems.items(), desc="scoring value systems", unit="system", disable=not progress) as bar:
+        for key, sysm in bar:
+            bar.set_postfix_str(str(key))
+            old = saved.get(key)
+            if old is not None and _same(old, sysm, params, rd):
+                runs[key] = ScoredRun(sysm, old.scores, old.reliability, key=key)
+            else:
+                run = score_run(params, str(rd.root), system=sysm, step=step)
+                run.key = key
+                run.reliability = {**run.reliability, "system_key": key, "system_digest": sysm.digest}
+                runs[key] = run
     return runs
 
 

@@ -26,6 +26,7 @@ def profiles_heatmaps(rd: RunDir) -> list[tuple[str, Any, str]]:
     from .evaluation import read_notes
     from .figures import profile_heatmap
     from .profiles import profile_signal
+    from .tables import thin_data_warning
 
     prof = pd.read_csv(_need(rd.profiles))
     if "neutral_share" not in prof.columns:  # written before the column existed
@@ -41,16 +42,28 @@ def profiles_heatmaps(rd: RunDir) -> list[tuple[str, Any, str]]:
         where = ("this run's own value system" if key == "run" else
                  "the paper's value system, ValueLex" if key == "valuelex" else system_title(key))
         note = (notes if i == 0 else "") + profile_signal(prof, level="model", system=key).html()
+        n = prof.loc[(prof["system"] == key) & (prof["level"] == "model"), "n"] if "n" in prof.columns else None
+        thin = thin_data_warning(int(n.min()), "completions behind a model's cell") if n is not None and \
+            n.notna().any() else None
+        note += f"<p class='vl-little'>{html.escape(thin)}</p>" if thin else ""
         fig = profile_heatmap(prof, level="model", system=key, title=f"Value orientation per model: {system_title(key)}")
         out.append((f"Value orientation of each model on {where} (paper Fig. 3)", fig, note))
     return out
 
 
 def taxonomy_sunburst(rd: RunDir) -> Any:
+    from .figures import captioned
     from .taxonomy import load_clusters, sunburst_figure
 
     taxonomy = yaml.safe_load(_need(rd.taxonomy).read_text(encoding="utf-8"))
-    return sunburst_figure(load_clusters(_need(rd.clusters)), taxonomy)
+    clusters = load_clusters(_need(rd.clusters))
+    dims = taxonomy.get("dimensions") or []
+    subs = sum(len(d.get("subdimensions") or []) for d in dims)
+    words = int((clusters["dimension"].notna() & (clusters["dimension"].astype(str) != "")).sum())
+    return captioned(sunburst_figure(clusters, taxonomy),
+                     "Three rings: dimensions (factors) inside, their subdimensions ('(not split)' where a dimension "
+                     "has none), the value words outside; a segment's size is its number of words; n = "
+                     f"{len(dims)} dimensions, {subs} subdimensions, {words} words.")
 
 
 def all_systems(rd: RunDir) -> list[tuple[str, Any, str]]:

@@ -269,6 +269,7 @@ def execute_step(step: str, notebook: Path, rd: RunDir, params_path: Path, *, ti
     rd.notebooks.mkdir(exist_ok=True)
     out = rd.notebooks / notebook.name
     env = {"VALUELEX_PROGRESS": "0",  # a bar frozen at 0% is all a saved notebook would show
+           "VALUELEX_WRITE_PRODUCTS": "1",  # write into the run dir, not its scratch/ (notebook.products_dir)
            "VALUELEX_STEP": notebook.stem}  # the kernel inherits it: role calls are tallied under this step
     if params is not None:  # the params copy masks URL credentials; the kernel gets the real URLs by environment
         urls = [b for r in params.respondents for b in r.api_bases]
@@ -380,6 +381,9 @@ def _run_locked(params: Params, params_file: Path, selected: list[str], target: 
         if build_report is not None:
             index = build_report(rd.root)
             print(f"report: {index}")
+            from .report import shareable_report
+
+            print(f"report to share (one file, opens offline anywhere): {shareable_report(rd.root)}")
     print(f"run dir: {rd.root}")
     return code
 

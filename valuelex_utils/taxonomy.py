@@ -283,8 +283,8 @@ def _definitions(taxonomy: dict[str, Any] | None) -> dict[str, str]:
 
 def sunburst_figure(clusters: pd.DataFrame, taxonomy: dict[str, Any] | None = None, kind: str = "sunburst",
                     include_unassigned: bool = False, title: str | None = None, height: int = 650):
-    """The taxonomy as a sunburst (or `kind="treemap"`): dimension -> subdimension -> word (an unsplit dimension
-    holds its words directly). Hover shows the definition when `taxonomy` is given."""
+    """The taxonomy as a sunburst (or `kind="treemap"`): dimension -> subdimension -> word, three rings (an unsplit
+    dimension has one "(not split)" subdimension). Hover shows the definition when `taxonomy` is given."""
     import plotly.graph_objects as go
 
     if kind not in ("sunburst", "treemap"):
@@ -310,9 +310,10 @@ def sunburst_figure(clusters: pd.DataFrame, taxonomy: dict[str, Any] | None = No
                 add(f"s:{dim}/{sub}", str(sub), f"d:{dim}", len(gs), defs.get(sub, ""))
                 for w in gs["word"]:
                     add(f"w:{dim}/{sub}/{w}", str(w), f"s:{dim}/{sub}", 1, "")
-        else:
+        else:  # an unsplit dimension keeps all three rings (no hole): one subdimension segment, said so
+            add(f"s:{dim}/", "(not split)", f"d:{dim}", len(g), "this dimension is not split into subdimensions")
             for w in g["word"]:
-                add(f"w:{dim}/{w}", str(w), f"d:{dim}", 1, "")
+                add(f"w:{dim}//{w}", str(w), f"s:{dim}/", 1, "")
     kw: dict[str, Any] = dict(ids=ids, labels=labels, parents=parents, values=values, branchvalues="total",
                               customdata=hover,
                               hovertemplate="<b>%{label}</b><br>%{value} word(s)<br>%{customdata}<extra></extra>")

@@ -6,6 +6,8 @@ import html
 
 import pandas as pd
 
+from .tables import TEXT_STYLE, clean_text, fmt_number
+
 
 def table_browser(df: pd.DataFrame, filters: list[str], text_col: str, extra: list[str] | None = None,
                   limit: int = 20):
@@ -27,7 +29,7 @@ def table_browser(df: pd.DataFrame, filters: list[str], text_col: str, extra: li
         with out:
             rows = "".join(
                 "<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in [*filters, *extra])
-                + f"<td style='text-align:left'>{html.escape(str(r[text_col]))}</td></tr>"
+                + f"<td style='{TEXT_STYLE}'>{html.escape(clean_text(r[text_col]))}</td></tr>"
                 for _, r in sel.head(limit).iterrows())
             head = "".join(f"<th>{c}</th>" for c in [*filters, *extra, text_col])
             display(HTML(f"<p>{len(sel)} rows</p><table><tr>{head}</tr>{rows}</table>"))
@@ -52,9 +54,9 @@ def extremes_browser(scores: pd.DataFrame, columns: list[str], text_col: str = "
         out.clear_output()
         with out:
             for title, part in (("highest", ranked.tail(n)[::-1]), ("lowest", ranked.head(n))):
-                rows = "".join(f"<tr><td>{r[col]}</td><td>{html.escape(str(r['respondent']))}</td>"
-                               f"<td>{html.escape(str(r['stem']))}</td><td style='text-align:left'>"
-                               f"{html.escape(str(r[text_col]))}</td></tr>" for _, r in part.iterrows())
+                rows = "".join(f"<tr><td>{fmt_number(r[col])}</td><td>{html.escape(str(r['respondent']))}</td>"
+                               f"<td>{html.escape(str(r['stem']))}</td><td style='{TEXT_STYLE}'>"
+                               f"{html.escape(clean_text(r[text_col]))}</td></tr>" for _, r in part.iterrows())
                 display(HTML(f"<h4>{title}</h4><table><tr><th>{col}</th><th>respondent</th><th>stem</th>"
                              f"<th>{text_col}</th></tr>{rows}</table>"))
 
