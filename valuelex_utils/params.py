@@ -43,6 +43,9 @@ class Respondent(_Strict):
     training: Training
     api_base: str | list[str] | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
+    rpm: float | None = Field(None, gt=0, description="requests a minute this endpoint allows; calls are paced "
+                              "client-side to stay under it (valuelex_utils.ratelimit)")
+    tpm: float | None = Field(None, gt=0, description="tokens a minute (prompt + completion) this endpoint allows")
     configs: list[DecodingConfig] = Field(default_factory=lambda: [DecodingConfig()], min_length=1)
 
     @field_validator("model")
@@ -176,6 +179,9 @@ class Endpoint(_Strict):
 
     api_base: str | list[str] | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
+    rpm: float | None = Field(None, gt=0, description="requests a minute this endpoint allows; calls are paced "
+                              "client-side to stay under it (valuelex_utils.ratelimit)")
+    tpm: float | None = Field(None, gt=0, description="tokens a minute (prompt + completion) this endpoint allows")
 
     @property
     def api_bases(self) -> list[str]:
