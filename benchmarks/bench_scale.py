@@ -227,7 +227,8 @@ def fleet_params(bases: list[str], in_flight: int, respondents: int = 525) -> di
             "projective": {"stems": "all", "samples": 1}}
 
 
-def fleet(latency: float, in_flights: list[int], tmp: Path) -> list[dict[str, Any]]:
+def fleet(latency: float, in_flights: list[int], tmp: Path, steps: tuple[str, ...] = ("01", "05")
+          ) -> list[dict[str, Any]]:
     from valuelex_utils import shards
     from valuelex_utils.elicitation import run_elicitation
     from valuelex_utils.params import parse_params
@@ -238,7 +239,8 @@ def fleet(latency: float, in_flights: list[int], tmp: Path) -> list[dict[str, An
     servers = [start_server(delay=latency) for _ in range(SERVERS)]
     try:
         bases = [s.api_base for s in servers]
-        for (step, fn), c in itertools.product((("01", run_elicitation), ("05", run_projective)), in_flights):
+        runs = [(s, f) for s, f in (("01", run_elicitation), ("05", run_projective)) if s in steps]
+        for (step, fn), c in itertools.product(runs, in_flights):
             params = parse_params(fleet_params(bases, c))
             run_dir = tmp / f"fleet-{step}-{c}"
             run_dir.mkdir(parents=True)
@@ -268,6 +270,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--fleet", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--latency", type=float, default=0.25, help="seconds each fleet server takes to answer")
     p.add_argument("--in-flight", type=int, nargs="*", default=[64, 256])
+    p.add_argument("--fleet-steps", nargs="*", default=["01", "05"], choices=["01", "05"])
     p.add_argument("--out", default=str(REPO / "outputs" / "bench" / "scale.json"))
     p.add_argument("--child", nargs=2, metavar=("STEP", "RUN_DIR"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -279,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         result["analysis"] = analysis(a.respondents, Path(tmp))
         if a.fleet:
-            result["fleet"] = fleet(a.latency, a.in_flight, Path(tmp))
+            result["fleet"] = fleet(a.latency, a.in_flight, Path(tmp), tuple(a.fleet_steps))
     finish(result["machine"])
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["target_02_04_le_60s"] = {str(r["respondents"]): r["seconds_02_04"] <= 60 for r in result["analysis"]}
