@@ -35,6 +35,7 @@ os.environ.setdefault("OPENAI_API_KEY", "none")  # the instrument server takes a
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks._machine import finish, machine_info  # noqa: E402
 from valuelex_utils import shards  # noqa: E402
 from valuelex_utils.llm import BatchRunner, LLMRequest  # noqa: E402
 from valuelex_utils.store import ResponseStore  # noqa: E402
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     a = p.parse_args(argv)
 
     ideal = a.calls * a.delay / a.concurrency
+    machine = machine_info(llama=False)  # no llama.cpp here: only LiteLLM, the store and a local HTTP server
     with start_server(delay=a.delay) as server, tempfile.TemporaryDirectory() as tmp:
         store = ResponseStore(Path(tmp) / "responses.jsonl")
         runner = BatchRunner(store, concurrency=a.concurrency, retries=2, timeout=60)
@@ -160,6 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
         "event_loop_run_queue_wait_s": round(waited, 2) if waited is not None else None,
         "cpus": os.cpu_count(), "load_avg_1m_before": round(load0, 2),
         "load_avg_1m_after": round(os.getloadavg()[0], 2), "python": platform.python_version(),
+        "machine": finish(machine),
     }
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

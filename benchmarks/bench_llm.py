@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -41,8 +40,9 @@ sys.path.insert(0, str(REPO))
 import litellm  # noqa: E402
 
 from valuelex_utils import embedded  # noqa: E402
+from benchmarks._machine import finish, machine_info  # noqa: E402
 from valuelex_utils.batching import BatchConfig, cpu_budget  # noqa: E402 - before llama_cpp: OpenMP settings
-from llama_cpp import Llama, __version__ as llama_cpp_version  # noqa: E402
+from llama_cpp import Llama  # noqa: E402
 from valuelex_utils.llm import BatchRunner, LLMRequest  # noqa: E402
 from valuelex_utils.store import ResponseStore  # noqa: E402
 
@@ -191,8 +191,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     results: dict[str, Any] = {
         "what": "completion tokens per second, median of rounds; same prompts, temperature 0.7, top_p 0.95, seeded",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "llama_cpp_python": llama_cpp_version,
-                    "threads": embedded.default_threads(), "load_avg_start": list(os.getloadavg())},
+        "machine": {**machine_info(), "threads": embedded.default_threads()},
         "batch_config": vars(BatchConfig.from_env()),
         "engine": "flash attention on, plain (not repacked) weights, GGML_CPU_TILED_MM=0: batch-invariant logits",
         "rounds": a.rounds, "max_tokens": a.max_tokens, "single_stream_requests": N_SINGLE,
@@ -201,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in a.models:
         print(f"{name}:", flush=True)
         results["models"][name] = bench_model(name, a.rounds, a.max_tokens)
-    results["machine"]["load_avg_end"] = list(os.getloadavg())
+    finish(results["machine"])
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["targets"] = {
         name: {"litellm_single_ge_95pct_raw": r["ratio_litellm_single_to_raw"] >= 0.95,

@@ -1,18 +1,62 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a fresh offline machine: venv, CPU torch, the stack, llama-cpp-python, the embedded models,
 # a Jupyter kernel and headless Chromium for the report test. Seconds when nothing changed.
+#
+# What takes the time on a fresh 2-core machine is compiling llama.cpp (llama-cpp-python ships only sources). So:
+# - the llama-cpp-python wheel is built in the background (`pip wheel`, its own isolated build env) while the stack
+#   installs in the foreground, and Chromium comes from apt in the background too;
+# - only the `llama` library target and what it links (ggml, ggml-base, ggml-cpu) is built: llama-cpp-python forces
+#   llama.cpp's `common` library on, which the Python package never loads (scikit-build-core `build.targets`);
+# - a portable AVX2 build (GGML_NATIVE=OFF, not -march=native) so the wheel pip caches is valid on any machine of
+#   this kind and the figures measured with it are what such a machine gets;
+# - how the wheel was built (CMAKE_ARGS, targets, parallel level, built here or taken from pip's cache, seconds) is
+#   written to $VENV/valuelex-llama-build.json, which the benchmarks record (benchmarks/_machine.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 VENV=.venv
 PIP="$VENV/bin/python -m pip"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+JOBS=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}
+LLAMA_CMAKE_ARGS=${LLAMA_CMAKE_ARGS:-"-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"}
+LLAMA_TARGETS="llama"  # builds ggml, ggml-base and ggml-cpu with it: the libraries llama_cpp loads
 
 step() { printf '\n== %s (%ss)\n' "$1" "$SECONDS"; }
+
+# -- background: Chromium (apt), independent of everything Python ---------------------------------------------------
+CHROMIUM_PID=""
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    step "headless Chromium from Debian, in the background (report browser test, static figures)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/tmp/valuelex-apt.$$.log 2>&1 &
+    CHROMIUM_PID=$!
+  else
+    echo "warning: chromium missing and not root; the browser test will be skipped"
+  fi
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   step "creating $VENV on $($PY --version)"
   "$PY" -m venv "$VENV"
+fi
+LOGS="$VENV/setup-logs"
+mkdir -p "$LOGS"
+
+# -- background: the llama-cpp-python wheel ----------------------------------------------------------------------------
+build_llama_wheel() {  # $1: scikit-build-core build targets ("" = all); writes the wheel to $VENV/.llama-wheel
+  rm -rf "$VENV/.llama-wheel"
+  local settings=()
+  [ -n "$1" ] && settings=(--config-settings "build.targets=$1")
+  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" \
+    $PIP wheel --no-deps -c constraints.txt "${settings[@]}" -w "$VENV/.llama-wheel" llama-cpp-python \
+    >"$LOGS/llama-wheel.log" 2>&1
+}
+LLAMA_PID=""
+if ! "$VENV/bin/python" -c "import llama_cpp, uvicorn, fastapi, sse_starlette" 2>/dev/null; then
+  step "llama-cpp-python wheel in the background (compiles llama.cpp unless pip has it cached; log: $LOGS/llama-wheel.log)"
+  LLAMA_STARTED=$SECONDS
+  build_llama_wheel "$LLAMA_TARGETS" &
+  LLAMA_PID=$!
 fi
 
 # torch first, by exact version: the CPU wheel lies on disk; a resolver left alone would pull a CUDA build.
@@ -24,11 +68,31 @@ fi
 step "the package and its pinned stack"
 $PIP install -q -c constraints.txt -e '.[dev]'
 
-# llama-cpp-python ships only sources: the build takes minutes on 2 cores, pip caches the wheel so later setups are
-# instant. A portable AVX2 build (not -march=native) so the cached wheel is valid on any machine of this kind.
-if ! "$VENV/bin/python" -c "import llama_cpp, uvicorn, fastapi, sse_starlette" 2>/dev/null; then
-  step "llama-cpp-python (compiles llama.cpp the first time; cached afterwards)"
-  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $PIP install -q -c constraints.txt 'llama-cpp-python[server]'
+if [ -n "$LLAMA_PID" ]; then
+  step "waiting for the llama-cpp-python wheel"
+  targets="$LLAMA_TARGETS"
+  if ! wait "$LLAMA_PID"; then
+    echo "warning: the wheel build limited to '$LLAMA_TARGETS' failed (tail of the log below); building every target"
+    tail -5 "$LOGS/llama-wheel.log" || true
+    targets=""
+    build_llama_wheel "" || { tail -30 "$LOGS/llama-wheel.log"; exit 1; }
+  fi
+  wheel=$(ls "$VENV"/.llama-wheel/llama_cpp_python-*.whl)
+  step "llama-cpp-python and its server extras"
+  $PIP install -q -c constraints.txt "${wheel}[server]"
+  built=false
+  grep -q "Building wheel for llama-cpp-python" "$LOGS/llama-wheel.log" && built=true
+  "$VENV/bin/python" - "$VENV/valuelex-llama-build.json" "$LLAMA_CMAKE_ARGS" "$targets" "$JOBS" "$built" \
+    "$((SECONDS - LLAMA_STARTED))" "$(basename "$wheel")" <<'EOF'
+import json, os, sys, time
+path, cmake_args, targets, jobs, built, seconds, wheel = sys.argv[1:]
+json.dump({"wheel": wheel, "cmake_args": cmake_args, "build_targets": targets or "all",
+           "cmake_build_parallel_level": int(jobs), "built_here": built == "true",
+           "from_pip_cache": built != "true", "pip_cache_dir": os.environ.get("PIP_CACHE_DIR", "default"),
+           "wall_seconds_incl_wait": int(seconds), "built_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "load_avg_at_end": [round(x, 2) for x in os.getloadavg()]}, open(path, "w"), indent=2)
+EOF
+  rm -rf "$VENV/.llama-wheel"
 fi
 
 step "embedded models"
@@ -45,14 +109,10 @@ step "Jupyter kernel"
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python (ValueLex)" >/dev/null
 "$VENV/bin/jupyter" kernelspec remove -y valuelex >/dev/null 2>&1 || true
 
-if ! command -v chromium >/dev/null 2>&1; then
-  step "headless Chromium from Debian (report browser test, static figures)"
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "warning: could not install chromium; the browser test will be skipped"
-  else
-    echo "warning: chromium missing and not root; the browser test will be skipped"
-  fi
+if [ -n "$CHROMIUM_PID" ]; then
+  step "waiting for Chromium"
+  wait "$CHROMIUM_PID" || { tail -3 /tmp/valuelex-apt.$$.log; echo "warning: could not install chromium; the browser test will be skipped"; }
+  rm -f /tmp/valuelex-apt.$$.log
 fi
 # R's psych (optional): tests/test_factors_psych.py also calls it live, and scripts/psych_reference.py rewrites the
 # committed references with it. Without R those tests compare against the committed references only.

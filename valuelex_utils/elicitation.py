@@ -76,7 +76,8 @@ def sample_seed(run_seed: int, sample: int) -> int:
 def deployment_of(respondent: Respondent) -> dict[str, Any]:
     """Endpoint details passed to LiteLLM but never hashed or stored (the key itself stays in the environment)."""
     bases = respondent.api_bases
-    return {"api_base": bases[0] if len(bases) == 1 else None, "api_key_env": respondent.api_key_env}
+    return {"api_base": bases[0] if len(bases) == 1 else None, "api_key_env": respondent.api_key_env,
+            **{k: v for k, v in (("rpm", respondent.rpm), ("tpm", respondent.tpm)) if v}}  # rate limits (ratelimit)
 
 
 def build_requests(params: Params) -> list["LLMRequest"]:  # noqa: F821 - imported lazily (litellm is slow to import)

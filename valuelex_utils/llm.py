@@ -22,7 +22,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import litellm  # noqa: E402
 from litellm import CustomLLM  # noqa: E402
 
-from . import embedded  # noqa: E402
+from . import embedded, ratelimit  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .scrub import read_key, register_url, scrub  # noqa: E402
 from .store import ResponseStore, answer_text, request_key  # noqa: E402
@@ -119,6 +119,7 @@ class ModelTally:
     cached: int = 0
     errors: int = 0
     retries: int = 0
+    rate_limited: int = 0  # 429s with Retry-After waited out (not counted as retries; see ratelimit)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
@@ -325,7 +326,13 @@ class BatchRunner:
                 await ramp.wait()
             attempt = 0
             cooldown_waits = 0
+            # provider rate limits: pacing (rpm/tpm) and Retry-After holds, per endpoint (valuelex_utils.ratelimit)
+            limiter = None if req.model.startswith("local/") else ratelimit.limiter_for(req.model, req.deployment)
+            estimate = ratelimit.estimate_tokens(req.messages, req.params)
+            rate_waits = 0
             while True:
+                if limiter is not None:
+                    await limiter.wait(estimate)
                 started = time.perf_counter()
                 rejected = None
                 try:
@@ -348,6 +355,14 @@ class BatchRunner:
                     if rejected is not None:
                         failed["rejected_response"] = rejected  # kept as raw history, never read as an answer
                     self.store.put(failed)
+                    wait = ratelimit.retry_after_seconds(err) if ratelimit.is_rate_limit(err) else None
+                    if limiter is not None and wait is not None and rate_waits < ratelimit.MAX_RATE_LIMIT_WAITS:
+                        # the provider said how long to wait: hold every call of this endpoint until then, and do
+                        # not spend this request's retries on a limit that only time lifts
+                        rate_waits += 1
+                        tally.rate_limited += 1
+                        limiter.hold(wait, time.monotonic())
+                        continue
                     if hard:
                         first = _scrub(str(err), req).splitlines()[0][:300] if str(err).strip() else "failed"
                         raise ProviderError(f"model {req.model}: {type(err).__name__}: {first}") from None
@@ -363,6 +378,8 @@ class BatchRunner:
                 record = self.store.put(self._record(req, key, response=raw, latency=latency, attempt=attempt,
                                                      endpoint=_hidden(response).get("api_base")))
                 usage = raw.get("usage") or {}
+                if limiter is not None:
+                    limiter.settle(estimate, usage.get("total_tokens"))
                 tally.calls += 1
                 tally.seconds += latency
                 tally.prompt_tokens += int(usage.get("prompt_tokens") or 0)
@@ -420,7 +437,8 @@ class BatchRunner:
         from . import shards
 
         self._by_workers, self._given_up = set(), set()
-        todo = unique_requests(r for r in requests if not r.model.startswith("local/") and r.key not in self.store)
+        todo = unique_requests(r for r in requests if not r.model.startswith("local/") and r.key not in self.store
+                               and not ratelimit.limited(r.deployment))  # a rate limit holds in one process only
         n = self.processes or shards.auto_processes(self.concurrency, len(todo))
         if n < 2 or not todo or self.transport is not None:
             return

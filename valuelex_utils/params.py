@@ -98,6 +98,9 @@ class Respondent(_Strict):
     training: Training
     api_base: str | list[str] | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
+    rpm: float | None = Field(None, gt=0, description="requests a minute this endpoint allows; calls are paced "
+                              "client-side to stay under it (valuelex_utils.ratelimit)")
+    tpm: float | None = Field(None, gt=0, description="tokens a minute (prompt + completion) this endpoint allows")
     configs: list[DecodingConfig] = Field(default_factory=lambda: [DecodingConfig()], min_length=1, max_length=100)
 
     @field_validator("model")
@@ -289,6 +292,9 @@ class Endpoint(_Strict):
 
     api_base: str | list[str] | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
+    rpm: float | None = Field(None, gt=0, description="requests a minute this endpoint allows; calls are paced "
+                              "client-side to stay under it (valuelex_utils.ratelimit)")
+    tpm: float | None = Field(None, gt=0, description="tokens a minute (prompt + completion) this endpoint allows")
 
     _api_base = field_validator("api_base")(classmethod(lambda cls, v: _api_bases(v)))
     _api_key_env = field_validator("api_key_env")(classmethod(lambda cls, v: _env_name(v)))

@@ -156,14 +156,15 @@ def deployment_for(params: Any, model: str) -> dict[str, Any]:
     several endpoints gets none here: `router_for(params)` load-balances it."""
     for r in params.respondents:
         if r.model == model:
-            bases, key_env = r.api_bases, r.api_key_env
+            bases, key_env, limits = r.api_bases, r.api_key_env, (r.rpm, r.tpm)
             break
     else:
         endpoint = params.endpoints.get(model)
         if endpoint is None:
             return {}
-        bases, key_env = endpoint.api_bases, endpoint.api_key_env
-    return {"api_base": bases[0] if len(bases) == 1 else None, "api_key_env": key_env}
+        bases, key_env, limits = endpoint.api_bases, endpoint.api_key_env, (endpoint.rpm, endpoint.tpm)
+    return {"api_base": bases[0] if len(bases) == 1 else None, "api_key_env": key_env,
+            **{k: v for k, v in zip(("rpm", "tpm"), limits) if v}}  # rate limits (valuelex_utils.ratelimit)
 
 
 def role_caller(params: Any, model: str, run_dir: str | Path, *, role: str, step: str,

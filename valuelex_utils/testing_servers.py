@@ -10,7 +10,9 @@ One aiohttp app plays every part, chosen by options:
   gets through;
 - a **strict endpoint**: `require_key_env` (the name of a variable in the *server's* environment: the key never
   appears on a command line) answers 401 to any other key, `models` answers 404 to any other model, `hard_after=N`
-  revokes the key after N answers (a hard failure in the middle of a run).
+  revokes the key after N answers (a hard failure in the middle of a run);
+- a **rate-limited provider** (`rate_limit=4, rate_window=1.0`): answers at most that many calls in any window of that
+  many seconds and 429 with `Retry-After` (whole seconds, and `retry-after-ms`) to the rest, as providers do.
 
 Answers are deterministic per request: the same model, messages (or prompt) and decoding params always get the same
 text, so two runs can be compared answer by answer; LLM-judge prompts get a verdict and extraction-judgment prompts a
@@ -58,6 +60,8 @@ class ServerConfig:
     hard_after: int | None = None
     seed: int = 0
     echo_key: bool = False  # error bodies repeat the credentials received (as careless providers do)
+    rate_limit: int = 0  # calls answered in any `rate_window` seconds; 0: no limit
+    rate_window: float = 1.0
 
 
 @dataclass
@@ -71,6 +75,7 @@ class _State:
     consecutive: dict[str, int] = field(default_factory=dict)
     per_model: Counter = field(default_factory=Counter)
     asked: Counter = field(default_factory=Counter)  # answers per distinct request (digest of what was asked)
+    admitted: list = field(default_factory=list)  # arrival times of calls let through the rate limit (monotonic)
 
 
 def asked_digest(model: str, body: dict[str, Any]) -> bytes:
@@ -181,6 +186,18 @@ def make_app(cfg: ServerConfig) -> Any:
             state.rejected["unknown_model"] += 1
             return _error(404, f"The model `{model}` does not exist.", "invalid_request_error", "model_not_found")
         rid = request_id(body)
+        if cfg.rate_limit > 0:
+            now = time.monotonic()
+            recent = [t for t in state.admitted if t > now - cfg.rate_window]
+            if len(recent) >= cfg.rate_limit:
+                wait = recent[0] + cfg.rate_window - now
+                state.faults["429_limit"] += 1
+                resp = _error(429, "Rate limit reached for requests, retry later.", "rate_limit_error",
+                              "rate_limit_exceeded")
+                resp.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
+                resp.headers["retry-after-ms"] = str(max(1, int(wait * 1000)))
+                return resp
+            state.admitted = recent + [now]
         if cfg.fault_rate > 0 and state.consecutive.get(rid, 0) < cfg.max_consecutive_faults \
                 and rng.random() < cfg.fault_rate:
             kind = rng.choice(cfg.faults)
@@ -278,12 +295,15 @@ def _parse(argv: list[str] | None) -> tuple[ServerConfig, int]:
     p.add_argument("--hard-after", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--echo-key", action="store_true", help="error bodies repeat the credentials received")
+    p.add_argument("--rate-limit", type=int, default=0)
+    p.add_argument("--rate-window", type=float, default=1.0)
     a = p.parse_args(argv)
     cfg = ServerConfig(delay=a.delay, jitter=a.jitter, fault_rate=a.fault_rate,
                        faults=tuple(f for f in a.faults.split(",") if f),
                        max_consecutive_faults=a.max_consecutive_faults, stall=a.stall,
                        require_key_env=a.require_key_env, models=tuple(m for m in a.models.split(",") if m),
-                       hard_after=a.hard_after, seed=a.seed, echo_key=a.echo_key)
+                       hard_after=a.hard_after, seed=a.seed, echo_key=a.echo_key,
+                       rate_limit=a.rate_limit, rate_window=a.rate_window)
     return cfg, a.port
 
 
@@ -342,7 +362,8 @@ def start_server(*, delay: float = 0.0, jitter: float = 0.0, fault_rate: float =
                  faults: tuple[str, ...] = FAULT_KINDS, max_consecutive_faults: int = 2, stall: float = 30.0,
                  require_key_env: str | None = None, models: tuple[str, ...] = (), hard_after: int | None = None,
                  seed: int = 0, port: int = 0, env: dict[str, str] | None = None,
-                 timeout: float = 30.0, echo_key: bool = False) -> ServerHandle:
+                 timeout: float = 30.0, echo_key: bool = False, rate_limit: int = 0,
+                 rate_window: float = 1.0) -> ServerHandle:
     """Start a testing server in a child process and wait until it listens."""
     cmd = [sys.executable, "-m", "valuelex_utils.testing_servers", "--port", str(port), "--delay", str(delay),
            "--jitter", str(jitter), "--fault-rate", str(fault_rate), "--faults", ",".join(faults),
@@ -355,6 +376,8 @@ def start_server(*, delay: float = 0.0, jitter: float = 0.0, fault_rate: float =
         cmd += ["--hard-after", str(hard_after)]
     if echo_key:
         cmd += ["--echo-key"]
+    if rate_limit:
+        cmd += ["--rate-limit", str(rate_limit), "--rate-window", str(rate_window)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, **(env or {})})
     deadline = time.time() + timeout
