@@ -190,7 +190,9 @@ def test_a_step_killed_midway_is_recorded_as_running_and_a_later_step_refuses_it
     assert manifest["store"]["responses.jsonl"]["answered"] == 60
 
 
-PRODUCTS = {"02": ["descriptors.parquet", "lexicon.csv", "matrix.csv"], "03": ["factors.json", "loadings.csv"]}
+PRODUCTS = {"02": ["descriptors.parquet", "lexicon.csv", "matrix.csv"], "03": ["factors.json", "loadings.csv"],
+            "04": ["taxonomy.yaml", "clusters.csv"], "05": ["completions.parquet"],
+            "06": ["scores.parquet", "value_profiles.csv", "reliability.json"], "07": ["comparison.csv"]}
 
 
 def _readable(path: Path) -> None:
@@ -198,14 +200,17 @@ def _readable(path: Path) -> None:
         pd.read_parquet(path)
     elif path.suffix == ".csv":
         pd.read_csv(path)
+    elif path.suffix == ".yaml":
+        yaml.safe_load(path.read_text(encoding="utf-8"))
     else:
         json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_sigkill_at_a_random_moment_of_steps_02_and_03_then_rerun_completes(tmp_path):
-    """Issue 20, point 6 (partly: steps 02 and 03, one kill each): after step 01, each step is killed (CLI, step
-    process and kernel) at a random moment, then rerun: it completes, its products are readable, the manifest says
-    ok, and the store holds each key once. VALUELEX_CRASH_SEED replays the moments."""
+def test_sigkill_at_a_random_moment_of_every_step_and_the_report_then_rerun_completes(tmp_path):
+    """Issue 20, point 6: after step 01, each of steps 02-07 is killed (CLI, step process and kernel) at a random
+    moment, then rerun: it completes, its products are readable, the manifest says ok, and the store holds each key
+    once (no call repeated). Then `valuelex report` is killed at a random moment: the report folder is either the old
+    one or absent, never half-written, and a rerun builds it. VALUELEX_CRASH_SEED replays the moments."""
     seed = int(os.environ.get("VALUELEX_CRASH_SEED", time.time_ns() % 1_000_000))
     rng = random.Random(seed)
     print(f"\nVALUELEX_CRASH_SEED={seed}")
@@ -230,7 +235,7 @@ def test_sigkill_at_a_random_moment_of_steps_02_and_03_then_rerun_completes(tmp_
         first = run("01")
         assert first.wait(900) == 0, first.stderr.read()[-2000:]
         kills = []
-        for step in ("02", "03"):
+        for step in ("02", "03", "04", "05", "06", "07"):
             proc = run(step)
             delay = rng.uniform(1.0, 20.0)
             time.sleep(delay)
@@ -248,7 +253,27 @@ def test_sigkill_at_a_random_moment_of_steps_02_and_03_then_rerun_completes(tmp_
             assert manifest["steps"][step]["status"] == "ok"
             for name in PRODUCTS[step]:
                 _readable(run_dir / name)
+        report = [str(exe), "report", str(run_dir)]
+        first_report = subprocess.run(report, capture_output=True, text=True, env=env, timeout=900)
+        assert first_report.returncode == 0, first_report.stderr[-2000:]
+        before = sorted(p.name for p in (run_dir / "report").iterdir())
+        proc = subprocess.Popen(report, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        delay = rng.uniform(0.5, 8.0)
+        time.sleep(delay)
+        killed = proc.poll() is None
+        if killed:
+            kill_tree(proc)
+        kills.append({"step": "report", "delay": round(delay, 1), "killed": killed})
+        left = run_dir / "report"  # the old report whole, or (killed between the two renames of the swap) none
+        assert not left.exists() or sorted(p.name for p in left.iterdir()) == before
+        again = subprocess.run(report, capture_output=True, text=True, env=env, timeout=900)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert sorted(p.name for p in (run_dir / "report").iterdir()) == before
+        assert not list(run_dir.glob(".report.*.tmp"))  # the killed build's staging folder is cleaned up
         print("kills:", kills)
-    keys = [json.loads(ln)["key"] for ln in (run_dir / "responses.jsonl").read_text(encoding="utf-8").splitlines()
-            if json.loads(ln).get("response") is not None]
-    assert len(keys) == len(set(keys)) == 90  # 3 models x 15 prompts x 2 samples, each stored once
+    for name in ("responses.jsonl", "completions.jsonl"):
+        lines = (run_dir / name).read_text(encoding="utf-8").splitlines()
+        keys = [json.loads(ln)["key"] for ln in lines if json.loads(ln).get("response") is not None]
+        assert keys and len(keys) == len(set(keys)), name  # every answer stored once: no call repeated
+    assert len([1 for ln in (run_dir / "responses.jsonl").read_text(encoding="utf-8").splitlines()
+                if json.loads(ln).get("response") is not None]) == 90  # 3 models x 15 prompts x 2 samples

@@ -103,12 +103,13 @@ async def run_elicitation(params: Params, run_dir: str, progress: bool = True) -
     """Step 01: ask every respondent every prompt `samples` times (cached answers are reused) and write
     `elicitation.parquet`. Returns the table and the call tally."""
     from .responses import answer_all, answers_frame
-    from .rundir import RunDir
+    from .rundir import RunDir, atomic_path
 
     rd = RunDir.at(run_dir)
     requests = build_requests(params)
     records, tally, started = await answer_all(requests, params, rd.root, rd.responses, "01_elicit", "elicitation",
                                                progress)
     table = answers_frame(params, requests, records, started, "prompt_id")
-    table.to_parquet(rd.elicitation, index=False)
+    with atomic_path(rd.elicitation) as tmp:
+        table.to_parquet(tmp, index=False)
     return table, tally

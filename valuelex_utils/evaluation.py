@@ -22,7 +22,7 @@ import pandas as pd
 
 from .errors import UserError
 from .params import NAMED_SYSTEMS, RUN_SYSTEM, Params
-from .rundir import RunDir
+from .rundir import RunDir, atomic_path
 
 ATTRIBUTES = ["key", "respondent", "model", "family", "size", "training", "config", "stem_id", "stem", "sample",
               "completion"]
@@ -203,9 +203,8 @@ def write_scored(rd: RunDir, runs: Mapping[str, ScoredRun], notes: list[str] | N
         attrs = [c for c in ATTRIBUTES if c in run.scores.columns]
         frames.append(run.scores[attrs].assign(system=key).join(run.scores[run.columns]))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*ATTRIBUTES, "system"])
-    tmp = rd.scores.with_name(rd.scores.name + ".tmp")
-    table.to_parquet(tmp, index=False)
-    tmp.replace(rd.scores)
+    with atomic_path(rd.scores) as tmp:
+        table.to_parquet(tmp, index=False)
     write_report({"systems": {k: r.reliability for k, r in runs.items()}, "notes": list(notes or [])},
                  rd.reliability)
 

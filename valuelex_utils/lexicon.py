@@ -182,7 +182,7 @@ def run_lexicon(params: "Params", run_dir: str, extract: Callable[[str], list[st
     set), the lexicon, and the matrix factor analysis reads. `descriptors.parquet` keeps every word of the rules with
     `judge_kept`, so what the judge dropped stays visible."""
     from .responses import respondent_table
-    from .rundir import RunDir
+    from .rundir import RunDir, atomic_path, atomic_write_text
 
     rd = RunDir.at(run_dir)
     answers = pd.read_parquet(rd.require(rd.elicitation, "01"))
@@ -199,9 +199,10 @@ def run_lexicon(params: "Params", run_dir: str, extract: Callable[[str], list[st
         matrix = build_answer_matrix(descriptors, answers, kept)
     else:
         matrix = build_matrix(descriptors, people["respondent"], kept)
-    rules.to_parquet(rd.descriptors, index=False)
-    lex.assign(kept=lex["word"].isin(kept)).to_csv(rd.lexicon, index=False)
-    matrix.to_csv(rd.matrix)
+    with atomic_path(rd.descriptors) as tmp:
+        rules.to_parquet(tmp, index=False)
+    atomic_write_text(rd.lexicon, lex.assign(kept=lex["word"].isin(kept)).to_csv(index=False))
+    atomic_write_text(rd.matrix, matrix.to_csv())
     rules_lex = build_lexicon(rules, people) if judge else lex
     counts = {"answers": int(len(answers)), **lexicon_counts(descriptors, lex, kept)}
     if judge:

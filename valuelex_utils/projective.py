@@ -57,7 +57,7 @@ def build_requests(params: Params) -> list[Any]:
 async def run_projective(params: Params, run_dir: str, progress: bool = True) -> tuple[Any, Any]:
     """Step 05: complete every stem into `completions.jsonl` (raw) and `completions.parquet`."""
     from .responses import answer_all, answers_frame
-    from .rundir import RunDir
+    from .rundir import RunDir, atomic_path
 
     rd = RunDir.at(run_dir)
     requests = build_requests(params)
@@ -66,7 +66,8 @@ async def run_projective(params: Params, run_dir: str, progress: bool = True) ->
     table = answers_frame(params, requests, records, started, "stem_id")
     table.insert(table.columns.get_loc("stem_id") + 1, "stem", table["stem_id"].map(stems()))
     table = table.rename(columns={"text": "completion"})
-    table.to_parquet(rd.completions, index=False)
+    with atomic_path(rd.completions) as tmp:
+        table.to_parquet(tmp, index=False)
     return table, tally
 
 

@@ -29,6 +29,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .rundir import atomic_write_text
+
 STRONG_MIN = 5  # human label >= 5: the value is clearly expressed
 WEAK_MAX = 3  # human label <= 3: neutral / unrelated / conflicting
 LABELS = list(range(7))
@@ -240,11 +242,7 @@ def reliability_report(
 
 
 def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=_json_default) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(report, indent=2, ensure_ascii=False, default=_json_default) + "\n")
 
 
 def _json_default(o: Any) -> Any:

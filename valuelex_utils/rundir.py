@@ -22,25 +22,32 @@ except ImportError:  # not POSIX: no run-dir lock
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write via a temp file and a rename, so a killed run never leaves a half-written product or manifest; every
-    secret the process can see is masked first (`scrub`)."""
-    from .scrub import scrub
-
-    text = scrub(text)
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside `path` for writers that take a path (parquet, CSV): renamed onto `path` when the block
+    ends, removed if it raises. A killed run never leaves a half-written product."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        yield tmp
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary readable files
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write via a temp file and a rename (`atomic_path`), so a killed run never leaves a half-written product or
+    manifest; every secret the process can see is masked first (`scrub`)."""
+    from .scrub import scrub
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(scrub(text))
+    return Path(path)
 
 
 @dataclass(frozen=True)

@@ -1025,9 +1025,9 @@ def score_file(in_csv: str | os.PathLike[str], system: str = "valuelex", scorer:
         import sys
 
         print(caller.summary(), file=sys.stderr)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    scores.to_csv(tmp, index=False)
-    os.replace(tmp, out_path)
+    from .rundir import atomic_path
+
+    with atomic_path(out_path) as tmp:
+        scores.to_csv(tmp, index=False)
     R.write_report(report, out_path.parent / "reliability.json")
     return out_path
