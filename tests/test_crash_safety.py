@@ -222,7 +222,8 @@ def test_sigkill_at_a_random_moment_of_every_step_and_the_report_then_rerun_comp
                                  "api_key_env": KEY_ENV} for c in "abc"],
                 "elicitation": {"samples": 2, "max_tokens": 16},
                 "lexicon": {"min_frequency": 2, "min_respondents": 1, "unit": "answer"},
-                "factors": {"n_iter": 5}}
+                # the fake answers have no structure: K fixed, so that 04-07 have a taxonomy to work on
+                "factors": {"pa_iter": 5, "n_factors": 2, "threshold": 0.05}}
         params_file = tmp_path / "later.yaml"
         params_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         run_dir = tmp_path / "run"
