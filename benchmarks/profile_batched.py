@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks._machine import finish, machine_info  # noqa: E402
+from benchmarks.bench_llm import TOPICS  # noqa: E402 - the same prompts as the benchmark it explains
 from valuelex_utils import embedded  # noqa: E402
 from valuelex_utils.batching import cpu_budget  # noqa: E402,F401 - before llama_cpp: OpenMP settings
 import llama_cpp  # noqa: E402
@@ -34,10 +35,6 @@ import litellm  # noqa: E402
 from llama_cpp import Llama  # noqa: E402
 import valuelex_utils.llm  # noqa: E402,F401 - registers the local provider
 
-TOPICS = ["honesty", "family", "work", "friendship", "money", "freedom", "nature", "success", "kindness", "learning",
-          "health", "justice", "faith", "art", "power", "loyalty", "tradition", "courage", "privacy", "fairness",
-          "respect", "beauty", "safety", "pleasure", "duty", "humility", "ambition", "curiosity", "patience",
-          "generosity", "independence", "peace"]
 
 
 class Timers:

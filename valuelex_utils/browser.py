@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
 
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -128,15 +130,8 @@ def _inspect(page, check: PageCheck, root_selector: str | None = None) -> None:
 def check_pages(pages: list[Path], screenshot_dir: Path | None = None, full_page: bool = True) -> list[PageCheck]:
     """Load each page from file:// at 1400 px, count plotly figures with an SVG drawn in them, list what a reader
     would trip over, and take a full-page screenshot."""
-    from playwright.sync_api import sync_playwright
-
-    exe = chromium_path()
-    if exe is None:
-        raise RuntimeError("chromium not found (make setup installs Debian's chromium)")
     results = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(offline=True, viewport={"width": WIDTH, "height": 900})
+    with _offline_browser() as context:
         for path in pages:
             check = PageCheck(page=str(path))
             page = context.new_page()
@@ -152,21 +147,13 @@ def check_pages(pages: list[Path], screenshot_dir: Path | None = None, full_page
                 check.screenshot = str(shot)
             page.close()
             results.append(check)
-        browser.close()
     return results
 
 
 def check_single_file(path: Path, screenshot_dir: Path | None = None) -> list[PageCheck]:
     """The one-file report: one check per section (the summary and each step), each with its own screenshot."""
-    from playwright.sync_api import sync_playwright
-
-    exe = chromium_path()
-    if exe is None:
-        raise RuntimeError("chromium not found (make setup installs Debian's chromium)")
     results = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(offline=True, viewport={"width": WIDTH, "height": 900})
+    with _offline_browser() as context:
         page = context.new_page()
         whole = PageCheck(page=str(path))
         _listen(page, whole)
@@ -190,8 +177,23 @@ def check_single_file(path: Path, screenshot_dir: Path | None = None) -> list[Pa
                 loc.screenshot(path=str(shot))
                 sec.screenshot = str(shot)
             results.append(sec)
-        browser.close()
     return results
+
+
+@contextmanager
+def _offline_browser() -> Iterator[Any]:
+    """Debian's headless Chromium with networking off, as a 1400 px browser context."""
+    from playwright.sync_api import sync_playwright
+
+    exe = chromium_path()
+    if exe is None:
+        raise RuntimeError("chromium not found (make setup installs Debian's chromium)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser.new_context(offline=True, viewport={"width": WIDTH, "height": 900})
+        finally:
+            browser.close()
 
 
 def _listen(page, check: PageCheck) -> None:
