@@ -154,7 +154,8 @@ def test_a_step_killed_midway_is_recorded_as_running_and_a_later_step_refuses_it
         data = {"run_name": "killed", "seed": 3, "concurrency": 2, "timeout": 20, "retries": 1, "step_timeout": 600,
                 "respondents": [{"model": "openai/fake-k", "training": "aligned", "api_base": server.api_base,
                                  "api_key_env": KEY_ENV}],
-                "elicitation": {"samples": 4, "max_tokens": 16}}
+                "elicitation": {"samples": 4, "max_tokens": 16},
+                "lexicon": {"min_respondents": 1}}  # one respondent: else the checks between steps refuse step 02
         params_file = tmp_path / "killed.yaml"
         params_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         run_dir = tmp_path / "run"
