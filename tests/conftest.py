@@ -13,6 +13,9 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# notebooks run in batch here (nbval, `valuelex run` in subprocesses): explorers show a static first view instead of
+# widgets, whose Output-widget traffic has hung batch runs with the kernel idle (valuelex_utils/widgets.py)
+os.environ["VALUELEX_HEADLESS"] = "1"
 
 
 def free_port() -> int:

@@ -218,3 +218,24 @@ def test_exploring_a_run_writes_into_scratch_and_never_over_its_products(tmp_pat
     assert again.rd.profiles.read_text() == "explored\n"  # an exploration's own newer product is kept
     monkeypatch.setenv("VALUELEX_WRITE_PRODUCTS", "1")
     assert setup_notebook(str(run), str(SMOKE)).rd.root == run.resolve()
+
+
+def test_explorers_are_widgets_in_jupyterlab_and_static_html_in_batch(monkeypatch):
+    """In batch (`valuelex run`, nbval) no widget is created: Output widgets have hung batch runs with the kernel idle;
+    the first view is shown as HTML. Interactively the same view sits under a dropdown."""
+    import ipywidgets
+
+    from valuelex_utils import widgets
+
+    df = pd.DataFrame({"respondent": ["m1", "m2"], "stem": ["I like...", "I hate..."], "a": [5.0, 1.0],
+                       "b": [2.0, 4.0], "completion": ["helping <b>people</b>", "lying"]})
+    monkeypatch.setenv("VALUELEX_HEADLESS", "1")
+    static = widgets.extremes_browser(df, ["a", "b"], n=1)
+    assert not isinstance(static, ipywidgets.Widget)
+    assert "<h4>highest</h4>" in static.data and "helping people" in static.data and "<b>" not in static.data
+    listing = widgets.table_browser(df, ["respondent"], "completion")
+    assert "2 rows" in listing.data
+    monkeypatch.setenv("VALUELEX_HEADLESS", "0")
+    live = widgets.extremes_browser(df, ["a", "b"], n=1)
+    assert isinstance(live, ipywidgets.VBox)
+    assert [d.options for d in live.children[0].children] == [("a", "b")]

@@ -270,6 +270,7 @@ def execute_step(step: str, notebook: Path, rd: RunDir, params_path: Path, *, ti
     out = rd.notebooks / notebook.name
     env = {"VALUELEX_PROGRESS": "0",  # a bar frozen at 0% is all a saved notebook would show
            "VALUELEX_WRITE_PRODUCTS": "1",  # write into the run dir, not its scratch/ (notebook.products_dir)
+           "VALUELEX_HEADLESS": "1",  # no frontend: explorers show a static first view, no widget (widgets.py)
            "VALUELEX_STEP": notebook.stem}  # the kernel inherits it: role calls are tallied under this step
     if params is not None:  # the params copy masks URL credentials; the kernel gets the real URLs by environment
         urls = [b for r in params.respondents for b in r.api_bases]
