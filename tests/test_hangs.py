@@ -40,7 +40,8 @@ def test_a_step_that_never_ends_is_stopped_with_one_line_and_its_kernel_reaped(t
     params = tmp_path / "p.yaml"
     params.write_text(yaml.safe_dump({
         "run_name": "hang", "step_timeout": BOUND_S,
-        "respondents": [{"model": "openai/fake", "training": "aligned", "api_base": "http://127.0.0.1:9/v1"}]}),
+        "respondents": [{"model": "openai/fake", "training": "aligned", "api_base": "http://127.0.0.1:9/v1"}],
+        "lexicon": {"min_respondents": 1}}),  # one respondent: the checks between steps must let step 02 be asked
         encoding="utf-8")
     run_dir = tmp_path / "run"
 
