@@ -344,9 +344,10 @@ class Params(_Strict):
     @classmethod
     def _plain_run_name(cls, v: str) -> str:
         """The default run dir is outputs/<run_name>: one plain folder name, never a path out of outputs/."""
-        if (not v.strip() or v in (".", "..") or len(v) > 100 or any(c in v for c in "/\\")
+        if (not v.strip() or v in (".", "..") or len(v) > 100 or any(c in v for c in "/\\") or v.startswith("~")
                 or any(ord(c) < 32 or ord(c) == 127 for c in v)):
-            raise ValueError(f"{v!r:.60}: a run name is one folder name of 1-100 printable characters, without / or \\")
+            raise ValueError(f"{v!r:.60}: a run name is one folder name of 1-100 printable characters, without / or \\"
+                             " and not starting with ~")
         return v
 
     def role_models(self) -> dict[str, str]:

@@ -111,15 +111,9 @@ LOCK_NAME = ".valuelex-run.lock"
 
 
 def default_run_dir(run_name: str) -> Path:
-    """`outputs/<run_name>`; a `run_name` that would leave `outputs/` (an absolute path, `..`) is a UserError."""
-    from .errors import UserError
-
-    name = str(run_name)
-    parts = Path(name).parts
-    if not name.strip() or "\x00" in name or Path(name).is_absolute() or ".." in parts or name.startswith("~"):
-        raise UserError(f"run_name {name!r}: must be a plain folder name under outputs/ (no absolute path, '..' or "
-                        "'~'); use --run-dir to write elsewhere")
-    return OUTPUTS / name
+    """`outputs/<run_name>`. `run_name` is already one plain folder name: `Params` refuses anything else at load
+    (`params._plain_run_name`), so the default run dir never leaves `outputs/`."""
+    return OUTPUTS / run_name
 
 
 def _lock_holder(fd: int) -> str:
