@@ -394,8 +394,11 @@ class Params(_Strict):
     def fingerprint(self) -> str:
         """A hash of the study's content, to tell whether a run dir belongs to these params. The operational fields
         (`OPERATIONAL_FIELDS`: concurrency, timeouts, retries, processes) are left out: they change how fast a run
-        goes, not what it computes, so a run dir resumes under other values of them."""
-        blob = json.dumps(self.model_dump(mode="json", exclude=set(OPERATIONAL_FIELDS)), sort_keys=True)
+        goes, not what it computes, so a run dir resumes under other values of them. Credentials in URLs are masked
+        (`scrub`) as in the run dir's params copy, which never holds a secret, so the copy still matches its file."""
+        from .scrub import scrub_obj
+
+        blob = json.dumps(scrub_obj(self.model_dump(mode="json", exclude=set(OPERATIONAL_FIELDS))), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

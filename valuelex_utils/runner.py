@@ -126,7 +126,7 @@ def claim_run_dir(run_dir: Path, params: Params, params_path: Path) -> RunDir:
             old = parse_params(yaml.safe_load(copy.read_text(encoding="utf-8")), str(copy))
         except (UserError, yaml.YAMLError, UnicodeDecodeError):
             raise UserError(f"{run_dir} has an unreadable params.yaml: not a run dir of these params") from None
-        if _masked_fingerprint(old) != _masked_fingerprint(params):
+        if old.fingerprint() != params.fingerprint():
             raise UserError(f"run dir {run_dir} belongs to other params (its params.yaml differs from {params_path}); "
                             "choose another --run-dir")
         if old != params:  # only operational fields differ (concurrency, timeouts): the notebooks read the new ones
@@ -138,19 +138,6 @@ def claim_run_dir(run_dir: Path, params: Params, params_path: Path) -> RunDir:
     if not copy.exists():
         atomic_write_text(copy, yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
     return rd
-
-
-def _masked_fingerprint(params: Params) -> str:
-    """The params' fingerprint as the run dir's copy holds them: URL credentials masked (`scrub`), so that the copy,
-    which never holds a secret, still matches the params file it came from. Like `Params.fingerprint`, the
-    operational fields are left out."""
-    import hashlib
-
-    from .params import OPERATIONAL_FIELDS
-    from .scrub import scrub_obj
-
-    blob = json.dumps(scrub_obj(params.model_dump(mode="json", exclude=set(OPERATIONAL_FIELDS))), sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def package_versions() -> dict[str, str | None]:
