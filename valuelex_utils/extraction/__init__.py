@@ -56,6 +56,7 @@ domains, names) and gives nothing.
 from __future__ import annotations
 
 from .descriptors import extract_descriptors
+from .explain import explain
 from .files import extract_file, read_answers
 from .heads import head_word
 from .judge import (
@@ -69,15 +70,18 @@ from .judge import (
     llm_judgment,
 )
 from .rules import ELICITATION_PROMPTS, PROSE_VALUE_WORDS, VALUE_LEXICON, is_value_word
+from .trace import Decision
 
 __all__ = [
     "ELICITATION_PROMPTS",
     "FILTER_BATCH",
     "LLM_FILTER_SYSTEM",
     "LLM_FILTER_USER",
-    "Messages",
     "PROSE_VALUE_WORDS",
     "VALUE_LEXICON",
+    "Decision",
+    "Messages",
+    "explain",
     "extract_descriptors",
     "extract_file",
     "filter_decoding",

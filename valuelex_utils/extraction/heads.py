@@ -34,6 +34,7 @@ from .rules import (
     is_value_like,
 )
 from .text import word_tokens
+from .trace import note_all
 
 
 @dataclass(frozen=True)
@@ -179,21 +180,26 @@ def phrase_head(phrase: str) -> Head:
     return head if head is not None and is_sane(head) else None
 
 
-def gate_heads(heads: Sequence[Head]) -> list[str]:
+def gate_heads(heads: Sequence[Head], where: str = "list") -> list[str]:
     """Keep a list's heads by how much of it names values.
 
     More than half known: a value list, so unseen words are values too ('frugality'). More than a third: a mixed
     list, keep the known ones. Otherwise it is a list of something else (tasks, skills, names: 'language learning,
-    translation, grammar'), and a value word in it is a coincidence.
+    translation, grammar'), and a value word in it is a coincidence. `where` names the list for `explain`.
     """
     counted = [h for h in heads if h]  # skills count as items that name no value
     found = [h for h in counted if isinstance(h, str)]
     distinct = set(counted)
     known = sum(1 for h in distinct if (is_value_like(h) if isinstance(h, str) else h.counts_as_value()))
+    note_all((h.word for h in counted if isinstance(h, Skill) and h.word), False, f"{where}: a skill or a task")
     if 2 * known > len(distinct):
+        note_all(found, True, f"{where} gate: a value list (more than half known values)")
         return found
     if 3 * known > len(distinct):
+        note_all((h for h in found if h in VALUE_LEXICON), True, f"{where} gate: a mixed list, a known value")
+        note_all((h for h in found if h not in VALUE_LEXICON), False, f"{where} gate: a mixed list, an unseen word")
         return [h for h in found if h in VALUE_LEXICON]
+    note_all(found, False, f"{where} gate: not a value list (at most a third known values)")
     return []
 
 
@@ -231,6 +237,6 @@ def enumeration_segments(text: str) -> list[str]:
     return split_enumeration(text)[0]
 
 
-def enumeration_heads(text: str) -> list[str]:
-    """Heads of the segments of an enumeration, gated as one list."""
-    return gate_heads([segment_head(seg, first=i == 0) for i, seg in enumerate(enumeration_segments(text))])
+def enumeration_heads(text: str, where: str = "enumeration") -> list[str]:
+    """Heads of the segments of an enumeration, gated as one list (`where` names it for `explain`)."""
+    return gate_heads([segment_head(seg, first=i == 0) for i, seg in enumerate(enumeration_segments(text))], where)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from .heads import (
+    Head,
     cut_at_clause,
     cut_at_prepositions,
     enumeration_heads,
@@ -24,6 +25,7 @@ from .rules import (
     HEADER_WORDS,
     INLINE_NUMBERS_RE,
     MARKER_RE,
+    NEVER_WORDS,
     NUMBER_RE,
     PREPOSITIONS,
     SEPARATOR_RE,
@@ -32,6 +34,7 @@ from .rules import (
     is_value_like,
 )
 from .text import strip_markdown, word_tokens
+from .trace import note_all, quiet, recording_active
 
 _MAX_ITEM_TOKENS = 6
 
@@ -123,7 +126,8 @@ def _is_labelled_enumeration(label: str, rest: str) -> bool:
         return False
     if not all(len(word_tokens(segment)) <= 3 for segment in segments):
         return False  # 'A light and sweet reminder of the importance of self-care' is a sentence about the label
-    return len([h for h in enumeration_heads(rest) if h in VALUE_LEXICON]) >= 2
+    with quiet():  # a test of the reading, not a decision about its words
+        return len([h for h in enumeration_heads(rest) if h in VALUE_LEXICON]) >= 2
 
 
 def _classify_plain(body: str, indent: int) -> Line | None:
@@ -212,18 +216,37 @@ def top_level(lines: Sequence[Line]) -> list[Line]:
         elif section is not None and section.opens and line.numbered:
             section = None  # the next numbered item: past the previous one's bullets
         elif section is not None and line.marked:
-            continue  # '**Privacy and Security**' / '- I don't retain personal data': bullets explain the header
+            # '**Privacy and Security**' / '- I don't retain personal data': bullets explain the header
+            _note_line_dropped(line, "under a value header: explains it")
+            continue
         if line.kind == "item":
             parent = next((p for p in reversed(kept) if p.kind == "item" and p.indent + 1 < line.indent), None)
             if parent is not None and _names_a_value(parent):
+                _note_line_dropped(line, "nested under a value item: explains it")
                 continue
         kept.append(line)
     return kept
 
 
+def _note_line_dropped(line: Line, rule: str) -> None:
+    """Record that the value words of a dropped line went by `rule` (only while `explain` records)."""
+    if recording_active():
+        note_all((t for t in word_tokens(line.text) if t in VALUE_LEXICON), False, rule)
+
+
+def _item_segment_head(segment: str) -> Head:
+    """One segment of a list item: its head, or None (and, for `explain`, its value words dropped: negated, a
+    role, no head)."""
+    head = phrase_head(segment)
+    if head is None and recording_active():
+        note_all((t for t in word_tokens(segment) if t in VALUE_LEXICON or t in NEVER_WORDS), False,
+                 "item: no head value word (negated, a role to fill, a never-word)")
+    return head
+
+
 def list_item_heads(lines: Sequence[Line]) -> dict[int, list[str]]:
     """Heads of every item, gated over the whole list: most items known -> keep unseen words too."""
-    per_item = {i: [phrase_head(seg) for seg in split_segments(line.text)]
+    per_item = {i: [_item_segment_head(seg) for seg in split_segments(line.text)]
                 for i, line in enumerate(lines) if line.kind == "item"}
     accepted = set(gate_heads([h for heads in per_item.values() for h in heads]))  # skill marks never pass
     return {i: [h for h in heads if h in accepted] for i, heads in per_item.items()}

@@ -37,7 +37,6 @@ from .rules import (
     PROSE_VALUE_WORDS,
     REFUSAL_RE,
     REVERSE_TRIGGER,
-    SCAN_TOKEN_RE,
     SECOND_PERSON_RE,
     SELF_PREDICATE_RE,
     STATEMENT_SUBJECTS,
@@ -47,7 +46,8 @@ from .rules import (
     is_value_like,
 )
 from .text import word_tokens
-from .usage import is_excluded_use, scan_prose
+from .trace import note, note_all, recording_active
+from .usage import is_excluded_use, scan_prose, scan_tokens
 
 
 def _is_about_someone_else(clause: str) -> bool:
@@ -135,6 +135,7 @@ def _list_prose_descriptors(clause: str) -> list[str]:
     qualities ('In practice, I try to be clear, careful and kind'), and nothing when it speaks about the list."""
     tokens = word_tokens(clause)
     if tokens[0] in ANAPHORS:
+        _drop_clause(clause, "list prose: speaks about the list ('These values ensure...')")
         return []
     if clause.startswith("In short: "):  # a summing-up (label normalised by `normalise`): the speaker's qualities
         summed = re.split(r"\s[-\u2013\u2014]\s|\u2014|[.;!]\s", clause[len("In short: "):])[0]
@@ -143,13 +144,28 @@ def _list_prose_descriptors(clause: str) -> list[str]:
     trigger = FORWARD_TRIGGERS.search(_speaker_as_subject(clause))
     if trigger and word_tokens(trigger.group(0))[0] in {"i", "we"}:
         # 'Beyond these, I care about fairness': the speaker's own statement of a value counts around a list too
-        return [h for h in _triggered_heads(_speaker_as_subject(clause))[0] if h in PROSE_VALUE_WORDS]
+        return _prose_words_only(_triggered_heads(_speaker_as_subject(clause))[0])
     predicate = SELF_PREDICATE_RE.search(clause)
     if predicate:
         segments = enumeration_segments(clause[predicate.end():])
-        heads = gate_heads([segment_head(seg, first=False) for seg in segments])
-        return [h for h in heads if h in PROSE_VALUE_WORDS]
-    return enumeration_heads(clause) if _looks_like_enumeration(clause) else []
+        return _prose_words_only(gate_heads([segment_head(seg, first=False) for seg in segments],
+                                            where="self-description enumeration"))
+    if _looks_like_enumeration(clause):
+        return enumeration_heads(clause)
+    _drop_clause(clause, "list prose: only explains the items")
+    return []
+
+
+def _prose_words_only(heads: list[str]) -> list[str]:
+    """Around a list, only words that name a value wherever they appear (`PROSE_VALUE_WORDS`)."""
+    note_all((h for h in heads if h not in PROSE_VALUE_WORDS), False, "list prose: not a word valid in prose")
+    return [h for h in heads if h in PROSE_VALUE_WORDS]
+
+
+def _drop_clause(clause: str, rule: str) -> None:
+    """Record that the value words of a clause were dropped by `rule` (only while `explain` records)."""
+    if recording_active():
+        note_all((t for t in scan_tokens(clause) if t in VALUE_LEXICON), False, rule)
 
 
 def _triggered_heads(clause: str) -> tuple[list[str], str]:
@@ -165,29 +181,49 @@ def _triggered_heads(clause: str) -> tuple[list[str], str]:
         heads = [segment_head(seg, first=i == 0) for i, seg in enumerate(enumeration)]
         promoted = PROMOTING_TRIGGER.search(trigger.group(0)) is not None
         skills = {h: h.word for h in heads if promoted and isinstance(h, Skill) and h.word is not None}
-        kept = set(gate_heads([h for h in heads if h not in skills]))
-        found.extend(skills[h] if h in skills else h for h in heads
+        kept = set(gate_heads([h for h in heads if h not in skills], where="value-trigger enumeration"))
+        note_all(skills.values(), True, "after a value trigger: a skill the speaker values ('I value critical thinking')")
+        note_all((h for h in kept if not is_value_like(h)), False, "after a value trigger: unseen word in prose")
+        found.extend(skills.get(h, h) for h in heads
                       if h in skills or (h in kept and is_value_like(h)))
     return found, rest
 
 
 def _clause_descriptors(clause: str, prose_allowed: bool) -> list[str]:
     """Descriptors of one clause: a triggered enumeration, a bare enumeration, or (in prose answers) a lexicon scan."""
-    if not word_tokens(clause) or _is_refusal(clause) or _is_echo(clause):
+    if not word_tokens(clause):
         return []
-    if _is_about_someone_else(clause) or OFFER_RE.search(clause):
+    dropped_by = _silent_clause(clause)
+    if dropped_by is not None:
+        _drop_clause(clause, dropped_by)
         return []
     if not prose_allowed:
         return _list_prose_descriptors(clause)
     loved = [m.group(1).lower() for m in LOVED_OBJECT_RE.finditer(clause)]
+    note_all(loved, True, "prose: a loved object ('I love my family')")
     return loved + [w for w in _prose_clause_descriptors(clause) if w not in loved]
+
+
+def _silent_clause(clause: str) -> str | None:
+    """The name of the rule by which a clause gives nothing, or None: a refusal, an echo of the prompt, a clause about
+    someone else, an offer."""
+    if _is_refusal(clause):
+        return "clause: a refusal ('As an AI, I don't have values')"
+    if _is_echo(clause):
+        return "clause: an echo of the prompt"
+    if _is_about_someone_else(clause):
+        return "clause: about someone else ('Many philosophers prize courage')"
+    if OFFER_RE.search(clause):
+        return "clause: an offer ('I can explain how...')"
+    return None
 
 
 def _prose_clause_descriptors(clause: str) -> list[str]:
     clause = _speaker_as_subject(clause)
     reverse = REVERSE_TRIGGER.match(clause)
     if reverse:
-        return enumeration_heads(reverse.group("subject")) + scan_prose(clause[reverse.end():])
+        return (enumeration_heads(reverse.group("subject"), where="'X is important to me' subject")
+                + scan_prose(clause[reverse.end():]))
     triggered, rest = _triggered_heads(clause)
     if triggered:
         # the words before the first trigger are prose too: 'As a helpful assistant, I value honesty' -> helpful
@@ -203,10 +239,11 @@ def _prose_clause_descriptors(clause: str) -> list[str]:
 
 def _drop_verb_uses(clause: str, heads: list[str]) -> list[str]:
     """Heads of a bare enumeration in prose that the clause only uses as verbs ('designed to support and support')."""
-    tokens = [re.sub(r"'s$", "", t) for t in SCAN_TOKEN_RE.findall(clause.lower().replace("\u2019", "'"))]
-    return [h for h in heads
-            if not ((h in VERB_LIKE or h.endswith("ing"))
-                    and all(is_excluded_use(tokens, i) for i, t in enumerate(tokens) if t == h))]
+    tokens = scan_tokens(clause)
+    verbs = [h for h in heads if (h in VERB_LIKE or h.endswith("ing"))
+             and all(is_excluded_use(tokens, i) for i, t in enumerate(tokens) if t == h)]
+    note_all(verbs, False, "prose enumeration: used only as a verb ('to support and support')")
+    return [h for h in heads if h not in verbs]
 
 
 def split_sentences(text: str) -> list[str]:
@@ -225,9 +262,10 @@ def _fragment_value(sentence: str) -> str | None:
     if not 0 < len(tokens) <= 2 or tokens[0] in CLAUSE_SUBJECTS or tokens[0] in STATEMENT_SUBJECTS:
         return None
     head = head_word(sentence)
-    if head is None:
+    if head is None or not (head in VALUE_LEXICON or (ordinal and is_value_like(head))):
         return None
-    return head if head in VALUE_LEXICON or (ordinal and is_value_like(head)) else None
+    note(head, True, "prose: a value fragment ('Integrity.', 'Third, honesty.')")
+    return head
 
 
 def prose_descriptors(text: str, prose_allowed: bool) -> list[str]:
@@ -242,9 +280,13 @@ def prose_descriptors(text: str, prose_allowed: bool) -> list[str]:
     return found
 
 
-# ----------------------------------------------------------------------------------------------------------------
 def after_enumeration(text: str, prose_allowed: bool) -> list[str]:
     """Sentences after a header's enumeration: prose, but nothing from those about the enumeration ('I think these
     principles let me be ethical and effective')."""
-    return [word for sentence in split_sentences(text) if not set(word_tokens(sentence)[:3]) & ANAPHORS
-            for word in prose_descriptors(sentence, prose_allowed)]
+    found: list[str] = []
+    for sentence in split_sentences(text):
+        if set(word_tokens(sentence)[:3]) & ANAPHORS:
+            _drop_clause(sentence, "after an enumeration: speaks about it ('these principles let me...')")
+        else:
+            found.extend(prose_descriptors(sentence, prose_allowed))
+    return found

@@ -8,6 +8,7 @@ import yaml
 
 from .heads import Head, gate_heads, phrase_head
 from .rules import FENCE_RE, NAME_KEYS, NEGATIVE_KEY_RE, VALUE_KEY_RE
+from .trace import note_all
 
 
 def structured_values(text: str) -> list[str] | None:
@@ -36,7 +37,8 @@ def structured_values(text: str) -> list[str] | None:
     named: list[Head] = []
     listed: list[Head] = []
     _walk_structure(data, False, named, listed)
-    heads = [h for h in named if h] + gate_heads(listed)
+    note_all((h for h in named if isinstance(h, str)), True, "structured: a name under a value key ('values:')")
+    heads = [h for h in named if h] + gate_heads(listed, where="structured list")
     return list(dict.fromkeys(h for h in heads if isinstance(h, str)))
 
 

