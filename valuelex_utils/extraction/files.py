@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from valuelex_utils.errors import UserError
 from valuelex_utils.roles import cache_caller, default_cache_dir
+from valuelex_utils.rundir import atomic_path
 
 from .descriptors import extract_descriptors
 from .judge import Messages, filter_decoding, llm_filter
@@ -53,17 +53,11 @@ def _parse_answer_line(path: Path, number: int, raw: bytes) -> tuple[str | int, 
 
 
 def _write_jsonl_atomically(out_path: Path, records: Iterable[dict[str, object]]) -> None:
-    """Write all lines to a temporary file beside the target, then rename: no half-written output, ever."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            for record in records:
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(tmp_name, out_path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    """Write all lines to a temporary file beside the target, then rename (`rundir.atomic_path`, the one atomic
+    writer): no half-written output, ever."""
+    with atomic_path(out_path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def extract_file(
