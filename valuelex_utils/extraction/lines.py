@@ -21,9 +21,11 @@ from .heads import (
 from .rules import (
     BOLD_HEAD_RE,
     EXPLANATION_RE,
+    FIRST_PERSON_STATEMENT_RE,
     FUNCTION_WORDS,
     HEADER_WORDS,
     INLINE_NUMBERS_RE,
+    LABEL_SPLIT_RE,
     MARKER_RE,
     NEVER_WORDS,
     NUMBER_RE,
@@ -94,7 +96,7 @@ def _classify_marked(body: str, indent: int) -> Line | None:
     plain = strip_markdown(body)
     if _is_header_phrase(head):
         # 'Core values: honesty, care', 'The highest of our virtues – love of God'
-        split = re.search(r":\s|\s[-\u2013\u2014]\s", plain)
+        split = LABEL_SPLIT_RE.search(plain)
         rest = plain[split.end():] if split else ""
         return Line("enum", rest, indent) if word_tokens(rest) else None
     explained = _first_person_explanation(head, plain)
@@ -106,15 +108,13 @@ def _classify_marked(body: str, indent: int) -> Line | None:
 def _first_person_explanation(label: str, text: str) -> str | None:
     """'Liam: I'm a compassionate person', '*Cruel and Unusual: I adhere to the principles of empathy': a label that
     names no value, then a first-person sentence; the sentence is read as prose. None otherwise."""
-    split = re.search(r":\s|\s[-\u2013\u2014]\s", text)
+    split = LABEL_SPLIT_RE.search(text)
     if split is None or any(is_value_like(t) for t in word_tokens(label)):
         return None
     rest = text[split.end():]
     # a first-person value statement ('I adhere to the principles of X', 'I'm a compassionate person', 'In this
     # role I strive to promote X'), not a capability ('I can assist with grammar', 'I'm designed to offer responses')
-    stated = re.search(r"\b(?:i|we)\s+(?:\w+\s+)?(?:value|adhere|hold|uphold|believe|strive|embrace|cherish|"
-                       r"prioriti[sz]e|committed|dedicated|devoted|guided)\b|^\W*(?:i'm|i\s+am|we're|we\s+are)\s+an?\s",
-                       rest, re.IGNORECASE)
+    stated = FIRST_PERSON_STATEMENT_RE.search(rest)
     return rest if stated and len(word_tokens(rest)) > 3 else None
 
 

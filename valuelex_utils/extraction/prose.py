@@ -25,6 +25,7 @@ from .rules import (
     ELICITATION_PROMPTS,
     FILLERS,
     FIRST_PERSON,
+    FIRST_PERSON_VERBS,
     FORWARD_TRIGGERS,
     FRAME_WORDS,
     GROUP_QUANTIFIERS,
@@ -124,8 +125,7 @@ def _speaker_as_subject(clause: str) -> str:
     """'I am a person who believes in the power of love' -> 'I believe in the power of love'."""
     def plain(match: re.Match[str]) -> str:
         verb, *rest = match.group(2).split(None, 1)
-        verb = {"values": "value", "believes": "believe", "cherishes": "cherish", "cares": "care"}.get(
-            verb.lower(), verb[:-1])  # prioritizes -> prioritize
+        verb = FIRST_PERSON_VERBS.get(verb.lower(), verb[:-1])  # prioritizes -> prioritize
         return " ".join(["I", *filter(None, [match.group(1), verb, *rest])])
     return PERSON_WHO_RE.sub(plain, clause)
 

@@ -142,6 +142,7 @@ VALUE_SUFFIXES = _suffixes("value_suffixes")
 SKILL_SUFFIXES = _suffixes("skill_suffixes")
 NAME_KEYS = _suffixes("name_keys")
 ABBREVIATIONS: dict[str, str] = dict(_rules()["abbreviations"])
+FIRST_PERSON_VERBS: dict[str, str] = dict(_rules()["first_person_verbs"])
 
 # Patterns (why each exists: the comment above it in data/extraction_rules.yaml).
 WORD_RE = _pattern("word")
@@ -171,6 +172,8 @@ INLINE_NUMBERS_RE = _pattern("inline_numbers")
 FENCE_RE = _pattern("fence")
 NEGATIVE_KEY_RE = _pattern("negative_key")
 VALUE_KEY_RE = _pattern("value_key")
+LABEL_SPLIT_RE = _pattern("label_split")
+FIRST_PERSON_STATEMENT_RE = _pattern("first_person_statement")
 
 
 def is_value_word(word: str) -> bool:
