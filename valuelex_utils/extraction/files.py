@@ -56,8 +56,7 @@ def _write_jsonl_atomically(out_path: Path, records: Iterable[dict[str, object]]
     """Write all lines to a temporary file beside the target, then rename (`rundir.atomic_path`, the one atomic
     writer): no half-written output, ever."""
     with atomic_path(out_path) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        for record in records:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
 
 def extract_file(
