@@ -9,8 +9,7 @@ spec cases of their own, in other words. Its micro-F1 is the acceptance figure (
 from __future__ import annotations
 
 import json
-import sys
-import types
+import re
 import warnings
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from valuelex_utils.errors import UserError
 from valuelex_utils.extraction import (
     ELICITATION_PROMPTS,
     VALUE_LEXICON,
+    explain,
     extract_descriptors,
     extract_file,
     head_word,
@@ -27,6 +27,7 @@ from valuelex_utils.extraction import (
     llm_filter,
     llm_filter_messages,
 )
+from valuelex_utils.extraction.heads import NOT_A_VALUE, Skill, phrase_head
 
 HELDOUT = Path(__file__).parent / "data" / "extraction_heldout.jsonl"
 
@@ -629,3 +630,59 @@ def test_micro_f1_on_the_last_real_answers_measured_blind(capsys: pytest.Capture
     3: the rules of session 3 helped written answers, not the tiny base model's rambling."""
     n, f1 = measured_f1("real test7", Path(__file__).parent / "data" / "extraction_real_test7.jsonl", capsys)
     assert n == 60 and f1 >= 0.79
+
+
+# --- issue 18: the rules as data, a typed skill value, and explain(text) -------------------------------------------
+
+def _real_answers() -> list[str]:
+    data = Path(__file__).parent / "data"
+    return [json.loads(line)["text"] for path in sorted(data.glob("extraction_real_*.jsonl"))
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_explain_names_the_rule_for_a_kept_and_a_dropped_word() -> None:
+    decisions = {d.word: d for d in explain("I am responsible for overseeing the team, and I am honest.")}
+    assert decisions["honest"].kept and "predicated" in decisions["honest"].rule
+    assert not decisions["responsible"].kept and "job's duty" in decisions["responsible"].rule
+    listed = {d.word: d for d in explain("1. Honesty\n2. Kindness\n3. Problem-solving")}
+    assert listed["kindness"].kept and listed["kindness"].rule.startswith("list gate: a value list")
+    assert not listed["problem-solving"].kept and "skill" in listed["problem-solving"].rule
+    refused = {d.word: d for d in explain("As an AI, I cannot have values like honesty.")}
+    assert not refused["honesty"].kept and refused["honesty"].rule.startswith("clause: a refusal")
+
+
+def test_explain_keeps_exactly_what_extract_descriptors_keeps_on_real_answers() -> None:
+    """On every real answer of tests/data (SmolLM2, Gemma and other models' raw answers): the kept words of `explain`
+    are `extract_descriptors`'s output in its order, each with a recorded rule, and no dropped word is also kept."""
+    answers = _real_answers()
+    assert len(answers) >= 500
+    dropped_somewhere = 0
+    for text in answers:
+        decisions = explain(text)
+        kept = [d.word for d in decisions if d.kept]
+        assert kept == extract_descriptors(text), text[:200]
+        assert all(d.rule and d.rule != "unrecorded" for d in decisions), text[:200]
+        assert not {d.word for d in decisions if not d.kept} & set(kept)
+        dropped_somewhere += any(not d.kept for d in decisions)
+    assert dropped_somewhere > len(answers) // 4  # the dropped side is exercised too, not only the kept one
+
+
+def test_a_skill_is_a_typed_head_not_a_descriptor() -> None:
+    assert phrase_head("strategic planning") == Skill("planning")
+    assert phrase_head("2 eggs") == NOT_A_VALUE and NOT_A_VALUE.word is None
+    assert head_word("strategic planning") is None and head_word("user privacy") == "privacy"
+    assert extract_descriptors("I value critical thinking.") == ["thinking"]  # promoted by the trigger
+
+
+def test_rules_are_data_read_once_with_one_copy_of_the_prompts_and_the_negations() -> None:
+    from valuelex_utils.elicitation import elicitation_prompts
+    from valuelex_utils.extraction import rules
+
+    assert ELICITATION_PROMPTS == tuple(elicitation_prompts().values()) and len(ELICITATION_PROMPTS) == 15
+    text = (Path(rules.__file__).parent.parent / "data" / "extraction_rules.yaml").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    keys = [i for i, line in enumerate(lines) if re.match(r"^  [a-z_]+:", line)]
+    assert len(keys) >= 70 and all(lines[i - 1].lstrip().startswith("#") for i in keys)  # every list says why
+    assert "responsible" in rules.DUTY_ADJECTIVES and "# Adjectives that, followed by 'for'" in text
+    assert rules.NEGATIONS <= rules.negation_words("extraction") and "not" in rules.negation_words("scoring")
+    assert rules.negation_words("extraction") & rules.negation_words("scoring") >= {"not", "never", "without"}
