@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuelex_utils import reliability as R
+from valuelex_utils.scoring import reliability as R
 from valuelex_utils import scoring as S
 from valuelex_utils.errors import UserError
 from valuelex_utils.systems import load_system
@@ -224,7 +224,7 @@ def test_double_negation_endorses_the_value(emb, tmp_path):
 def test_the_packaged_model_was_fitted_from_the_shipped_training_data():
     """Every machine scores with the same model; a change to the training sets or features must re-ship it
     (`phi.ship_model()`), or every user would silently fit their own at first use."""
-    from valuelex_utils import phi
+    from valuelex_utils.scoring import phi
 
     model = phi.shipped_model()
     assert model is not None, "valuelex_utils/data/phi_model.joblib is stale: run phi.ship_model()"
