@@ -28,47 +28,12 @@ from .annotated import ANNOTATED_DIR, annotated_path, load_annotated
 from .annotated import stem_key as _stem_key
 from .api import read_completions, score_file, score_with_reliability
 from .embedding import VALIDITY_FILE, EmbeddingScorer
-from .features import (
-                      ENCODER_NAME,
-                      FEATURE_NAMES,
-                      Prototypes,
-                      build_features,
-                      embed,
-                      get_encoder,
-)
-from .lexical import (
-                      CONCERN,
-                      FIRST_PERSON,
-                      HARM_VERBS,
-                      NEG_EVAL,
-                      NEGATORS,
-                      POS_EVAL,
-                      STOPWORDS,
-                      STRONG_WORDS,
-                      clause_kinds,
-                      clauses,
-                      item_text,
-                      strip_stem,
-                      tokenize,
-                      word_polarities,
-)
-from .llm_judge import (
-                      JUDGE_SYSTEM_PROMPT,
-                      LLMScorer,
-                      build_judge_messages,
-                      judge_decoding,
-                      parse_verdict,
-)
+from .features import ENCODER_NAME, FEATURE_NAMES, Prototypes, build_features, embed, get_encoder
+from .lexical import (CONCERN, FIRST_PERSON, HARM_VERBS, NEG_EVAL, NEGATORS, POS_EVAL, STOPWORDS, STRONG_WORDS,
+                      clause_kinds, clauses, item_text, strip_stem, tokenize, word_polarities)
+from .llm_judge import JUDGE_SYSTEM_PROMPT, LLMScorer, build_judge_messages, judge_decoding, parse_verdict
 from .phi import _fit_cuts
-from .registry import (
-                      INPUT_COLUMNS,
-                      SCORERS,
-                      Scorer,
-                      get_scorer,
-                      normalise,
-                      register,
-                      scorer_class,
-)
+from .registry import INPUT_COLUMNS, SCORERS, Scorer, get_scorer, normalise, register, scorer_class
 
 __all__ = [
     "ANNOTATED_DIR", "CONCERN", "ENCODER_NAME", "FEATURE_NAMES", "FIRST_PERSON", "HARM_VERBS", "INPUT_COLUMNS",

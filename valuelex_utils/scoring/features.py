@@ -15,18 +15,8 @@ import numpy as np
 
 from ..embeddings import DIM, unit
 from ..systems import ValueSystem
-from .lexical import (
-    FIRST_PERSON,
-    NEGATORS,
-    POS_EVAL,
-    STRONG_WORDS,
-    clause_kinds,
-    clauses,
-    item_text,
-    strip_stem,
-    tokenize,
-    word_polarities,
-)
+from .lexical import (FIRST_PERSON, NEGATORS, POS_EVAL, STRONG_WORDS, clause_kinds, clauses, item_text, strip_stem,
+                      tokenize, word_polarities)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
