@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import embeddings
 from ..embeddings import DIM, unit
 from ..systems import ValueSystem
 from .lexical import (FIRST_PERSON, NEGATORS, POS_EVAL, STRONG_WORDS, clause_kinds, clauses, item_text, strip_stem,
@@ -36,17 +37,11 @@ _FLOOR = 0.15  # below this a word is unrelated: MiniLM gives most word pairs 0.
 # -- encoder -------------------------------------------------------------------------------------------------------
 def get_encoder() -> Any:
     """all-MiniLM-L6-v2, offline, shared with the rest of the package (`valuelex_utils.embeddings`)."""
-    from .. import (
-        embeddings,  # the encoder itself loads lazily there (sentence-transformers: seconds to import)
-    )
-
-    return embeddings.get_model()
+    return embeddings.get_model()  # loaded lazily there (sentence-transformers takes seconds to import)
 
 
 def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """L2-normalised embeddings (n, DIM), cached by text (`valuelex_utils.embeddings.embed`)."""
-    from .. import embeddings
-
     texts = [str(t) for t in texts]
     if not texts:
         return np.zeros((0, DIM), dtype=np.float32)

@@ -244,9 +244,8 @@ class LLMScorer(Scorer):
                    ) -> tuple[list[dict[str, int | None] | None], list[dict[str, Any]]]:
         """Best verdict per (stem, completion) and the raw records of every attempt, one concurrent round per
         attempt over the items still without a full verdict."""
-        from ..llm import (
-            response_text,  # deferred on purpose: litellm takes seconds to import
-        )
+        # deferred on purpose: litellm takes seconds to import, and the offline scorer never needs it
+        from ..llm import response_text
 
         cols = system.columns()
         messages = [build_judge_messages(system, stem, completion, self.examples) for stem, completion in items]
@@ -308,9 +307,7 @@ class LLMScorer(Scorer):
                     completion_fn: Callable[..., Any] | None = None, caller: Any = None, seed: int = 0,
                     judge_max_tokens: int = 700) -> "LLMScorer":
         if completion_fn is None and caller is None:
-            from ..llm import (
-                check_model_id,  # deferred on purpose: litellm takes seconds to import
-            )
+            from ..llm import check_model_id  # deferred on purpose, as in `_judge_all`
 
             check_model_id(judge or DEFAULT_JUDGE)  # an impossible judge id fails before any call
         return cls(judge=judge, store=store, completion_fn=completion_fn, seed=seed, caller=caller,
