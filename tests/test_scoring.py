@@ -66,6 +66,29 @@ def test_negated_statement_scores_below_its_affirmation(emb):
         assert a > 3.0, f"{col}: affirmation {aff!r} scored {a}"
 
 
+def test_a_registered_scorer_is_found_by_name_and_reports_its_own_reliability(monkeypatch):
+    """`score_with_reliability` looks scorers up in the registry; each one reports its own reliability."""
+    from valuelex_utils.scoring import registry
+
+    class Constant(registry.Scorer):
+        name = "constant-test"
+
+        def score(self, df, system):
+            return pd.DataFrame({"id": df["id"], **{c: 3 for c in load_system(system).columns()}})
+
+        def measure_reliability(self, df, system, scores, **_):
+            return {"scorer": self.name, "n": len(scores)}
+
+    monkeypatch.setitem(registry.SCORERS, Constant.name, Constant)
+    items = pd.DataFrame({"id": ["a", "b"], "stem": ["I...", "I..."], "completion": ["x", "y"]})
+    scores, report = S.score_with_reliability(items, "mft", "constant-test")
+    assert (scores["Care"] == 3).all() and report == {"scorer": "constant-test", "n": 2}
+    with pytest.raises(UserError, match="--judge only applies to --scorer llm"):
+        S.score_with_reliability(items, "mft", "constant-test", judge="openai/x")
+    with pytest.raises(UserError, match="unknown scorer 'nope'"):
+        S.score_with_reliability(items, "mft", "nope")
+
+
 def test_clause_kinds_concern_versus_negative_evaluation():
     """Fear, worry, regret and distress mark a concern clause (what is feared is valued); hate-type cues a negative
     one; a stem's "n't" cancels the concern reading."""
