@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from valuelex_utils import phi, scoring  # noqa: E402
+from valuelex_utils import scoring  # noqa: E402
+from valuelex_utils.scoring import phi  # noqa: E402
 
 N = int(os.environ.get("VALUELEX_BENCH_N", "10000"))
 SYSTEM = os.environ.get("VALUELEX_BENCH_SYSTEM", "valuelex")

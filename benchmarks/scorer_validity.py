@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from valuelex_utils import phi, reliability, scoring  # noqa: E402
+from valuelex_utils import scoring  # noqa: E402
+from valuelex_utils.scoring import phi, reliability  # noqa: E402
 
 ANN = phi.ANNOTATED_DIR
 BLIND = ROOT / "tests" / "data" / "blind"

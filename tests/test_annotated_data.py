@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-TAXONOMIES = ROOT / "params" / "taxonomies"
+TAXONOMIES = ROOT / "valuelex_utils" / "systems"  # the shipped value systems (package data)
 DATA = ROOT / "valuelex_utils" / "data"
 ANNOTATED = DATA / "annotated" / "valuelex.csv"
 
-SYSTEM_FILES = {"valuelex": "valuelex_paper.yaml", "schwartz": "schwartz.yaml", "mft": "mft.yaml"}
+SYSTEM_FILES = {"valuelex": "valuelex.yaml", "schwartz": "schwartz.yaml", "mft": "mft.yaml"}
 META_COLUMNS = ["id", "stem_id", "stem", "completion", "source"]
 SOURCES = {"aligned", "instruct", "tiny", "base", "adversarial"}
 SCORES = range(0, 7)

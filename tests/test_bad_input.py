@@ -416,7 +416,7 @@ def test_a_bom_and_one_row_are_valid_input(tmp_path):
     import pandas as pd
 
     from valuelex_utils.inputs import check_completions_csv
-    from valuelex_utils.reliability import score_distribution
+    from valuelex_utils.scoring.reliability import score_distribution
 
     bom = tmp_path / "bom.csv"
     bom.write_bytes(b"\xef\xbb\xbf" + SCORE_CSV.encode())

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuelex_utils import reliability as R
+from valuelex_utils.scoring import reliability as R
 
 
 def _qwk_by_hand(a, b, k=7):

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuelex_utils import reliability as R
+from valuelex_utils.scoring import reliability as R
 from valuelex_utils import scoring as S
 from valuelex_utils.errors import UserError
 from valuelex_utils.systems import load_system
@@ -64,6 +64,29 @@ def test_negated_statement_scores_below_its_affirmation(emb):
         a, n = ev[col].iloc[2 * i], ev[col].iloc[2 * i + 1]
         assert n < a, f"{col}: negation {neg!r} scored {n} >= affirmation {aff!r} {a}"
         assert a > 3.0, f"{col}: affirmation {aff!r} scored {a}"
+
+
+def test_a_registered_scorer_is_found_by_name_and_reports_its_own_reliability(monkeypatch):
+    """`score_with_reliability` looks scorers up in the registry; each one reports its own reliability."""
+    from valuelex_utils.scoring import registry
+
+    class Constant(registry.Scorer):
+        name = "constant-test"
+
+        def score(self, df, system):
+            return pd.DataFrame({"id": df["id"], **{c: 3 for c in load_system(system).columns()}})
+
+        def measure_reliability(self, df, system, scores, **_):
+            return {"scorer": self.name, "n": len(scores)}
+
+    monkeypatch.setitem(registry.SCORERS, Constant.name, Constant)
+    items = pd.DataFrame({"id": ["a", "b"], "stem": ["I...", "I..."], "completion": ["x", "y"]})
+    scores, report = S.score_with_reliability(items, "mft", "constant-test")
+    assert (scores["Care"] == 3).all() and report == {"scorer": "constant-test", "n": 2}
+    with pytest.raises(UserError, match="--judge only applies to --scorer llm"):
+        S.score_with_reliability(items, "mft", "constant-test", judge="openai/x")
+    with pytest.raises(UserError, match="unknown scorer 'nope'"):
+        S.score_with_reliability(items, "mft", "nope")
 
 
 def test_clause_kinds_concern_versus_negative_evaluation():
@@ -224,7 +247,7 @@ def test_double_negation_endorses_the_value(emb, tmp_path):
 def test_the_packaged_model_was_fitted_from_the_shipped_training_data():
     """Every machine scores with the same model; a change to the training sets or features must re-ship it
     (`phi.ship_model()`), or every user would silently fit their own at first use."""
-    from valuelex_utils import phi
+    from valuelex_utils.scoring import phi
 
     model = phi.shipped_model()
     assert model is not None, "valuelex_utils/data/phi_model.joblib is stale: run phi.ship_model()"

@@ -69,3 +69,31 @@ def test_unknown_name_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("dimensions: [unclosed\n")
     with pytest.raises(UserError, match="YAML syntax error"):
         load_system(bad)
+
+
+def test_the_builtin_systems_are_the_yaml_files_of_the_package(tmp_path, monkeypatch):
+    """Adding a built-in system is dropping NAME.yaml into valuelex_utils/systems/: the names come from the folder,
+    the paper's system first, then the others alphabetically; params accept exactly those (and `run`)."""
+    from valuelex_utils import systems
+    from valuelex_utils.params import NAMED_SYSTEMS, RUN_SYSTEM
+
+    assert systems.BUILTIN_SYSTEMS == {"valuelex": "valuelex.yaml", "mft": "mft.yaml", "schwartz": "schwartz.yaml"}
+    assert NAMED_SYSTEMS == (RUN_SYSTEM, *systems.BUILTIN_SYSTEMS)
+    for name in ("zeta", "valuelex", "alpha"):
+        (tmp_path / f"{name}.yaml").write_text("name: x\n")
+    monkeypatch.setattr(systems, "SYSTEMS_DIR", tmp_path)
+    assert list(systems._builtin_files()) == ["valuelex", "alpha", "zeta"]
+
+
+def test_a_copy_of_a_builtin_system_keeps_its_annotated_set(tmp_path):
+    """The annotated set pairs with a built-in by file name, or by the YAML's `name:` for a copy elsewhere."""
+    from valuelex_utils.scoring import annotated_path
+    from valuelex_utils.systems import SYSTEMS_DIR
+
+    text = (SYSTEMS_DIR / "mft.yaml").read_text(encoding="utf-8")
+    copy = tmp_path / "my_foundations.yaml"
+    copy.write_text(text, encoding="utf-8")
+    assert annotated_path(copy).name == "mft.csv"
+    renamed = tmp_path / "other.yaml"
+    renamed.write_text(text.replace("\nname: mft\n", "\nname: other\n"), encoding="utf-8")
+    assert annotated_path(renamed) is None

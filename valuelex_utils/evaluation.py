@@ -21,14 +21,17 @@ from typing import Any, Mapping
 import pandas as pd
 
 from .errors import UserError
-from .params import NAMED_SYSTEMS, RUN_SYSTEM, Params
+from .params import DEFAULT_JUDGE, NAMED_SYSTEMS, RUN_SYSTEM, Params
+from .roles import role_caller
 from .rundir import RunDir, atomic_path
+from .scoring import score_with_reliability, scorer_class
+from .scoring.reliability import write_report
+from .systems import PAPER_SYSTEM, ValueSystem, load_system
 
 ATTRIBUTES = ["key", "respondent", "model", "family", "size", "training", "config", "stem_id", "stem", "sample",
               "completion"]
 #: Column names a value system's (sub)dimensions must not take: the score tables' own columns.
 TABLE_COLUMNS = {*ATTRIBUTES, "system", "level", "id", "column", "w", "lo", "hi", "n", "neutral_share"}
-PAPER_SYSTEM = "valuelex"
 HUMAN_SYSTEMS = ("schwartz", "mft")
 
 
@@ -57,8 +60,6 @@ class SystemChoice:
 
 def resolve_system(name: str, rd: RunDir) -> Any:
     """'valuelex' | 'schwartz' | 'mft' | 'run' (this run's own taxonomy.yaml from step 04) | a path."""
-    from .systems import load_system
-
     if name == RUN_SYSTEM:
         return load_system(rd.require(rd.taxonomy, "04"))
     return load_system(name)
@@ -73,8 +74,6 @@ def _check_columns(sysm: Any, key: str) -> None:
 
 def run_system(rd: RunDir) -> tuple[Any | None, str | None]:
     """This run's own value system from step 04, or (None, why it is not usable)."""
-    from .systems import load_system
-
     if not rd.taxonomy.exists():
         return None, "step 04 left no taxonomy.yaml (it did not run, or failed)"
     try:
@@ -91,8 +90,6 @@ def resolve_systems(params: Params, run_dir: str | Path, extra: tuple[str, ...] 
     """`scoring.systems` (then `extra`, e.g. Schwartz and MFT in step 07), loaded and keyed, duplicates dropped.
 
     'run' without a usable system from step 04 is replaced by the paper's system, with a one-line note."""
-    from .systems import load_system
-
     rd = RunDir.at(run_dir)
     out: dict[str, Any] = {}
     notes: list[str] = []
@@ -121,9 +118,6 @@ def resolve_systems(params: Params, run_dir: str | Path, extra: tuple[str, ...] 
 def judge_caller(params: Params, run_dir: str | Path, step: str = "06_score", progress: bool = False) -> Any:
     """The LLM judge of a study through the shared LLM layer (`roles.role_caller`): the run's store, the study's
     concurrency, retries, Router and endpoints, its calls in `calls.jsonl` under the step that runs it."""
-    from .params import DEFAULT_JUDGE
-    from .roles import role_caller
-
     return role_caller(params, params.scoring.judge or DEFAULT_JUDGE, run_dir, role="judge", step=step,
                        progress=progress)
 
@@ -131,9 +125,6 @@ def judge_caller(params: Params, run_dir: str | Path, step: str = "06_score", pr
 def score_run(params: Params, run_dir: str, system: Any = None, step: str = "06_score") -> ScoredRun:
     """Score every completion of step 05 on `system` (a name, a path or a loaded `ValueSystem`; default the leading
     `scoring.systems` entry) with the configured scorer; the LLM judge's calls are tallied under `step`."""
-    from .scoring import score_with_reliability
-    from .systems import ValueSystem
-
     rd = RunDir.at(run_dir)
     completions = pd.read_parquet(rd.require(rd.completions, "05"))
     completions = completions[completions["completion"].notna()].reset_index(drop=True)
@@ -144,9 +135,9 @@ def score_run(params: Params, run_dir: str, system: Any = None, step: str = "06_
         sysm = spec if isinstance(spec, ValueSystem) else resolve_system(spec, rd)
     items = pd.DataFrame({"id": completions["key"], "stem": completions["stem"],
                           "completion": completions["completion"].astype(str)})
-    llm = params.scoring.scorer == "llm"
-    caller = judge_caller(params, rd.root, step) if llm else None
-    scores, report = score_with_reliability(items, sysm, params.scoring.scorer, caller.model if llm else None,
+    judged = scorer_class(params.scoring.scorer).takes_judge
+    caller = judge_caller(params, rd.root, step) if judged else None
+    scores, report = score_with_reliability(items, sysm, params.scoring.scorer, caller.model if judged else None,
                                             caller=caller, seed=params.seed,
                                             annotated_sample=params.scoring.judge_reliability_items,
                                             judge_max_tokens=params.scoring.judge_max_tokens,
@@ -185,7 +176,7 @@ def _same(old: ScoredRun, sysm: Any, params: Params, rd: RunDir) -> bool:
     rel = old.reliability
     if rel.get("system_digest") != sysm.digest or rel.get("scorer") != params.scoring.scorer:
         return False
-    if params.scoring.scorer == "llm" and params.scoring.judge and rel.get("judge") != params.scoring.judge:
+    if scorer_class(params.scoring.scorer).takes_judge and params.scoring.judge and rel.get("judge") != params.scoring.judge:
         return False
     if any(c not in old.scores.columns for c in sysm.columns()):
         return False
@@ -196,8 +187,6 @@ def _same(old: ScoredRun, sysm: Any, params: Params, rd: RunDir) -> bool:
 
 def write_scored(rd: RunDir, runs: Mapping[str, ScoredRun], notes: list[str] | None = None) -> None:
     """scores.parquet (one row per completion and system) and reliability.json ({"systems": ..., "notes": ...})."""
-    from .reliability import write_report
-
     frames = []
     for key, run in runs.items():
         attrs = [c for c in ATTRIBUTES if c in run.scores.columns]

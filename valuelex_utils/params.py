@@ -18,6 +18,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from . import inputs
 from .errors import UserError
+from .systems import available_systems
 
 Training = Literal["pretrained", "instruction-tuned", "aligned"]
 DEFAULT_JUDGE = "openai/gpt-4o-mini"  # the LLM judge when `scoring.scorer: llm` names none
@@ -229,9 +230,10 @@ class ProjectiveParams(_Strict):
         lambda cls, v: _checked(inputs.check_template, v, ["stem"], "")))
 
 
-#: `scoring.systems` entries besides paths: the run's own taxonomy from step 04, and the shipped systems.
+#: `scoring.systems` entries besides paths: the run's own taxonomy from step 04, and the shipped systems (the YAML
+#: files of valuelex_utils/systems/).
 RUN_SYSTEM = "run"
-NAMED_SYSTEMS = (RUN_SYSTEM, "valuelex", "schwartz", "mft")
+NAMED_SYSTEMS = (RUN_SYSTEM, *available_systems())
 
 
 class ScoringParams(_Strict):

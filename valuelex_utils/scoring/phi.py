@@ -13,7 +13,7 @@ Features per (item, leaf column), `pair_features`:
   its marker words; the mean of its three nearest markers; cosine to the opposites. The stem is left out: every
   completion of "Privacy to me..." would otherwise look like Professional;
 - the same relative to the item's mean over the system's leaves (which value the item is *most* about);
-- direction: the lexical polarity evidence of `scoring.build_features` (a marker word negated, an opposite praised,
+- direction: the lexical polarity evidence of `features.build_features` (a marker word negated, an opposite praised,
   fear or regret about a value read as endorsing it), and item properties (negation, loops, stem echoes, length).
 
 A dimension that has subdimensions is scored from its children by the rubric's rule (the child furthest from
@@ -29,15 +29,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .systems import BUILTIN_SYSTEMS, PACKAGE_DIR, ValueSystem, load_system, system_path
+from ..embeddings import unit
+from ..errors import UserError
+from ..systems import BUILTIN_SYSTEMS, ValueSystem, load_system, system_path
+from .annotated import ANNOTATED_DIR, PACKAGE_DATA
+from .features import FEATURE_NAMES, Prototypes, build_features, embed
 
-#: Bump when features or the model change: part of the cache key of the fitted model.
+#: Bump when features or the model change: part of the cache key of the fitted model. A label set by hand on purpose:
+#: it enters `training_digest`, which the shipped model and data/phi_validity.json are keyed by, so a digest of the
+#: source instead would make the packaged model stale at every refactor that changes no score.
 CODE_VERSION = "phi-1"
 NEUTRAL = 3.0
-ANNOTATED_DIR = PACKAGE_DIR / "data" / "annotated"
 #: the model fitted from the shipped training sets (`ship_model`), so that every machine scores with the same model
 #: and nobody waits for a fit; used only when it was fitted from exactly these training files and this scikit-learn
-SHIPPED_MODEL = PACKAGE_DIR / "data" / "phi_model.joblib"
+SHIPPED_MODEL = PACKAGE_DATA / "phi_model.joblib"
 #: (system, annotated CSV) pairs the model is fitted on; a system is a built-in name or a YAML path.
 TRAINING_SETS: tuple[tuple[str, str], ...] = (
     ("valuelex", "valuelex.csv"),
@@ -52,12 +57,8 @@ TRAINING_SETS: tuple[tuple[str, str], ...] = (
 )
 SIMILARITY_FEATURES = ["pos", "def", "pos_sent", "def_sent", "pos_top3", "neg", "neg_sent"]
 RELATIVE_FEATURES = ["rel_pos", "rel_def", "rel_pos_sent", "rel_def_sent", "rel_pos_top3", "rel_neg"]
-#: lexical features of `scoring.build_features` used here (its sentence-similarity ones are replaced by ours)
-LEXICAL_FEATURES = [
-    "w_pos_plus", "w_pos_minus", "w_neg_plus", "w_neg_minus", "dir_sum", "dir_max", "align", "conflict", "net",
-    "net_x_rel", "clause_neg_any", "negated_any", "pos_eval", "first_person", "strong", "n_words", "concern_any",
-    "type_token_ratio", "stem_echo",
-]
+#: the direction features of `features.build_features`, in its order
+LEXICAL_FEATURES = list(FEATURE_NAMES)
 FEATURES = SIMILARITY_FEATURES + RELATIVE_FEATURES + ["lex_" + f for f in LEXICAL_FEATURES]
 _SENT_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+|\s+[-*•]\s+")
 
@@ -90,6 +91,32 @@ class LeafTexts:
         )
 
 
+def _unit32(m: np.ndarray) -> np.ndarray:
+    """Unit rows, computed in the array's own dtype, as float32."""
+    return unit(m).astype(np.float32)
+
+
+def _fit_cuts(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Cut points on the expected score that maximise QWK on the training rows (coordinate search from k + 0.5)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    y = np.asarray(y).astype(int)
+    cuts = np.arange(0.5, 6.0, 1.0)
+
+    def q(c: np.ndarray) -> float:
+        return cohen_kappa_score(y, np.digitize(pred, c), labels=list(range(7)), weights="quadratic")
+
+    best = q(cuts)
+    for _ in range(2):
+        for j in range(6):
+            for v in np.linspace(cuts[j] - 0.6, cuts[j] + 0.6, 13):
+                c = np.sort(np.r_[cuts[:j], v, cuts[j + 1:]])
+                s = q(c)
+                if s > best + 1e-9:
+                    best, cuts = s, c
+    return cuts
+
+
 def _relative(m: np.ndarray) -> np.ndarray:
     """Each column minus the item's mean over the columns (0 for a one-column system: nothing to compare with)."""
     return m - m.mean(1, keepdims=True) if m.shape[1] > 1 else np.zeros_like(m)
@@ -97,12 +124,10 @@ def _relative(m: np.ndarray) -> np.ndarray:
 
 def pair_features(stems: Sequence[str], completions: Sequence[str], system: Any) -> np.ndarray:
     """(n items, n leaves, len(FEATURES)) features of every item against every leaf column of `system`."""
-    from . import scoring
-
     system = load_system(system)
     stems = [str(s or "") for s in stems]
     completions = [str(c or "") for c in completions]
-    enc = scoring.embed
+    enc = embed
     cols = LeafTexts.of(system)
     n = len(completions)
     comp = enc([c if c.strip() else "-" for c in completions])
@@ -110,8 +135,8 @@ def pair_features(stems: Sequence[str], completions: Sequence[str], system: Any)
     owner = np.repeat(np.arange(n), [len(s) for s in sents])
     sent = enc([t for s in sents for t in s])  # a one-sentence completion is its own sentence: cached, not re-encoded
     defs = enc(cols.definitions)
-    pos = scoring._unit(np.vstack([enc(w).mean(0) for w in cols.markers]))
-    neg = scoring._unit(np.vstack([enc(w).mean(0) if w else np.zeros(comp.shape[1], np.float32) for w in cols.opposites]))
+    pos = _unit32(np.vstack([enc(w).mean(0) for w in cols.markers]))
+    neg = _unit32(np.vstack([enc(w).mean(0) if w else np.zeros(comp.shape[1], np.float32) for w in cols.opposites]))
 
     def best_sentence(m: np.ndarray) -> np.ndarray:
         out = np.full((n, m.shape[1]), -1.0, np.float32)
@@ -124,11 +149,10 @@ def pair_features(stems: Sequence[str], completions: Sequence[str], system: Any)
          "pos_top3": np.stack([np.sort(comp @ enc(w).T, axis=1)[:, ::-1][:, :3].mean(1) for w in cols.markers], 1)}
     for name in ("pos", "def", "pos_sent", "def_sent", "pos_top3", "neg"):
         f["rel_" + name] = _relative(f[name])
-    lex = scoring.build_features(stems, completions, scoring.Prototypes(system), sent=comp)["X"]
+    lex = build_features(stems, completions, Prototypes(system), sent=comp)["X"]
     leaf_idx = [system.columns().index(c) for c in cols.names]
-    for i, name in enumerate(scoring.FEATURE_NAMES):
-        if name in LEXICAL_FEATURES:
-            f["lex_" + name] = lex[:, leaf_idx, i]
+    for i, name in enumerate(FEATURE_NAMES):
+        f["lex_" + name] = lex[:, leaf_idx, i]
     return np.stack([f[name] for name in FEATURES], axis=2).astype(np.float32)
 
 
@@ -155,8 +179,6 @@ class PhiModel:
     def fit(self, X: np.ndarray, y: np.ndarray) -> "PhiModel":
         """X: (rows, F) features of (item, leaf) pairs; y: their 0..6 labels."""
         from sklearn.ensemble import HistGradientBoostingClassifier
-
-        from .scoring import _fit_cuts
 
         self.model = HistGradientBoostingClassifier(
             max_iter=150, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
@@ -211,8 +233,6 @@ def fit(data: Sequence[tuple[ValueSystem, Any]] | None = None, seed: int = 0) ->
     """Fit the model on the given (system, annotated frame) pairs (default: every training set), pooled."""
     data = training_data() if data is None else data
     if not data:
-        from .errors import UserError
-
         raise UserError("no annotated set is installed: the embedding scorer cannot be fitted")
     rows = [leaf_rows(s, d) for s, d in data]
     model = PhiModel(seed).fit(np.vstack([r[0] for r in rows]), np.concatenate([r[1] for r in rows]))
@@ -228,7 +248,7 @@ def _sklearn_version() -> str:
 
 def ship_model(path: Path = SHIPPED_MODEL) -> Path:
     """Fit on every training set and write the model into the package (maintainers, after the training data or the
-    features change): ``python -c "from valuelex_utils import phi; phi.ship_model()"``."""
+    features change): ``python -c "from valuelex_utils.scoring import phi; phi.ship_model()"``."""
     import joblib
 
     model = fit()

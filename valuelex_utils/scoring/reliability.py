@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .rundir import atomic_write_text
+from ..rundir import atomic_write_text
 
 STRONG_MIN = 5  # human label >= 5: the value is clearly expressed
 WEAK_MAX = 3  # human label <= 3: neutral / unrelated / conflicting

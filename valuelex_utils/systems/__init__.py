@@ -17,32 +17,47 @@ A value system is a YAML file::
             markers: [...]
             opposites: [...]      # optional
 
-`load_system("valuelex" | "schwartz" | "mft")` reads `params/taxonomies/<file>.yaml` under the repo root;
-`load_system(path)` reads any file of the same schema (a run's own `taxonomy.yaml`). A run taxonomy may name its marker
-words `words` instead of `markers`; both are accepted. Every problem is a `UserError` naming the bad field.
+The built-in systems are the YAML files of this folder, shipped as package data (an installed package finds them):
+`load_system("valuelex" | "schwartz" | "mft")` reads `valuelex_utils/systems/<name>.yaml`; `load_system(path)` reads
+any file of the same schema (a run's own `taxonomy.yaml`). A run taxonomy may name its marker words `words` instead of
+`markers`; both are accepted. Every problem is a `UserError` naming the bad field.
+
+Adding a built-in value system = dropping `NAME.yaml` here (and, to calibrate the LLM judge's reliability check and
+few-shot examples, its labelled completions as `data/annotated/NAME.csv`): the name is then accepted by
+`scoring.systems` in the params, `valuelex score --system` and every loader; nothing else lists the systems.
+The shipped YAMLs' bytes are part of the phi model's training digest (`scoring.phi.training_digest`): editing one,
+even a comment, makes the packaged model stale until `phi.ship_model()` refits it.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ..errors import UserError
+from ..inputs import read_yaml_file
 
-from .errors import UserError
-
-PACKAGE_DIR = Path(__file__).resolve().parent
+SYSTEMS_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = SYSTEMS_DIR.parent
 REPO_ROOT = PACKAGE_DIR.parent
-TAXONOMY_DIR = REPO_ROOT / "params" / "taxonomies"
+#: where the built-in systems' YAML files are (they lived under params/taxonomies/ before they became package data)
+TAXONOMY_DIR = SYSTEMS_DIR
+#: the paper's own published system: the default beside a run's own, and listed first
+PAPER_SYSTEM = "valuelex"
 
-#: Built-in systems: name -> YAML file under params/taxonomies/.
-BUILTIN_SYSTEMS = {
-    "valuelex": "valuelex_paper.yaml",
-    "schwartz": "schwartz.yaml",
-    "mft": "mft.yaml",
-}
+
+def _builtin_files() -> dict[str, str]:
+    """name -> YAML file of every built-in system: each `*.yaml` of this folder, named by its file name; the
+    paper's system first, then the others alphabetically."""
+    names = sorted(p.stem for p in SYSTEMS_DIR.glob("*.yaml"))
+    return {n: f"{n}.yaml" for n in sorted(names, key=lambda n: (n != PAPER_SYSTEM, n))}
+
+
+#: Built-in systems: name -> YAML file in valuelex_utils/systems/.
+BUILTIN_SYSTEMS = _builtin_files()
 #: Column names that would clash with the score CSV's own columns.
 RESERVED = {"id", "stem", "stem_id", "completion", "source", "judge"}
 
@@ -129,6 +144,21 @@ def available_systems() -> list[str]:
     return list(BUILTIN_SYSTEMS)
 
 
+@functools.cache
+def _builtin_by_yaml_name() -> dict[str, str]:
+    """The `name:` field of each built-in YAML -> its built-in name (the paper's file says `name: valuelex_paper`)."""
+    return {load_system(key).name: key for key in BUILTIN_SYSTEMS}
+
+
+def builtin_key(system: ValueSystem) -> str | None:
+    """The built-in name `system` comes from: its file's, when it is a built-in's file name, else the built-in whose
+    YAML has the same `name:` (a copy of a shipped system elsewhere); None for any other system."""
+    stem = Path(system.path).stem
+    if stem in BUILTIN_SYSTEMS:
+        return stem
+    return _builtin_by_yaml_name().get(system.name)
+
+
 def system_path(name_or_path: str | os.PathLike[str]) -> Path:
     """The YAML file for a built-in name or a path."""
     text = str(name_or_path)
@@ -151,9 +181,7 @@ def load_system(name_or_path: str | os.PathLike[str] | ValueSystem) -> ValueSyst
         if str(name_or_path) in BUILTIN_SYSTEMS:
             raise UserError(f"value system {str(name_or_path)!r}: its file {path} is missing from the install")
         raise UserError(f"value system file not found: {path}")
-    from .params import read_yaml_text
-
-    data, text = read_yaml_text(path, "value system file")
+    data, text = read_yaml_file(path, "value system file")
     default_name = str(name_or_path) if str(name_or_path) in BUILTIN_SYSTEMS else path.stem
     return parse_system(data, path=path, default_name=default_name, digest=hashlib.sha256(text.encode()).hexdigest())
 
@@ -188,6 +216,27 @@ def _text(node: dict[str, Any], key: str, where: str, required: bool = False) ->
     return str(value).strip()
 
 
+def _node_name(node: Any, where: str, path: Path) -> str:
+    """The name of a dimension or subdimension node, which must be a mapping with a non-empty `name`."""
+    if not isinstance(node, dict):
+        raise UserError(f"{path}: {where} must be a mapping")
+    name = _text(node, "name", where, required=True)
+    if not name:
+        raise UserError(f"{path}: {where}.name is empty")
+    return name
+
+
+def _column(node: dict[str, Any], name: str, where: str, path: Path, parent: str | None = None,
+            children: tuple[str, ...] = ()) -> Column:
+    """A dimension (no `parent`) or subdimension column from its node: definition, markers, opposites."""
+    try:
+        return Column(name=name, definition=_text(node, "definition", where), markers=_words(node, where),
+                      opposites=_str_list(node.get("opposites"), f"{where}.opposites"), parent=parent,
+                      children=children)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
 def parse_system(data: Any, path: Path | str = "<memory>", default_name: str = "custom", digest: str = "") -> ValueSystem:
     """Validate a parsed YAML document and build a `ValueSystem`."""
     path = Path(path)
@@ -212,46 +261,15 @@ def parse_system(data: Any, path: Path | str = "<memory>", default_name: str = "
 
     for i, dim in enumerate(dims):
         where = f"dimensions[{i}]"
-        if not isinstance(dim, dict):
-            raise UserError(f"{path}: {where} must be a mapping")
-        dname = _text(dim, "name", where, required=True)
-        if not dname:
-            raise UserError(f"{path}: {where}.name is empty")
+        dname = _node_name(dim, where, path)
         subs = dim.get("subdimensions") or []
         if not isinstance(subs, list):
             raise UserError(f"{path}: {where}.subdimensions must be a list")
         sub_cols: list[Column] = []
         for j, sub in enumerate(subs):
             swhere = f"{where}.subdimensions[{j}]"
-            if not isinstance(sub, dict):
-                raise UserError(f"{path}: {swhere} must be a mapping")
-            sname = _text(sub, "name", swhere, required=True)
-            if not sname:
-                raise UserError(f"{path}: {swhere}.name is empty")
-            try:
-                sub_cols.append(
-                    Column(
-                        name=sname,
-                        definition=_text(sub, "definition", swhere),
-                        markers=_words(sub, swhere),
-                        opposites=_str_list(sub.get("opposites"), f"{swhere}.opposites"),
-                        parent=dname,
-                    )
-                )
-            except UserError as exc:
-                raise UserError(f"{path}: {exc}") from None
-        try:
-            dcol = Column(
-                name=dname,
-                definition=_text(dim, "definition", where),
-                markers=_words(dim, where),
-                opposites=_str_list(dim.get("opposites"), f"{where}.opposites"),
-                parent=None,
-                children=tuple(s.name for s in sub_cols),
-            )
-        except UserError as exc:
-            raise UserError(f"{path}: {exc}") from None
-        add(dcol, where)
+            sub_cols.append(_column(sub, _node_name(sub, swhere, path), swhere, path, parent=dname))
+        add(_column(dim, dname, where, path, children=tuple(s.name for s in sub_cols)), where)
         for j, s in enumerate(sub_cols):
             add(s, f"{where}.subdimensions[{j}]")
     return ValueSystem(
