@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 import yaml
+
+from ..wordlists import negation_words
 
 __all__ = ["ELICITATION_PROMPTS", "NEVER_WORDS", "PROSE_VALUE_WORDS", "VALUE_LEXICON", "is_sane", "is_value_like",
            "is_value_word", "negation_words"]
@@ -45,13 +47,6 @@ def _pattern(key: str) -> re.Pattern[str]:
     for flag in spec.get("flags", []):
         flags |= re.RegexFlag[flag]
     return re.compile("".join(spec["parts"]), flags)
-
-
-@lru_cache(maxsize=2)
-def negation_words(reader: Literal["extraction", "scoring"]) -> frozenset[str]:
-    """The negation words one reader uses: those both read plus its own (see the comments of data/negations.yaml)."""
-    data = yaml.safe_load(_data_text("negations.yaml"))
-    return frozenset(data["both"].split()) | frozenset(data[reader].split())
 
 
 def _elicitation_prompts() -> tuple[str, ...]:

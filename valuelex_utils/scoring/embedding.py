@@ -62,17 +62,14 @@ class EmbeddingScorer(Scorer):
         model = phi.shipped_model()
         path = None if model is not None else (self.cache_dir or _cache_dir()) / f"phi-{phi.training_digest()}.joblib"
         if model is None and self.use_cache and path.is_file():
-            try:
-                model = joblib.load(path)
-            except Exception:  # noqa: BLE001 - a corrupt or incompatible cache file: refit
-                model = None
+            model = phi.load_model(path)  # None for a corrupt or incompatible cache file: refit
         if model is None:  # no packaged model for these training files: fit one and cache it
             model = phi.fit()
             if self.use_cache:
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     tmp = path.with_suffix(f".tmp{os.getpid()}")
-                    joblib.dump(model, tmp)
+                    joblib.dump(model.state(), tmp)
                     os.replace(tmp, path)
                 except OSError:
                     pass

@@ -25,17 +25,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-NEGATORS = {
-    "not", "no", "never", "n't", "without", "nothing", "nobody", "none", "neither", "nor", "hardly", "barely",
-    "cannot", "lack", "lacks", "lacking", "stop", "stopped", "stops", "refuse", "refuses", "refused", "avoid", "avoids",
-    "avoiding", "ignore", "ignores", "ignoring", "ignored", "against", "instead", "less", "break", "breaking", "broke",
-    "violate", "violating", "abandon", "abandoning", "skip", "skipping", "defy", "defying", "mock", "mocking",
-    "undermine", "undermining", "destroy", "destroying", "tear", "anti", "zero", "neglect", "neglecting", "dismiss",
-    "dismissing", "sacrificing", "drop", "reject", "rejecting", "rejects", "fake", "faking", "pretend", "pretending",
-    "forget", "forgetting", "hide", "hiding", "lose", "losing", "lost", "evade", "evading", "bypass", "ditch",
-    "careless", "carelessly", "indifferent", "sloppy", "lax", "dismissive", "unconcerned", "apathetic", "disregard",
-    "little", "nor", "rarely", "seldom", "skipped", "tired", "sick", "bored", "screw", "quit", "quitting",
-}
+from ..wordlists import negation_words
+
+NEGATORS = negation_words("scoring")  # data/negations.yaml: the words extraction reads too, and scoring's own
 #: Harm done to an object ("poison rivers", "exploit workers", "cut down forests"): these negate only the next two
 #: tokens, so "poison rivers for profit" does not negate "profit" and "never cut corners on accuracy" keeps "accuracy".
 HARM_VERBS = {

@@ -190,6 +190,17 @@ class PhiModel:
     def _expected(self, X: np.ndarray) -> np.ndarray:
         return self.model.predict_proba(X) @ self.model.classes_.astype(float)
 
+    def state(self) -> dict[str, Any]:
+        """What a saved model holds: plain data and the scikit-learn estimator, no class of ours, so a saved model
+        still loads after this class moves (a pickled PhiModel named its module path and broke when phi.py moved)."""
+        return {"seed": self.seed, "meta": self.meta, "model": self.model, "cuts": np.asarray(self.cuts)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "PhiModel":
+        model = cls(state["seed"])
+        model.meta, model.model, model.cuts = dict(state["meta"]), state["model"], np.asarray(state["cuts"])
+        return model
+
     def predict(self, feats: np.ndarray, system: ValueSystem) -> tuple[np.ndarray, np.ndarray]:
         """feats from `pair_features`. Returns integer labels and expected scores, (n, columns) in system order."""
         n, k, f = feats.shape
@@ -253,18 +264,26 @@ def ship_model(path: Path = SHIPPED_MODEL) -> Path:
 
     model = fit()
     model.meta.update(training_digest=training_digest(), sklearn=_sklearn_version())
-    joblib.dump(model, path, compress=3)
+    joblib.dump(model.state(), path, compress=3)
     return path
+
+
+def load_model(path: Path) -> PhiModel | None:
+    """A model saved as `PhiModel.state()`, or None when the file is missing, corrupt or not such a state."""
+    import joblib
+
+    try:
+        state = joblib.load(path)
+        return PhiModel.from_state(state)
+    except Exception:  # noqa: BLE001 - missing, corrupt, unpicklable or another format: the caller fits instead
+        return None
 
 
 def shipped_model(path: Path = SHIPPED_MODEL) -> PhiModel | None:
     """The packaged model, or None when it is missing, unreadable or fitted from other training files or another
     scikit-learn (then the caller fits one)."""
-    import joblib
-
-    try:
-        model = joblib.load(path)
-    except Exception:  # noqa: BLE001 - missing, corrupt or unpicklable: fit instead
+    model = load_model(path)
+    if model is None:
         return None
     ok = (model.meta.get("training_digest") == training_digest() and model.meta.get("sklearn") == _sklearn_version())
     return model if ok else None
