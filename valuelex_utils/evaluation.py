@@ -122,7 +122,7 @@ def judge_caller(params: Params, run_dir: str | Path, step: str = "06_score", pr
     """The LLM judge of a study through the shared LLM layer (`roles.role_caller`): the run's store, the study's
     concurrency, retries, Router and endpoints, its calls in `calls.jsonl` under the step that runs it."""
     from .params import DEFAULT_JUDGE
-    from .roles import role_caller
+    from .llm.roles import role_caller
 
     return role_caller(params, params.scoring.judge or DEFAULT_JUDGE, run_dir, role="judge", step=step,
                        progress=progress)

@@ -1423,7 +1423,7 @@ def llm_filter(
     Words keep their order. See `llm_judgment` for unparseable replies.
     """
     if call is None:
-        from .roles import RoleCaller
+        from .llm.roles import RoleCaller
 
         call = RoleCaller(model, None, role="extraction judge", step="extract",
                           params=filter_decoding(0, batch_size))
@@ -1525,7 +1525,7 @@ def extract_file(
 def _cli_judge(model: str, target: Path, cache: str | os.PathLike[str] | None,
                deployment: dict[str, object] | None) -> Callable[[Messages], str]:
     """The judge of `valuelex extract --judge`: the shared LLM layer with a cache folder (see `roles.cache_caller`)."""
-    from .roles import cache_caller, default_cache_dir
+    from .llm.roles import cache_caller, default_cache_dir
 
     return cache_caller(model, cache if cache is not None else default_cache_dir(target), role="extraction judge",
                         step="extract", decoding=filter_decoding(), deployment=deployment)

@@ -372,7 +372,7 @@ class Params(_Strict):
         """The most rows step 02's matrix can have: one per respondent, or one per answer (`lexicon.unit`)."""
         if self.lexicon.unit == "respondent":
             return self.n_respondents()
-        from .elicitation import elicitation_prompts
+        from .prompts import elicitation_prompts
 
         n_prompts = len(elicitation_prompts(self.elicitation.prompts))
         return self.n_respondents() * n_prompts * self.elicitation.samples

@@ -812,7 +812,7 @@ class LLMScorer(Scorer):
                  max_retries: int = 2, temperature: float = 0.0, retry_temperature: float = 0.7, seed: int = 0,
                  max_tokens: int = 700, max_workers: int = 4, examples: Sequence[Any] | None = None,
                  extra_params: Mapping[str, Any] | None = None, caller: Any = None, **_: Any) -> None:
-        from .roles import CallSettings, RoleCaller
+        from .llm.roles import CallSettings, RoleCaller
 
         self.judge = caller.model if caller is not None else (judge or DEFAULT_JUDGE)
         if not isinstance(self.judge, str) or not self.judge.strip():
@@ -834,7 +834,7 @@ class LLMScorer(Scorer):
                    ) -> tuple[list[dict[str, int | None] | None], list[dict[str, Any]]]:
         """Best verdict per (stem, completion) and the raw records of every attempt, one concurrent round per
         attempt over the items still without a full verdict."""
-        from .llm import response_text
+        from .llm.records import response_text
 
         cols = system.columns()
         messages = [build_judge_messages(system, stem, completion, self.examples) for stem, completion in items]
@@ -960,7 +960,7 @@ def score_with_reliability(df: pd.DataFrame, system: Any, scorer: str = "embeddi
     cols = sysm.columns()
     if scorer == "llm":
         if completion_fn is None and caller is None:
-            from .llm import check_model_id
+            from .llm.calls import check_model_id
 
             check_model_id(judge or DEFAULT_JUDGE)  # an impossible judge id fails before any call
         sc = LLMScorer(judge=judge, store=store, completion_fn=completion_fn, seed=seed, caller=caller,
@@ -1014,7 +1014,7 @@ def score_file(in_csv: str | os.PathLike[str], system: str = "valuelex", scorer:
         raise UserError(f"output {out_path} is a directory")
     caller = None
     if scorer == "llm" and store is None:
-        from .roles import cache_caller, default_cache_dir
+        from .llm.roles import cache_caller, default_cache_dir
 
         caller = cache_caller(judge or DEFAULT_JUDGE, cache if cache is not None else default_cache_dir(out_path),
                               role="judge", step="score", deployment=deployment, transport=completion_fn)
