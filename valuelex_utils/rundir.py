@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .atomic import atomic_path as atomic_path  # re-exported: callers write products through rundir
+from .atomic import atomic_path  # noqa: F401 - re-exported: steps write their products through rundir
 from .errors import UserError
-from .scrub import atomic_write_text as atomic_write_text  # re-exported, idem
+from .scrub import atomic_write_text  # noqa: F401 - re-exported, idem
 
 try:
     import fcntl

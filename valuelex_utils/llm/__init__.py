@@ -31,8 +31,6 @@ _EXPORTS: dict[str, str] = {
     "BatchRunner": "batch",
 }
 
-__all__ = sorted(_EXPORTS)
-
 
 def __getattr__(name: str) -> Any:
     """PEP 562: `valuelex_utils.llm.<name>` (and `from valuelex_utils.llm import <name>`) loads its submodule."""

@@ -29,6 +29,9 @@ How:
   ggml's spinning thread pool.
 - One failing sequence does not take the batch down: per-sequence errors fail only that request, and a failed
   `llama_decode` is retried one sequence at a time to isolate the culprit.
+
+This module holds the lanes and the engine; a request's capture, sampler and stop rules are in `sequences`, the
+configuration and the CPU budget in `decoding` (which loads no llama.cpp).
 """
 from __future__ import annotations
 
