@@ -6,8 +6,8 @@ append-and-flush of every record. Efficiency = ideal / measured; the target is >
 
 The default path runs `--rounds` times (3) and its median is reported with every round. Measured side by side on
 the same server: the default path (`processes: 0`, which at this size shards the calls over
-worker processes, see `valuelex_utils.shards`; the pool is started during the warm-up and its start-up time is
-reported apart), the same without the paced first wave (`ramp_gap=0`, see `valuelex_utils.llm._Ramp`), the same with
+worker processes, see `valuelex_utils.llm.shards`; the pool is started during the warm-up and its start-up time is
+reported apart), the same without the paced first wave (`ramp_gap=0`, see `valuelex_utils.llm.calls._Ramp`), the same with
 every call in this one process (`processes: 1`), and bare `litellm.acompletion`.
 
     python benchmarks/bench_concurrency.py [--calls 2000] [--concurrency 64] [--delay 0.5] [--out outputs/bench/concurrency.json]
@@ -36,10 +36,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks._machine import finish, machine_info  # noqa: E402
-from valuelex_utils import shards  # noqa: E402
+from valuelex_utils.llm import shards  # noqa: E402
 from valuelex_utils.llm import BatchRunner, LLMRequest  # noqa: E402
-from valuelex_utils.store import ResponseStore  # noqa: E402
-from valuelex_utils.testing_servers import start_server  # noqa: E402
+from valuelex_utils.llm.store import ResponseStore  # noqa: E402
+from tests.support.testing_servers import start_server  # noqa: E402
 
 
 def requests_for(n: int, api_base: str) -> list[LLMRequest]:

@@ -39,12 +39,12 @@ sys.path.insert(0, str(REPO))
 
 import litellm  # noqa: E402
 
-from valuelex_utils import embedded  # noqa: E402
+from valuelex_utils.llm import embedded  # noqa: E402
 from benchmarks._machine import finish, machine_info  # noqa: E402
-from valuelex_utils.batching import BatchConfig, cpu_budget  # noqa: E402 - before llama_cpp: OpenMP settings
-from llama_cpp import Llama  # noqa: E402
+from valuelex_utils.llm.decoding import BatchConfig, cpu_budget  # noqa: E402
+from valuelex_utils.llm.llama import Llama  # noqa: E402 - with ggml's and libgomp's settings first
 from valuelex_utils.llm import BatchRunner, LLMRequest  # noqa: E402
-from valuelex_utils.store import ResponseStore  # noqa: E402
+from valuelex_utils.llm.store import ResponseStore  # noqa: E402
 
 TOPICS = ["honesty", "family", "work", "friendship", "money", "freedom", "nature", "success", "kindness", "learning",
           "health", "justice", "faith", "art", "power", "loyalty", "tradition", "courage", "privacy", "fairness",

@@ -1,13 +1,13 @@
 """Paper scale: steps 02-04 on a planted paper-sized study, and steps 01 and 05 against a simulated fleet.
 
 (a) **Analysis** (`--respondents 50 525 2000`): a study of N respondents x 15 prompts x 3 samples whose answers are
-    generated from a planted factor structure (`valuelex_utils.planted.make_planted`: 8 factors of 40 words and noise
+    generated from a planted factor structure (`tests.support.planted.make_planted`: 8 factors of 40 words and noise
     words, ~2,000 words in all; each respondent's word counts are spread over its 45 answers as numbered lists). Steps
     02 (`lexicon.run_lexicon`), 03 (`factors.fit_factors` + outputs) and 04 (`taxonomy.build_taxonomy`, the
     per-training taxonomies and the bootstrap, as the notebook runs them; no namer: medoid names) each run in a fresh
     process: its seconds (the step's own calls, imports apart) and its peak resident memory (`wait4`).
 (b) **Fleet** (`--fleet`): 32 model aliases on real OpenAI-compatible HTTP servers on localhost (4 server processes
-    of 8 aliases, `valuelex_utils.testing_servers`, fixed latency `--latency`), 525 respondents (the aliases x 16-17
+    of 8 aliases, `tests.support.testing_servers`, fixed latency `--latency`), 525 respondents (the aliases x 16-17
     decoding configs). Step 01 (`elicitation.run_elicitation`, 525 x 15 x 3 = 23,625 calls) and step 05
     (`projective.run_projective`, 525 x 50 stems x 1 sample = 26,250 calls) at 64 and 256 calls in flight, through
     the real path (BatchRunner, LiteLLM, the store, worker processes when it decides so); ideal = calls x latency /
@@ -81,7 +81,7 @@ def write_planted_study(n: int, run_dir: Path) -> dict[str, Any]:
     import yaml
 
     from valuelex_utils.params import parse_params
-    from valuelex_utils.planted import make_planted
+    from tests.support.planted import make_planted
     from valuelex_utils.responses import respondent_table
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -229,11 +229,11 @@ def fleet_params(bases: list[str], in_flight: int, respondents: int = 525) -> di
 
 def fleet(latency: float, in_flights: list[int], tmp: Path, steps: tuple[str, ...] = ("01", "05")
           ) -> list[dict[str, Any]]:
-    from valuelex_utils import shards
+    from valuelex_utils.llm import shards
     from valuelex_utils.elicitation import run_elicitation
     from valuelex_utils.params import parse_params
     from valuelex_utils.projective import run_projective
-    from valuelex_utils.testing_servers import start_server
+    from tests.support.testing_servers import start_server
 
     rows = []
     servers = [start_server(delay=latency) for _ in range(SERVERS)]

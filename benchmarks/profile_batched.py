@@ -28,12 +28,10 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks._machine import finish, machine_info  # noqa: E402
 from benchmarks.bench_llm import TOPICS  # noqa: E402 - the same prompts as the benchmark it explains
-from valuelex_utils import embedded  # noqa: E402
-from valuelex_utils.batching import cpu_budget  # noqa: E402,F401 - before llama_cpp: OpenMP settings
-import llama_cpp  # noqa: E402
+from valuelex_utils.llm import embedded  # noqa: E402
 import litellm  # noqa: E402
-from llama_cpp import Llama  # noqa: E402
-import valuelex_utils.llm  # noqa: E402,F401 - registers the local provider
+from valuelex_utils.llm.llama import Llama, llama_cpp  # noqa: E402 - with ggml's and libgomp's settings first
+import valuelex_utils.llm.provider  # noqa: E402,F401 - registers the local provider
 
 
 

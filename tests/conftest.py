@@ -45,7 +45,7 @@ def start_llama_server(model_path: Path, alias: str, port: int | None = None, n_
 
 @pytest.fixture(scope="session")
 def llama_server():
-    from valuelex_utils.embedded import EMBEDDED
+    from valuelex_utils.llm.embedded import EMBEDDED
 
     proc, api_base = start_llama_server(EMBEDDED["smollm2-135m-instruct"].locate(), "smollm2")
     yield api_base

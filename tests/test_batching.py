@@ -10,9 +10,9 @@ import textwrap
 import litellm
 import pytest
 
-import valuelex_utils.llm  # noqa: F401 - registers the `local` provider
-from valuelex_utils import batching, embedded
-from valuelex_utils.batching import BatchConfig, BatchEngine, SequenceState
+import valuelex_utils.llm.provider  # noqa: F401 - registers the `local` provider
+from valuelex_utils.llm import batching, embedded
+from valuelex_utils.llm.batching import BatchConfig, BatchEngine, SequenceState
 
 SMOL = "local/smollm2-135m-instruct"
 GEMMA = "local/gemma-3-270m"
@@ -141,7 +141,7 @@ def test_continuous_batching_reuses_freed_slots(monkeypatch):
 def test_workers_shut_down_cleanly_at_exit(tmp_path):
     """An interpreter that used the batch engine exits without tracebacks or leftover threads blocking it."""
     script = textwrap.dedent(f"""
-        import asyncio, litellm, valuelex_utils.llm
+        import asyncio, litellm, valuelex_utils.llm.provider
         async def main():
             rs = await asyncio.gather(*[litellm.acompletion(model="{SMOL}", messages=[{{"role": "user",
                 "content": "Hi {{}}".format(i)}}], max_tokens=4, temperature=0.0) for i in range(4)])

@@ -25,8 +25,8 @@ import yaml
 from valuelex_utils.elicitation import build_requests, run_elicitation
 from valuelex_utils.llm import response_text
 from valuelex_utils.params import parse_params
-from valuelex_utils.store import ResponseStore
-from valuelex_utils.testing_servers import start_server
+from valuelex_utils.llm.store import ResponseStore
+from tests.support.testing_servers import start_server
 
 pytestmark = pytest.mark.slow
 

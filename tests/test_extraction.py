@@ -467,8 +467,8 @@ def test_extract_file_output_path_that_is_a_directory_is_a_user_error(tmp_path: 
 
 def test_llm_filter_goes_through_the_shared_layer_stores_the_verdict_and_reuses_it(tmp_path: Path) -> None:
     """Plumbing (LiteLLM's `mock_response`): the verdict is stored raw before it is parsed, and asked once."""
-    from valuelex_utils.roles import RoleCaller
-    from valuelex_utils.store import ResponseStore
+    from valuelex_utils.llm.roles import RoleCaller
+    from valuelex_utils.llm.store import ResponseStore
 
     def judge() -> RoleCaller:
         return RoleCaller("openai/gpt-4o-mini", tmp_path / "responses.jsonl", role="extraction judge", step="extract",
@@ -489,7 +489,7 @@ def test_llm_filter_goes_through_the_shared_layer_stores_the_verdict_and_reuses_
 def test_a_failing_judge_is_one_line_naming_it_and_writes_nothing(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A real endpoint that refuses the key (401): one line naming the judge, no output, no retries spent."""
-    from valuelex_utils.testing_servers import start_server
+    from tests.support.testing_servers import start_server
 
     monkeypatch.setenv("VALUELEX_JUDGE_KEY", "sk-wrong")
     source = _write_lines(tmp_path / "in.jsonl", [json.dumps({"id": "a", "text": "I value honesty."})])

@@ -1,4 +1,4 @@
-"""Spec for `valuelex factors`: EFA of the respondent x word matrix (valuelex_utils.factors, valuelex_utils.planted).
+"""Spec for `valuelex factors`: EFA of the respondent x word matrix (valuelex_utils.factors, tests.support.planted).
 
 The central claim is recovery: on planted structures (K latent factors with several words each, plus unrelated noise
 words, as sparse Poisson counts or 0/1 use) the default pipeline finds K and the word groups. Known-value tests pin the
@@ -20,7 +20,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from valuelex_utils import factors as F
 from valuelex_utils.errors import UserError
-from valuelex_utils.planted import make_planted
+from tests.support.planted import make_planted
 
 PA_ITER = 30
 

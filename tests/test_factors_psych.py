@@ -237,7 +237,7 @@ cat(toJSON(list(kmo = KMO(R)$MSA, bart = cortest.bartlett(R, n = n)$chisq, L = u
 
 @pytest.mark.skipif(not _r_with_psych(), reason="R with psych, GPArotation and jsonlite is not installed")
 def test_live_psych_on_fresh_planted_data(tmp_path):
-    from valuelex_utils.planted import make_planted
+    from tests.support.planted import make_planted
 
     df, _ = make_planted(n_respondents=300, n_factors=3, words_per_factor=5, n_noise_words=10, model="poisson",
                          factor_corr=0.2, seed=4242)

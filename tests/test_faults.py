@@ -1,7 +1,7 @@
 """Provider faults: rate limits, server errors and stalls are retried until every answer is stored and counted; a hard
 failure (bad key, unknown model) stops at once with one line that names the model, and what was stored stays.
 
-The endpoints are `valuelex_utils.testing_servers` instruments (OpenAI-compatible, deterministic answers, faults
+The endpoints are `tests.support.testing_servers` instruments (OpenAI-compatible, deterministic answers, faults
 injected on purpose); the runs go through the real `valuelex run --steps 01` (papermill, the step-01 notebook).
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from valuelex_utils.elicitation import build_requests
 from valuelex_utils.errors import UserError
 from valuelex_utils.llm import ProviderError
 from valuelex_utils.params import parse_params
-from valuelex_utils.store import ResponseStore
-from valuelex_utils.testing_servers import start_server
+from valuelex_utils.llm.store import ResponseStore
+from tests.support.testing_servers import start_server
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import pytest
 import valuelex_utils.llm as vllm
 from valuelex_utils.errors import UserError
 from valuelex_utils.llm import BatchRunner, LLMRequest, ProviderError, response_text
-from valuelex_utils.store import ResponseStore
+from valuelex_utils.llm.store import ResponseStore
 
 ASK = [{"role": "user", "content": "List three words that describe your values."}]
 

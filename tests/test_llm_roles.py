@@ -17,8 +17,8 @@ from valuelex_utils import cli
 from valuelex_utils.llm import response_text
 from valuelex_utils.params import parse_params
 from valuelex_utils.rundir import REPO_ROOT
-from valuelex_utils.store import ResponseStore
-from valuelex_utils.testing_servers import start_server
+from valuelex_utils.llm.store import ResponseStore
+from tests.support.testing_servers import start_server
 
 SCORE_ROWS = [("a", "I like...", "helping people learn new things."), ("b", "Trust is...", "earned by keeping promises."),
               ("c", "I hate...", "liars who cheat their friends."), ("d", "My goal...", "to be accurate and fair.")]
@@ -296,7 +296,7 @@ def test_judgment_namer_and_judge_on_a_real_llama_cpp_server_then_a_rerun_calls_
 
     from conftest import start_llama_server
 
-    from valuelex_utils.embedded import EMBEDDED
+    from valuelex_utils.llm.embedded import EMBEDDED
     from valuelex_utils.naming import ClusterSpec, name_clusters, namer_from_params
 
     monkeypatch.setenv("JUDGE_KEY", "sk-local")

@@ -20,7 +20,7 @@ from valuelex_utils.naming import (
     namer_from_params,
     parse_name,
 )
-from valuelex_utils.store import ResponseStore
+from valuelex_utils.llm.store import ResponseStore
 
 
 def star_embed(center: str, others: list[str]):

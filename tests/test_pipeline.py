@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from valuelex_utils.browser import check_pages, check_single_file, chromium_path
+from tests.support.browser import check_pages, check_single_file, chromium_path
 from valuelex_utils.params import load_params, parse_params
 from valuelex_utils.rundir import REPO_ROOT
 from valuelex_utils.runner import notebook_for

@@ -1,5 +1,5 @@
 """Provider rate limits: client-side pacing (rpm/tpm) and Retry-After, against a real local HTTP server that answers
-429 with Retry-After past its limit (valuelex_utils.testing_servers). No timed assertion depends on the machine's
+429 with Retry-After past its limit (tests.support.testing_servers). No timed assertion depends on the machine's
 speed: the only time bounds are lower bounds the server's own limit imposes (load can only make a run slower)."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from valuelex_utils import ratelimit
+from valuelex_utils.llm import ratelimit
 from valuelex_utils.params import parse_params
-from valuelex_utils.testing_servers import start_server
+from tests.support.testing_servers import start_server
 
 
 def test_requests_are_spaced_at_the_rate_after_a_burst() -> None:
@@ -53,7 +53,7 @@ def test_retry_after_is_read_in_its_forms() -> None:
 
 def test_rate_limits_reach_the_request_deployment() -> None:
     from valuelex_utils.elicitation import build_requests
-    from valuelex_utils.roles import deployment_for
+    from valuelex_utils.llm.roles import deployment_for
 
     params = parse_params({"respondents": [{"model": "openai/x", "training": "aligned", "api_base": "http://h/v1",
                                             "rpm": 120, "tpm": 5000}],
@@ -86,7 +86,7 @@ def test_a_429_with_retry_after_slows_the_run_down_instead_of_burning_retries(tm
     """The server answers 3 calls a second and 429 + Retry-After to the rest; 8 in flight, one retry a call. Every
     call is answered and none spends a retry: the run waits as long as the server asks, no more."""
     from valuelex_utils.llm import BatchRunner
-    from valuelex_utils.store import ResponseStore
+    from valuelex_utils.llm.store import ResponseStore
 
     n = 15
     with start_server(rate_limit=3, rate_window=1.0) as server:
@@ -107,7 +107,7 @@ def test_a_429_with_retry_after_slows_the_run_down_instead_of_burning_retries(tm
 def test_client_side_rpm_keeps_under_the_provider_limit(tmp_path: Path, fresh_limiters) -> None:
     """rpm 120 (2 a second) against a server that allows 4 a second: paced on the client, no call is refused."""
     from valuelex_utils.llm import BatchRunner
-    from valuelex_utils.store import ResponseStore
+    from valuelex_utils.llm.store import ResponseStore
 
     n = 8
     with start_server(rate_limit=4, rate_window=1.0) as server:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from valuelex_utils import tables
-from valuelex_utils.browser import check_pages, check_single_file, chromium_path, shown_as_text
+from tests.support.browser import check_pages, check_single_file, chromium_path, shown_as_text
 from valuelex_utils.report import build_report, shareable_report
 from valuelex_utils.rundir import REPO_ROOT
 

@@ -18,8 +18,8 @@ import yaml
 
 from valuelex_utils import scrub
 from valuelex_utils.llm import BatchRunner, LLMRequest, ProviderError, response_text
-from valuelex_utils.store import ResponseStore
-from valuelex_utils.testing_servers import EMPTY_KINDS, start_server
+from valuelex_utils.llm.store import ResponseStore
+from tests.support.testing_servers import EMPTY_KINDS, start_server
 
 EXE = Path(sys.executable).parent / "valuelex"
 ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}

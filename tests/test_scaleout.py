@@ -20,9 +20,9 @@ from valuelex_utils import cli
 from valuelex_utils.elicitation import build_requests
 from valuelex_utils.llm import BatchRunner, LLMRequest
 from valuelex_utils.params import parse_params
-from valuelex_utils.router import router_for
-from valuelex_utils.store import ResponseStore
-from valuelex_utils.testing_servers import start_server
+from valuelex_utils.llm.router import router_for
+from valuelex_utils.llm.store import ResponseStore
+from tests.support.testing_servers import start_server
 
 
 def closed_port_base() -> str:
@@ -67,7 +67,7 @@ def test_three_llama_servers_one_killed_mid_run_and_the_run_completes(tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import start_llama_server
 
-    from valuelex_utils.embedded import EMBEDDED
+    from valuelex_utils.llm.embedded import EMBEDDED
 
     model_path = EMBEDDED["smollm2-135m-instruct"].locate()
     servers = [start_llama_server(model_path, "smollm2", n_threads=1) for _ in range(3)]

@@ -368,7 +368,7 @@ def test_parse_verdict_is_robust():
 
 def test_llm_store_records_raw_response_and_reuses_it(tmp_path):  # plumbing
     from valuelex_utils.llm import response_text
-    from valuelex_utils.store import ResponseStore
+    from valuelex_utils.llm.store import ResponseStore
 
     store = ResponseStore(tmp_path / "responses.jsonl")
     fake = FakeLLM(lambda i, kw: _verdict(ALL4))

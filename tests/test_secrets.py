@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from valuelex_utils.testing_servers import start_server
+from tests.support.testing_servers import start_server
 
 pytestmark = pytest.mark.slow
 

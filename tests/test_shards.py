@@ -1,4 +1,4 @@
-"""Remote calls spread over worker processes (`valuelex_utils.shards`): the same store contract as one process
+"""Remote calls spread over worker processes (`valuelex_utils.llm.shards`): the same store contract as one process
 (every answer stored once, retries counted, reruns from the cache), hard failures still stop with one line naming
 the model, and a cancelled batch stops its workers."""
 from __future__ import annotations
@@ -16,11 +16,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from valuelex_utils import shards
+from valuelex_utils.llm import shards
 from valuelex_utils.llm import BatchRunner, LLMRequest, ProviderError
-from valuelex_utils.router import make_router
-from valuelex_utils.store import ResponseStore
-from valuelex_utils.testing_servers import start_server
+from valuelex_utils.llm.router import make_router
+from valuelex_utils.llm.store import ResponseStore
+from tests.support.testing_servers import start_server
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +127,7 @@ CHILD = """
 import sys
 from pathlib import Path
 from valuelex_utils.llm import BatchRunner, LLMRequest
-from valuelex_utils.store import ResponseStore
+from valuelex_utils.llm.store import ResponseStore
 base, path = sys.argv[1], sys.argv[2]
 reqs = [LLMRequest(model="openai/shard", messages=[{"role": "user", "content": f"Name a value ({i})."}],
                    params={"temperature": 0.7, "max_tokens": 8, "seed": i}, deployment={"api_base": base})

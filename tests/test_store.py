@@ -3,7 +3,7 @@ import json
 import multiprocessing as mp
 import os
 
-from valuelex_utils.store import ResponseStore, request_key
+from valuelex_utils.llm.store import ResponseStore, request_key
 
 MSG = [{"role": "user", "content": "List your values."}]
 

@@ -16,7 +16,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__),
 from valuelex_utils import taxonomy as T  # noqa: E402
 from valuelex_utils.clusters import project_2d  # noqa: E402
 from valuelex_utils.errors import UserError  # noqa: E402
-from valuelex_utils.planted import make_planted  # noqa: E402
+from tests.support.planted import make_planted  # noqa: E402
 from valuelex_utils.systems import load_system  # noqa: E402
 
 GROUPS = {

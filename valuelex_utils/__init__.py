@@ -5,9 +5,11 @@ Interdisciplinary Approaches". One module per step of the paper; the notebooks i
 """
 from __future__ import annotations
 
-import os
+from .env import configure_env
 
-# LiteLLM fetches a cost map over the network at import unless told not to; set it before anything imports litellm.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# Here, once, because this runs before any submodule: litellm, libgomp (llama_cpp) and numba read their settings when
+# they are imported, and a library user (a notebook, a test, `import valuelex_utils.llm`) reaches them without passing
+# through an entry point. The entry points call it again, explicitly.
+configure_env()
 
 __version__ = "0.1.0"

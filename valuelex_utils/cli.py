@@ -13,11 +13,8 @@ import sys
 from typing import Sequence
 
 from . import inputs
+from .env import configure_env
 from .errors import UserError
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,7 +43,7 @@ def _check_outputs(args: argparse.Namespace, output_is_folder: bool = False) -> 
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .models import list_models
+    from .llm.models import list_models
 
     _check_number(args.timeout, "--timeout", 0.1, 3600)
     if args.params:
@@ -77,8 +74,8 @@ def _judge_endpoint(args: argparse.Namespace, judge: str | None) -> dict | None:
         inputs.check_url(args.api_base, "--api-base")
     if args.api_key_env is not None:
         inputs.check_env_name(args.api_key_env, "--api-key-env")
-    from .llm import check_model_id  # registers the embedded models with LiteLLM
-    from .roles import cli_deployment
+    from .llm.calls import check_model_id  # registers the embedded models with LiteLLM
+    from .llm.roles import cli_deployment
 
     check_model_id(judge)
     return cli_deployment(args.api_base, args.api_key_env)
@@ -227,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     error that ends up in a message."""
     from .scrub import ScrubbingStream
 
+    configure_env()
     out, err_stream = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = ScrubbingStream(out), ScrubbingStream(err_stream)
     try:

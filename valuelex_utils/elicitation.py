@@ -6,55 +6,13 @@ they get a plain-text completion frame that they continue (`elicitation.base_fra
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-import yaml
-
-from .params import DecodingConfig, Params, Respondent
-
-
-@dataclass(frozen=True)
-class RespondentConfig:
-    """One AI respondent p_i with configuration θ_k."""
-
-    respondent: Respondent
-    config: DecodingConfig
-
-    @property
-    def id(self) -> str:
-        return f"{self.respondent.label}@{self.config.label()}"
-
-
-def respondents(params: Params) -> list[RespondentConfig]:
-    """All (model, config) pairs of a study, in params order."""
-    return [RespondentConfig(r, c) for r in params.respondents for c in r.configs]
-
-
-@lru_cache(maxsize=None)
-def _package_yaml(name: str) -> list[dict[str, Any]]:
-    text = resources.files("valuelex_utils.data").joinpath(name).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
-
-
-def elicitation_prompts(selection: str | list[int] = "all") -> dict[int, str]:
-    """The 15 prompts of appendix A.1 by id (or the selected ids)."""
-    prompts = {int(p["id"]): p["prompt"] for p in _package_yaml("elicitation_prompts.yaml")}
-    if selection == "all":
-        return prompts
-    unknown = sorted(set(selection) - set(prompts))
-    if unknown:
-        from .errors import UserError
-
-        raise UserError(f"elicitation.prompts: unknown prompt ids {unknown} (valid: 1-{len(prompts)})")
-    return {i: prompts[i] for i in selection}
-
-
-def base_frames() -> dict[int, str]:
-    """First-person completion frames for base models, one per prompt id (`elicitation_frames.yaml`)."""
-    return {int(f["id"]): f["frame"] for f in _package_yaml("elicitation_frames.yaml")}
+from .llm.records import LLMRequest
+from .params import Params, Respondent
+from .prompts import base_frames, elicitation_prompts
+from .responses import answer_all, answers_frame, respondents
+from .rundir import RunDir, atomic_path
 
 
 def frame_messages(respondent: Respondent, prompt_id: int, prompt: str, base_frame: str) -> list[dict[str, str]]:
@@ -80,10 +38,8 @@ def deployment_of(respondent: Respondent) -> dict[str, Any]:
             **{k: v for k, v in (("rpm", respondent.rpm), ("tpm", respondent.tpm)) if v}}  # rate limits (ratelimit)
 
 
-def build_requests(params: Params) -> list["LLMRequest"]:  # noqa: F821 - imported lazily (litellm is slow to import)
+def build_requests(params: Params) -> list[LLMRequest]:
     """Every elicitation call of a study, deterministic in order and seeds."""
-    from .llm import LLMRequest
-
     e = params.elicitation
     prompts = elicitation_prompts(e.prompts)
     requests = []
@@ -102,9 +58,6 @@ def build_requests(params: Params) -> list["LLMRequest"]:  # noqa: F821 - import
 async def run_elicitation(params: Params, run_dir: str, progress: bool = True) -> tuple["pd.DataFrame", Any]:  # noqa: F821
     """Step 01: ask every respondent every prompt `samples` times (cached answers are reused) and write
     `elicitation.parquet`. Returns the table and the call tally."""
-    from .responses import answer_all, answers_frame
-    from .rundir import RunDir, atomic_path
-
     rd = RunDir.at(run_dir)
     requests = build_requests(params)
     records, tally, started = await answer_all(requests, params, rd.root, rd.responses, "01_elicit", "elicitation",

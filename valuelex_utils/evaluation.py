@@ -22,7 +22,7 @@ import pandas as pd
 
 from .errors import UserError
 from .params import DEFAULT_JUDGE, NAMED_SYSTEMS, RUN_SYSTEM, Params
-from .roles import role_caller
+from .llm.roles import role_caller
 from .rundir import RunDir, atomic_path
 from .scoring import score_with_reliability, scorer_class
 from .scoring.reliability import write_report

@@ -169,7 +169,7 @@ def _judge_verdicts(params: "Params", run_dir: str, words: Iterable[str]) -> dic
     """The extraction judgment (paper Eq. 1: rules, then GPT-4's judgment) on every distinct word, through the shared
     LLM layer: the verdicts are stored raw in the run's store and tallied under step 02; a rerun asks nothing."""
     from .extraction import filter_decoding, llm_judgment
-    from .roles import role_caller
+    from .llm.roles import role_caller
 
     model = params.extraction.llm_judge
     caller = role_caller(params, model, run_dir, role="extraction judge", step="02_lexicon",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .env import configure_env
 from .params import Params, load_params
 from .rundir import RunDir
 
@@ -68,8 +69,7 @@ def setup_notebook(run_dir: str, params_file: str, write_products: bool | None =
     import pandas as pd
     import plotly.io as pio
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    configure_env()
     pio.renderers.default = "notebook+plotly_mimetype"
     pio.templates.default = "plotly_white"
     pd.set_option("display.max_columns", 30)

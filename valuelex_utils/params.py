@@ -100,7 +100,7 @@ class Respondent(_Strict):
     api_base: str | list[str] | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
     rpm: float | None = Field(None, gt=0, description="requests a minute this endpoint allows; calls are paced "
-                              "client-side to stay under it (valuelex_utils.ratelimit)")
+                              "client-side to stay under it (valuelex_utils.llm.ratelimit)")
     tpm: float | None = Field(None, gt=0, description="tokens a minute (prompt + completion) this endpoint allows")
     configs: list[DecodingConfig] = Field(default_factory=lambda: [DecodingConfig()], min_length=1, max_length=100)
 
@@ -295,7 +295,7 @@ class Endpoint(_Strict):
     api_base: str | list[str] | None = None
     api_key_env: str | None = Field(None, description="name of the environment variable holding the key")
     rpm: float | None = Field(None, gt=0, description="requests a minute this endpoint allows; calls are paced "
-                              "client-side to stay under it (valuelex_utils.ratelimit)")
+                              "client-side to stay under it (valuelex_utils.llm.ratelimit)")
     tpm: float | None = Field(None, gt=0, description="tokens a minute (prompt + completion) this endpoint allows")
 
     _api_base = field_validator("api_base")(classmethod(lambda cls, v: _api_bases(v)))
@@ -320,7 +320,7 @@ class Params(_Strict):
     concurrency: int = Field(4, ge=1, le=4096)
     timeout: float = Field(120.0, gt=0, le=86_400, description="seconds per call")
     retries: int = Field(4, ge=0, le=100)
-    processes: int = Field(0, ge=0, le=1024)  # worker processes for remote calls; 0: automatic (see valuelex_utils.shards)
+    processes: int = Field(0, ge=0, le=1024)  # worker processes for remote calls; 0: automatic (see valuelex_utils.llm.shards)
     step_timeout: float = Field(3600.0, gt=0, le=7 * 24 * 3600, description="seconds one step's notebook may run "
                                 "before `valuelex run` stops it and its kernel (exit code 2)")
     respondents: list[Respondent] = Field(min_length=1)
@@ -374,7 +374,7 @@ class Params(_Strict):
         """The most rows step 02's matrix can have: one per respondent, or one per answer (`lexicon.unit`)."""
         if self.lexicon.unit == "respondent":
             return self.n_respondents()
-        from .elicitation import elicitation_prompts
+        from .prompts import elicitation_prompts
 
         n_prompts = len(elicitation_prompts(self.elicitation.prompts))
         return self.n_respondents() * n_prompts * self.elicitation.samples

@@ -8,20 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .elicitation import _package_yaml, deployment_of, respondents, sample_seed
-from .errors import UserError
+import pandas as pd
+
+from .elicitation import deployment_of, sample_seed
+from .llm.records import LLMRequest
 from .params import Params, Respondent
-
-
-def stems(selection: str | list[int] = "all") -> dict[int, str]:
-    """The 50 stems of appendix A.2 by id (stem 10 is "Humans...")."""
-    table = {int(s["id"]): s["stem"] for s in _package_yaml("stems.yaml")}
-    if selection == "all":
-        return table
-    unknown = sorted(set(selection) - set(table))
-    if unknown:
-        raise UserError(f"projective.stems: unknown stem ids {unknown} (valid: 1-{len(table)})")
-    return {i: table[i] for i in selection}
+from .prompts import stems
+from .responses import answer_all, answers_frame, respondents
+from .rundir import RunDir, atomic_path
 
 
 def bare_stem(stem: str) -> str:
@@ -37,8 +31,6 @@ def stem_messages(respondent: Respondent, stem: str, chat_frame: str) -> list[di
 
 def build_requests(params: Params) -> list[Any]:
     """Every completion call of the projective test, deterministic in order and seeds."""
-    from .llm import LLMRequest
-
     p = params.projective
     out = []
     for rc in respondents(params):
@@ -56,9 +48,6 @@ def build_requests(params: Params) -> list[Any]:
 
 async def run_projective(params: Params, run_dir: str, progress: bool = True) -> tuple[Any, Any]:
     """Step 05: complete every stem into `completions.jsonl` (raw) and `completions.parquet`."""
-    from .responses import answer_all, answers_frame
-    from .rundir import RunDir, atomic_path
-
     rd = RunDir.at(run_dir)
     requests = build_requests(params)
     records, tally, started = await answer_all(requests, params, rd.root, rd.completions_raw, "05_projective",
@@ -73,8 +62,6 @@ async def run_projective(params: Params, run_dir: str, progress: bool = True) ->
 
 def side_by_side(completions: Any, n_stems: int = 8, seed: int = 0) -> Any:
     """Paper Table 1: for a few stems, one completion per training type next to each other."""
-    import pandas as pd
-
     df = completions[completions["completion"].notna()]
     chosen = sorted(pd.Series(df["stem_id"].unique()).sample(min(n_stems, df["stem_id"].nunique()),
                                                                 random_state=seed))

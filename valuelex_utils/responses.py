@@ -1,4 +1,5 @@
-"""From stored raw answers to tidy tables, shared by elicitation (step 01) and the projective test (step 05).
+"""Who answers (`respondents`: every model x decoding config of a study) and, from their stored raw answers, tidy
+tables; shared by elicitation (step 01) and the projective test (step 05).
 
 The store keeps raw answers; these helpers only read them, one row per request, with the respondent's attributes
 (family, size, training, config) that the analyses group by.
@@ -6,13 +7,33 @@ The store keeps raw answers; these helpers only read them, one row per request, 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
-from .elicitation import respondents
-from .params import Params
+from .llm.records import append_tally, response_text
+from .llm.router import router_for
+from .llm.store import ResponseStore
+from .params import DecodingConfig, Params, Respondent
+
+
+@dataclass(frozen=True)
+class RespondentConfig:
+    """One AI respondent p_i with configuration θ_k."""
+
+    respondent: Respondent
+    config: DecodingConfig
+
+    @property
+    def id(self) -> str:
+        return f"{self.respondent.label}@{self.config.label()}"
+
+
+def respondents(params: Params) -> list[RespondentConfig]:
+    """All (model, config) pairs of a study, in params order."""
+    return [RespondentConfig(r, c) for r in params.respondents for c in r.configs]
 
 
 def respondent_table(params: Params) -> pd.DataFrame:
@@ -32,9 +53,7 @@ async def answer_all(requests: Sequence[Any], params: Params, run_dir: str | Pat
 
     Returns the records (aligned with requests), the tally and the start time (records older than it were cached).
     """
-    from .llm import BatchRunner, append_tally
-    from .router import router_for
-    from .store import ResponseStore
+    from .llm.batch import BatchRunner  # LiteLLM, seconds to import: deferred on purpose, as `elicitation` imports this
 
     started = time.time()
     runner = BatchRunner(ResponseStore(store_path), concurrency=params.concurrency, retries=params.retries,
@@ -49,8 +68,6 @@ async def answer_all(requests: Sequence[Any], params: Params, run_dir: str | Pat
 def answers_frame(params: Params, requests: Sequence[Any], records: Sequence[dict[str, Any]], started: float,
                   id_column: str) -> pd.DataFrame:
     """One row per request: respondent attributes, the item id (`prompt_id` or `stem_id`), sample, text, tokens."""
-    from .llm import response_text
-
     people = respondent_table(params).set_index("respondent")
     rows = []
     for req, rec in zip(requests, records):

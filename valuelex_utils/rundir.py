@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from .atomic import atomic_path  # noqa: F401 - re-exported: steps write their products through rundir
+from .errors import UserError
+from .scrub import atomic_write_text  # noqa: F401 - re-exported, idem
 
 try:
     import fcntl
@@ -20,34 +23,6 @@ except ImportError:  # not POSIX: no run-dir lock
     fcntl = None  # type: ignore[assignment]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary path beside `path` for writers that take a path (parquet, CSV): renamed onto `path` when the block
-    ends, removed if it raises. A killed run never leaves a half-written product."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary readable files
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write via a temp file and a rename (`atomic_path`), so a killed run never leaves a half-written product or
-    manifest; every secret the process can see is masked first (`scrub`)."""
-    from .scrub import scrub
-
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(scrub(text))
-    return Path(path)
 
 
 @dataclass(frozen=True)
@@ -100,8 +75,6 @@ class RunDir:
     def require(self, path: Path, step: str) -> Path:
         """A product of an earlier step, or a clear error naming the step that makes it."""
         if not path.exists():
-            from .errors import UserError
-
             raise UserError(f"{path} is missing: run step {step} first (valuelex run --steps {step})")
         return path
 
@@ -127,8 +100,6 @@ def _lock_holder(fd: int) -> str:
 
 
 def _busy(root: Path, holder: str) -> Exception:
-    from .errors import UserError
-
     return UserError(f"run dir {root} is in use by another valuelex run ({holder}); wait for it to finish or "
                      "choose another --run-dir")
 

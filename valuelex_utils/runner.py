@@ -82,8 +82,8 @@ def preflight(params: Params, check_keys: bool = True) -> None:
     for model, endpoint in params.endpoints.items():
         if check_keys and model in roles and endpoint.api_key_env and endpoint.api_key_env not in os.environ:
             raise UserError(f"model {model}: environment variable {endpoint.api_key_env} (api_key_env) is not set")
-    from .elicitation import elicitation_prompts
-    from .projective import stems
+    from .prompts import elicitation_prompts
+    from .prompts import stems
     from .systems import system_path
 
     if not elicitation_prompts(params.elicitation.prompts):
@@ -98,7 +98,7 @@ def preflight(params: Params, check_keys: bool = True) -> None:
     providers: set[str] | None = None
     for model in dict.fromkeys(ids):
         if model.startswith("local/"):
-            from .embedded import EMBEDDED
+            from .llm.embedded import EMBEDDED
 
             if model.split("/", 1)[1] not in EMBEDDED:
                 known = ", ".join(f"local/{n}" for n in EMBEDDED)
@@ -107,7 +107,7 @@ def preflight(params: Params, check_keys: bool = True) -> None:
         providers = _litellm_providers() if providers is None else providers
         if model.split("/", 1)[0] in providers and model.split("/", 1)[1].strip():
             continue
-        from .llm import check_model_id  # imports LiteLLM: only for a provider the fast path does not know
+        from .llm.calls import check_model_id  # imports LiteLLM: only for a provider the fast path does not know
 
         check_model_id(model)
 
@@ -192,7 +192,7 @@ def unlogged_calls(rd: RunDir) -> dict[tuple[str, str], dict[str, int]]:
             except (ValueError, KeyError, TypeError):
                 continue
     out: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    from .store import ResponseStore
+    from .llm.store import ResponseStore
 
     for path in (rd.responses, rd.completions_raw):
         if not path.exists():
@@ -210,7 +210,7 @@ def unlogged_calls(rd: RunDir) -> dict[tuple[str, str], dict[str, int]]:
 
 def store_health(rd: RunDir) -> dict[str, Any]:
     """`ResponseStore.health()` of each store file of the run (for the manifest)."""
-    from .store import ResponseStore
+    from .llm.store import ResponseStore
 
     return {p.name: ResponseStore(p).health() for p in (rd.responses, rd.completions_raw) if p.exists()}
 
@@ -218,7 +218,7 @@ def store_health(rd: RunDir) -> dict[str, Any]:
 def report_store_damage(rd: RunDir) -> None:
     """One warning line per damaged store file (how many lines and which); the damaged lines are already kept out
     of the analysis by the store itself."""
-    from .store import ResponseStore
+    from .llm.store import ResponseStore
 
     for p in (rd.responses, rd.completions_raw):
         if p.exists():

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from .atomic import atomic_path
+
 MASK = "***"
 MIN_SECRET_LEN = 8
 SECRET_NAME_SUFFIXES = ("_API_KEY", "_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_PASSWD", "_CREDENTIALS", "_AUTH")
@@ -215,6 +217,15 @@ def scrub_std_streams() -> None:
         sys.stderr = ScrubbingStream(sys.stderr)
 
 
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write via a temp file and a rename (`atomic_path`), so a killed run never leaves a half-written product or
+    manifest; every secret the process can see is masked first (`scrub`)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(scrub(text))
+    return Path(path)
+
+
 class ScrubbedNotebookIO:
     """A papermill I/O handler for `scrubbed://<path>`: every save of the executed notebook (papermill saves after
     each cell) is scrubbed and written atomically to `<path>`, so a notebook cut by a kill holds no key either."""
@@ -235,8 +246,6 @@ class ScrubbedNotebookIO:
 
     @classmethod
     def write(cls, buf: str, path: str) -> None:
-        from .rundir import atomic_write_text
-
         real = cls.path_of(path)
         # papermill records its output path in the notebook's metadata: record the file, not this handler's scheme
         atomic_write_text(real, buf.replace(json.dumps(path)[1:-1], json.dumps(real)[1:-1]))  # (and scrubs)

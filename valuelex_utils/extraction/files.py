@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from valuelex_utils.errors import UserError
-from valuelex_utils.roles import cache_caller, default_cache_dir
+from valuelex_utils.llm.roles import cache_caller, default_cache_dir
 from valuelex_utils.rundir import atomic_path
 
 from .descriptors import extract_descriptors

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 from valuelex_utils.errors import UserError
-from valuelex_utils.roles import RoleCaller
+from valuelex_utils.llm.roles import RoleCaller
 
 Messages = list[dict[str, str]]
 LLM_FILTER_SYSTEM = (

@@ -8,7 +8,6 @@ neutral.
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -18,10 +17,6 @@ from ..embeddings import DIM, unit
 from ..systems import ValueSystem
 from .lexical import (FIRST_PERSON, NEGATORS, POS_EVAL, STRONG_WORDS, clause_kinds, clauses, item_text, strip_stem,
                       tokenize, word_polarities)
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
 #: the direction features, in the column order of `build_features`'s X (phi reads them by name)

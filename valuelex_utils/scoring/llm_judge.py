@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..params import DEFAULT_JUDGE  # one default for params, CLI and scorer
-from ..roles import CallSettings, RoleCaller, cache_caller, default_cache_dir
+from ..llm.roles import CallSettings, RoleCaller, cache_caller, default_cache_dir
 from ..systems import load_system
 from . import reliability as R
 from .annotated import annotated_path, load_annotated
@@ -245,7 +245,7 @@ class LLMScorer(Scorer):
         """Best verdict per (stem, completion) and the raw records of every attempt, one concurrent round per
         attempt over the items still without a full verdict."""
         # deferred on purpose: litellm takes seconds to import, and the offline scorer never needs it
-        from ..llm import response_text
+        from ..llm.records import response_text
 
         cols = system.columns()
         messages = [build_judge_messages(system, stem, completion, self.examples) for stem, completion in items]
@@ -307,7 +307,7 @@ class LLMScorer(Scorer):
                     completion_fn: Callable[..., Any] | None = None, caller: Any = None, seed: int = 0,
                     judge_max_tokens: int = 700) -> "LLMScorer":
         if completion_fn is None and caller is None:
-            from ..llm import check_model_id  # deferred on purpose, as in `_judge_all`
+            from ..llm.calls import check_model_id  # deferred on purpose, as in `_judge_all`
 
             check_model_id(judge or DEFAULT_JUDGE)  # an impossible judge id fails before any call
         return cls(judge=judge, store=store, completion_fn=completion_fn, seed=seed, caller=caller,

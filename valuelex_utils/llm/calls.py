@@ -1,165 +1,31 @@
 """The one LLM call path: every model call in ValueLex goes through LiteLLM.
 
-Importing this module registers the embedded GGUF models as the LiteLLM provider `local`, so that
-`litellm.completion(model="local/smollm2-135m-instruct", ...)` works like any other LiteLLM id and notebooks never
-special-case them. `run_requests` is the async batch API: bounded concurrency, retries with exponential backoff on
+`InProcessRunner` is the async batch API's core: bounded concurrency, retries with exponential backoff on
 429/5xx/timeouts, a per-call timeout, a token tally, and the raw store written before anything parses an answer.
+`batch.BatchRunner` adds the worker processes of `shards` on top of it. Importing this module registers the embedded
+models as the LiteLLM provider `local` (`provider`).
 """
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import json
 import os
 import random
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+import litellm
+from tqdm.auto import tqdm
 
-import litellm  # noqa: E402
-from litellm import CustomLLM  # noqa: E402
-
-from . import embedded, ratelimit  # noqa: E402
-from .errors import UserError  # noqa: E402
-from .scrub import read_key, register_url, scrub  # noqa: E402
-from .store import ResponseStore, answer_text, request_key  # noqa: E402
-
-litellm.suppress_debug_info = True
-litellm.telemetry = False
-
-DECODING_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop")
-
-
-class EmbeddedProvider(CustomLLM):
-    """LiteLLM custom provider for the embedded models (`local/<name>`).
-
-    `acompletion` awaits the model's batch engine instead of parking a worker thread per call, so every concurrent
-    request of the async batch API can join the same decoding batch (a thread per call would cap that at the
-    executor's few workers)."""
-
-    @staticmethod
-    def _request(kwargs: dict[str, Any]) -> tuple[str, Any, list[dict[str, Any]], dict[str, Any]]:
-        """Model name, engine, messages and decoding options of a LiteLLM call."""
-        model = kwargs["model"]
-        name = model.split("/", 1)[1] if model.startswith("local/") else model
-        optional_params = kwargs.get("optional_params") or {}
-        opts = {k: optional_params[k] for k in DECODING_KEYS if optional_params.get(k) is not None}
-        if "max_completion_tokens" in optional_params and "max_tokens" not in opts:
-            opts["max_tokens"] = optional_params["max_completion_tokens"]
-        return name, embedded.get_engine(name), kwargs["messages"], opts
-
-    @staticmethod
-    def _response(name: str, result: embedded.GenerationResult, started: float) -> litellm.ModelResponse:
-        return litellm.ModelResponse(
-            model=f"local/{name}",
-            choices=[{"index": 0, "finish_reason": result.finish_reason,
-                      "message": {"role": "assistant", "content": result.text}}],
-            usage={"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-                   "total_tokens": result.prompt_tokens + result.completion_tokens},
-            _response_ms=(time.perf_counter() - started) * 1000,
-        )
-
-    def completion(self, *args: Any, **kwargs: Any) -> litellm.ModelResponse:  # type: ignore[override]
-        started = time.perf_counter()
-        name, engine, messages, opts = self._request(kwargs)
-        return self._response(name, engine.generate(messages, **opts), started)
-
-    async def acompletion(self, *args: Any, **kwargs: Any) -> litellm.ModelResponse:  # type: ignore[override]
-        started = time.perf_counter()
-        if self._loaded(kwargs["model"]):
-            name, engine, messages, opts = self._request(kwargs)
-        else:  # the first call loads the model (about a second): keep that off the event loop
-            name, engine, messages, opts = await asyncio.to_thread(self._request, kwargs)
-        return self._response(name, await engine.agenerate(messages, **opts), started)
-
-    @staticmethod
-    def _loaded(model: str) -> bool:
-        name = model.split("/", 1)[1] if model.startswith("local/") else model
-        return name in embedded._engines
-
-
-_provider = EmbeddedProvider()
-
-
-def register_local_provider() -> None:
-    """Idempotently add the `local` provider to LiteLLM's custom provider map."""
-    entries = [e for e in (litellm.custom_provider_map or []) if e.get("provider") != "local"]
-    litellm.custom_provider_map = entries + [{"provider": "local", "custom_handler": _provider}]
-    litellm.utils.custom_llm_setup()
-
-
-register_local_provider()
-
-
-# -- requests, records, tally -------------------------------------------------------------------------------------
-@dataclass
-class LLMRequest:
-    """One call: what is hashed (model, messages, decoding params, sample) and what is only carried along (meta,
-    deployment). `deployment` holds endpoint details such as `api_base`; keys are read from the environment at call
-    time and never stored."""
-
-    model: str
-    messages: list[dict[str, Any]]
-    params: dict[str, Any] = field(default_factory=dict)
-    sample: int = 0
-    meta: dict[str, Any] = field(default_factory=dict)
-    deployment: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return request_key(self.model, self.messages, self.params, self.sample)
-
-
-@dataclass
-class ModelTally:
-    calls: int = 0
-    cached: int = 0
-    errors: int = 0
-    retries: int = 0
-    rate_limited: int = 0  # 429s with Retry-After waited out (not counted as retries; see ratelimit)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    seconds: float = 0.0
-
-
-@dataclass
-class Tally:
-    """Calls, cache hits, retries and tokens per model for one batch; appended to `calls.jsonl` of the run."""
-
-    per_model: dict[str, ModelTally] = field(default_factory=dict)
-
-    def of(self, model: str) -> ModelTally:
-        return self.per_model.setdefault(model, ModelTally())
-
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {m: vars(t).copy() for m, t in self.per_model.items()}
-
-    def merge(self, other: dict[str, dict[str, Any]]) -> None:
-        """Add counts in `to_dict` form (a worker process's tally) to this one."""
-        for model, counts in other.items():
-            mine = self.of(model)
-            for name, value in counts.items():
-                setattr(mine, name, getattr(mine, name) + value)
-
-    def frame(self) -> Any:
-        """One row per model, counts as integers (for notebooks)."""
-        import pandas as pd
-
-        df = pd.DataFrame(self.to_dict()).T
-        ints = [c for c in df.columns if c not in ("cost_usd", "seconds")]
-        return df.astype({c: int for c in ints}).round({"seconds": 1, "cost_usd": 4})
-
-    def total(self, attr: str) -> float:
-        return sum(getattr(t, attr) for t in self.per_model.values())
-
-
-class ProviderError(UserError):
-    """A failure that retrying cannot fix (bad key, unknown model): stop with one line naming the model."""
-
+from ..errors import UserError
+from ..scrub import read_key, register_key_env, register_url, scrub
+from . import embedded, ratelimit
+from . import provider  # noqa: F401 - importing it registers the `local` provider with LiteLLM
+from .records import LLMRequest, ProviderError, Tally
+from .store import ResponseStore, answer_text
 
 TRANSIENT = (litellm.RateLimitError, litellm.InternalServerError, litellm.ServiceUnavailableError, litellm.Timeout,
              litellm.APIConnectionError, litellm.BadGatewayError if hasattr(litellm, "BadGatewayError") else litellm.APIError)
@@ -175,12 +41,6 @@ def check_model_id(model: str) -> None:
         litellm.get_llm_provider(model)
     except Exception:  # noqa: BLE001 - litellm raises several kinds here
         raise ProviderError(f"model {model}: LiteLLM does not know this provider (use e.g. openai/..., ollama/...)") from None
-
-
-def response_text(record: dict[str, Any]) -> str:
-    """The answer text of a stored record (chat `message.content`, or `text` for completion endpoints); "" when the
-    record holds no answer (the store never hands such a record out as answered: `store.answer_text`)."""
-    return answer_text(record.get("response")) or ""
 
 
 def _deployment_kwargs(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -222,11 +82,9 @@ def _cooldown_wait(err: BaseException) -> float:
     return min(max(cooldown, 0.5), 60.0) * (0.5 + random.random() / 2)
 
 
-def _scrub(text: str, req: "LLMRequest") -> str:
+def _scrub(text: str, req: LLMRequest) -> str:
     """Blank out every secret (the request's key, any provider key, URL credentials) should a provider echo it in an
     error message (stored and printed): `scrub.scrub`, with the request's own key variable registered first."""
-    from .scrub import register_key_env
-
     register_key_env((req.deployment or {}).get("api_key_env"))
     return scrub(text)
 
@@ -272,8 +130,9 @@ class _Ramp:
             await asyncio.sleep(start - now)
 
 
-class BatchRunner:
-    """Runs many requests against the store with bounded concurrency and retries."""
+class InProcessRunner:
+    """Runs many requests against the store with bounded concurrency and retries, every call in this process (the
+    worker processes of `shards` run their share through it; `batch.BatchRunner` is the one callers use)."""
 
     def __init__(self, store: ResponseStore, *, concurrency: int = 4, retries: int = 4, timeout: float = 120.0,
                  router: Any | None = None, backoff_base: float = 0.5, processes: int = 0,
@@ -326,7 +185,7 @@ class BatchRunner:
                 await ramp.wait()
             attempt = 0
             cooldown_waits = 0
-            # provider rate limits: pacing (rpm/tpm) and Retry-After holds, per endpoint (valuelex_utils.ratelimit)
+            # provider rate limits: pacing (rpm/tpm) and Retry-After holds, per endpoint (valuelex_utils.llm.ratelimit)
             limiter = None if req.model.startswith("local/") else ratelimit.limiter_for(req.model, req.deployment)
             estimate = ratelimit.estimate_tokens(req.messages, req.params)
             rate_waits = 0
@@ -433,16 +292,8 @@ class BatchRunner:
             bar.close()
 
     async def _shard_remote(self, requests: Sequence[LLMRequest], bar: Any) -> None:
-        """Send the uncached remote requests to worker processes when one process's CPU would hold them back."""
-        from . import shards
-
+        """Nothing to send to worker processes here (`batch.BatchRunner` does)."""
         self._by_workers, self._given_up = set(), set()
-        todo = unique_requests(r for r in requests if not r.model.startswith("local/") and r.key not in self.store
-                               and not ratelimit.limited(r.deployment))  # a rate limit holds in one process only
-        n = self.processes or shards.auto_processes(self.concurrency, len(todo))
-        if n < 2 or not todo or self.transport is not None:
-            return
-        self._by_workers, self._given_up = await shards.run_sharded(self, todo, n, bar)
 
     def run(self, requests: Sequence[LLMRequest], progress: bool = True, desc: str = "LLM calls") -> list[dict[str, Any]]:
         """Synchronous wrapper; in Jupyter (a loop is already running) use `await runner.arun(...)`."""
@@ -463,8 +314,6 @@ def _no_answer(raw: dict[str, Any]) -> str:
 
 def _without_userinfo(url: str) -> str:
     """`https://user:secret@host/v1` -> `https://host/v1`: credentials in a URL are still credentials."""
-    from urllib.parse import urlsplit, urlunsplit
-
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -518,8 +367,6 @@ async def _warm_up_remote_client() -> None:
     global _WARMED
     if _WARMED:
         return
-    import importlib
-
     try:
         await asyncio.to_thread(importlib.import_module, "openai.resources")
     except Exception:  # noqa: BLE001 - only a warm-up
@@ -541,24 +388,7 @@ class _NoBar:
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     if not enabled:
         return _NoBar()
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=desc, mininterval=1.0)
-
-
-def append_tally(run_dir: str | Path, step: str, tally: Tally, seconds: float) -> None:
-    """Record one batch's counts in `<run_dir>/calls.jsonl`, which the manifest sums per step."""
-    path = Path(run_dir) / "calls.jsonl"
-    line = {"step": step, "time": time.time(), "seconds": round(seconds, 3), "models": tally.to_dict()}
-    data = (json.dumps(line) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":  # a line cut by a kill: fence it off, keep this one whole
-            data = b"\n" + data
-        os.write(fd, data)
-    finally:
-        os.close(fd)
 
 
 def ping(model: str, deployment: dict[str, Any] | None = None, timeout: float = 60.0) -> tuple[bool, str]:
@@ -571,12 +401,3 @@ def ping(model: str, deployment: dict[str, Any] | None = None, timeout: float = 
         return False, f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
 
 
-def unique_requests(requests: Iterable[LLMRequest]) -> list[LLMRequest]:
-    """Drop requests whose key repeats (same prompt asked twice by two code paths)."""
-    seen: set[str] = set()
-    out = []
-    for r in requests:
-        if r.key not in seen:
-            seen.add(r.key)
-            out.append(r)
-    return out

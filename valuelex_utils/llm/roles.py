@@ -6,8 +6,11 @@ respondents' calls have: every answer stored raw before it is parsed (`store.Res
 kill -9 served from that store with no request sent twice, retries with backoff, bounded concurrency, several
 endpoints behind LiteLLM's Router, worker processes for many calls, and the calls, tokens and cost of every batch in
 `calls.jsonl` (summed per step and model in `manifest.json`). `RoleCaller` is that caller: a thin face on
-`llm.BatchRunner` that takes chat messages and gives answers. Inside a run its store is the run's `responses.jsonl`;
+`llm.batch.BatchRunner` that takes chat messages and gives answers. Inside a run its store is the run's `responses.jsonl`;
 the CLI verbs give it a cache folder (`--cache DIR`, by default `valuelex-cache/` beside the output).
+
+`calls` and `batch` (LiteLLM, seconds to import) are imported when a caller is made, on purpose: `naming` and the
+scorers import this module at their top, and a study that never calls a role model must not pay for LiteLLM.
 """
 from __future__ import annotations
 
@@ -21,7 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .errors import UserError
+from ..errors import UserError
+from .records import LLMRequest, Tally, append_tally, response_text
+from .router import router_for
+from .store import ResponseStore
 
 Messages = list[dict[str, Any]]
 CACHE_DIR_NAME = "valuelex-cache"
@@ -75,7 +81,7 @@ class RoleCaller:
                  progress: bool = False, transport: Callable[..., Any] | None = None) -> None:
         """`store`: a `ResponseStore`, a path to one, or None for a throw-away store (answers live as long as this
         object). `params`: decoding params of every request (hashed into the key). `transport`: see `BatchRunner`."""
-        from .llm import Tally, check_model_id
+        from .calls import check_model_id  # LiteLLM: deferred on purpose (module docstring)
 
         if not isinstance(model, str) or not model.strip():
             raise UserError(f"{role}: expected a LiteLLM model id such as openai/gpt-4o-mini")
@@ -92,8 +98,6 @@ class RoleCaller:
         self.seconds = 0.0
 
     def _open_store(self, store: Any) -> Any:
-        from .store import ResponseStore
-
         if isinstance(store, ResponseStore):
             return store
         if store is None:  # no cache wanted: a private temporary store, removed with this object
@@ -104,8 +108,6 @@ class RoleCaller:
 
     def requests(self, batch: Sequence[Messages], params: Mapping[str, Any] | None = None, sample: int = 0) -> list[Any]:
         """The `LLMRequest`s of a batch (what `--dry-run` counts and what the store keys)."""
-        from .llm import LLMRequest
-
         decoding = {**self.params, **(params or {})}
         return [LLMRequest(self.model, list(m), dict(decoding), sample=sample,
                            meta={"step": self.step, "role": self.role}, deployment=self.deployment) for m in batch]
@@ -113,7 +115,7 @@ class RoleCaller:
     def records(self, batch: Sequence[Messages], params: Mapping[str, Any] | None = None,
                 sample: int = 0) -> list[dict[str, Any]]:
         """The stored records (answered or failed) of a batch, aligned with it."""
-        from .llm import BatchRunner, append_tally
+        from .batch import BatchRunner  # LiteLLM: deferred on purpose (module docstring)
 
         if not batch:
             return []
@@ -135,8 +137,6 @@ class RoleCaller:
 
     def batch(self, batch: Sequence[Messages], params: Mapping[str, Any] | None = None, sample: int = 0) -> list[str]:
         """Answer texts aligned with `batch`; "" for a call that failed after its retries."""
-        from .llm import response_text
-
         return [response_text(r) if r.get("response") is not None else ""
                 for r in self.records(batch, params, sample)]
 
@@ -164,15 +164,13 @@ def deployment_for(params: Any, model: str) -> dict[str, Any]:
             return {}
         bases, key_env, limits = endpoint.api_bases, endpoint.api_key_env, (endpoint.rpm, endpoint.tpm)
     return {"api_base": bases[0] if len(bases) == 1 else None, "api_key_env": key_env,
-            **{k: v for k, v in zip(("rpm", "tpm"), limits) if v}}  # rate limits (valuelex_utils.ratelimit)
+            **{k: v for k, v in zip(("rpm", "tpm"), limits) if v}}  # rate limits (valuelex_utils.llm.ratelimit)
 
 
 def role_caller(params: Any, model: str, run_dir: str | Path, *, role: str, step: str,
                 decoding: Mapping[str, Any] | None = None, progress: bool = False) -> RoleCaller:
     """The caller for a role model of a study: the run's store, the study's concurrency, retries, timeout, worker
     processes and Router, and its tally in the run's `calls.jsonl` under `current_step(step)`."""
-    from .router import router_for
-
     run_dir = Path(run_dir)
     return RoleCaller(model, run_dir / "responses.jsonl", role=role, step=current_step(step), params=decoding,
                       deployment=deployment_for(params, model), router=router_for(params),

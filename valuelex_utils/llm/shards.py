@@ -8,7 +8,7 @@ processes, 1.1x or less (`auto_processes`, `benchmarks/bench_concurrency.py`). C
 never get there; a local vLLM or llama.cpp server with many slots does.
 
 How: a small pool of worker processes, spawned once and kept for the life of this process (each dies with it), runs
-`BatchRunner` on an interleaved share of the requests with a share of the concurrency, against the same store
+`calls.InProcessRunner` on an interleaved share of the requests with a share of the concurrency, against the same store
 (appends are serialised by the store's file lock, and a key is answered once). This process only waits, shows
 progress read from the store, and merges the workers' tallies. Requests to embedded models (`local/...`) never go
 to workers: their batch engine lives in this process. A worker that dies loses nothing stored; what it did not
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import ctypes
+import gc
 import multiprocessing
 import os
 import signal
@@ -25,6 +27,11 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
+
+from .calls import InProcessRunner, _warm_up_remote_client
+from .records import ProviderError
+from .router import make_router
+from .store import ResponseStore
 
 MAX_WORKERS = 4
 MIN_CONCURRENCY = 32  # below this, calls/s are too few for the client's CPU to matter
@@ -48,8 +55,6 @@ def auto_processes(concurrency: int, n_remote: int) -> int:
 def _die_with_parent(parent_pid: int) -> None:
     """Ask Linux to kill this worker when its parent dies (a killed run must not leave writers behind)."""
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
@@ -61,14 +66,11 @@ def _serve(conn: Any, parent_pid: int) -> None:
     """Worker main loop: import LiteLLM once, then run one job per message until told to stop."""
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a notebook is for the parent, which stops us
-    from . import llm  # the slow imports, done before the first job arrives
-    import gc
-
     # one event loop for the worker's life: LiteLLM's HTTP clients and their open connections belong to a loop, so
     # a fresh loop per batch would reconnect every slot; the OpenAI SDK's lazy imports are paid here, not by calls
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(llm._warm_up_remote_client())
+    loop.run_until_complete(_warm_up_remote_client())
 
     gc.collect()
     gc.freeze()  # the imported modules never die: keep the cyclic collector from walking them between calls
@@ -84,12 +86,8 @@ def _serve(conn: Any, parent_pid: int) -> None:
 
 
 def _run_job(job: dict[str, Any], loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
-    from .llm import BatchRunner, ProviderError
-    from .router import make_router
-    from .store import ResponseStore
-
     router = make_router(job["model_list"]) if job["model_list"] else None
-    runner = BatchRunner(ResponseStore(job["store"]), concurrency=job["concurrency"], retries=job["retries"],
+    runner = InProcessRunner(ResponseStore(job["store"]), concurrency=job["concurrency"], retries=job["retries"],
                          timeout=job["timeout"], router=router, backoff_base=job["backoff_base"], processes=1,
                          ramp_gap=job["ramp_gap"])
     out: dict[str, Any] = {}
@@ -165,8 +163,6 @@ async def run_sharded(runner: Any, requests: Sequence[Any], n: int, bar: Any) ->
 
     Returns the keys the workers answered and the keys they gave up on after their retries; the tallies are merged
     into `runner.tally`. Raises `ProviderError` (one line naming the model) if a worker hit a hard failure."""
-    from .llm import ProviderError
-
     n = start_pool(n, wait=False)
     workers = _POOL[:n]
     base = {"store": str(runner.store.path), "concurrency": max(1, runner.concurrency // n),

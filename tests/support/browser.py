@@ -2,7 +2,7 @@
 what a reader would see: figures rendered, JavaScript errors, any attempt to reach the network, and the faults a
 reader notices that counting figures misses: tick labels drawn over each other, a category axis that labels only some
 of its categories, a heading with nothing under it, HTML tags or escape sequences shown as text, a tab titled
-"Notebook". Used by the report test and handy for a look (`python -m valuelex_utils.browser RUN_DIR [SHOT_DIR]`).
+"Notebook". Used by the report test and handy for a look (`python -m tests.support.browser RUN_DIR [SHOT_DIR]`, from the repo root).
 """
 from __future__ import annotations
 
@@ -204,7 +204,7 @@ def _listen(page, check: PageCheck) -> None:
 
 
 def main(run_dir: str, shots: str | None = None) -> int:
-    from .report import shareable_report
+    from valuelex_utils.report import shareable_report
 
     report = Path(run_dir) / "report"
     shot_dir = Path(shots) if shots else Path(run_dir) / "screenshots"

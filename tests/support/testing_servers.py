@@ -19,7 +19,7 @@ text, so two runs can be compared answer by answer; LLM-judge prompts get a verd
 JSON list (a deterministic judge for plumbing tests of the role models). `GET /stats` returns what the server saw and
 injected, and how many requests it answered more than once (`answered_again`).
 
-Run it as `python -m valuelex_utils.testing_servers --delay 0.5` (prints `PORT <n>` once listening), or from Python
+Run it as `python -m tests.support.testing_servers --delay 0.5` (from the repo root) (prints `PORT <n>` once listening), or from Python
 with `start_server(...)`, which returns a handle with `api_base`, `stats()`, `kill()` and `stop()`.
 """
 from __future__ import annotations
@@ -37,7 +37,10 @@ import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 VALUE_WORDS = ("honesty", "curiosity", "fairness", "kindness", "responsibility", "respect", "empathy", "integrity",
                "helpfulness", "accuracy", "humility", "courage", "loyalty", "compassion", "transparency", "patience",
@@ -282,7 +285,7 @@ async def serve(cfg: ServerConfig, port: int = 0, host: str = "127.0.0.1") -> No
 
 
 def _parse(argv: list[str] | None) -> tuple[ServerConfig, int]:
-    p = argparse.ArgumentParser(prog="python -m valuelex_utils.testing_servers")
+    p = argparse.ArgumentParser(prog="python -m tests.support.testing_servers")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--jitter", type=float, default=0.0)
@@ -365,7 +368,7 @@ def start_server(*, delay: float = 0.0, jitter: float = 0.0, fault_rate: float =
                  timeout: float = 30.0, echo_key: bool = False, rate_limit: int = 0,
                  rate_window: float = 1.0) -> ServerHandle:
     """Start a testing server in a child process and wait until it listens."""
-    cmd = [sys.executable, "-m", "valuelex_utils.testing_servers", "--port", str(port), "--delay", str(delay),
+    cmd = [sys.executable, "-m", "tests.support.testing_servers", "--port", str(port), "--delay", str(delay),
            "--jitter", str(jitter), "--fault-rate", str(fault_rate), "--faults", ",".join(faults),
            "--max-consecutive-faults", str(max_consecutive_faults), "--stall", str(stall), "--seed", str(seed)]
     if require_key_env:
@@ -379,7 +382,7 @@ def start_server(*, delay: float = 0.0, jitter: float = 0.0, fault_rate: float =
     if rate_limit:
         cmd += ["--rate-limit", str(rate_limit), "--rate-window", str(rate_window)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, cwd=REPO_ROOT)  # `-m tests...` from the root
     deadline = time.time() + timeout
     line = ""
     while time.time() < deadline:
