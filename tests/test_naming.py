@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from valuelex_utils.clusters import cluster_factors
 from valuelex_utils.errors import UserError
-from valuelex_utils.naming import (
+from valuelex_utils.store import ResponseStore
+from valuelex_utils.taxonomy.clusters import cluster_factors
+from valuelex_utils.taxonomy.naming import (
     ClusterSpec,
     build_messages,
     clean_name,
@@ -20,7 +21,6 @@ from valuelex_utils.naming import (
     namer_from_params,
     parse_name,
 )
-from valuelex_utils.store import ResponseStore
 
 
 def star_embed(center: str, others: list[str]):

@@ -22,7 +22,8 @@ import numpy as np
 
 from .errors import UserError
 
-__all__ = ["DIM", "MODEL_ID", "get_model", "embed", "set_disk_cache", "clear_memory_cache", "cosine_matrix"]
+__all__ = ["DIM", "MODEL_ID", "get_model", "embed", "set_disk_cache", "clear_memory_cache", "cosine_matrix",
+           "unit"]
 
 DIM = 384
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -165,13 +166,15 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     return out
 
 
+def unit(x: np.ndarray, dtype: Any = None) -> np.ndarray:
+    """Rows (the last axis) scaled to length 1, computed in `dtype` (default: the array's own); a zero row stays 0."""
+    x = np.asarray(x, dtype=dtype)
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+
+
 def cosine_matrix(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """Cosine similarities between rows (normalises defensively; zero rows give 0)."""
-    def unit(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        n = np.linalg.norm(x, axis=1, keepdims=True)
-        return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
-
-    ua = unit(a)
-    ub = ua if b is None else unit(b)
+    ua = unit(a, np.float64)
+    ub = ua if b is None else unit(b, np.float64)
     return ua @ ub.T
