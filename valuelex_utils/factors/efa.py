@@ -192,6 +192,9 @@ def fit_factors(
     k_table = candidate_table(Rk, n, n_distinct, max_k, choice.k_parallel, k, method)
     cols = list(frames["loadings"].columns)
     index = pd.Index(data.index, name=data.index.name or "respondent")
+    # the interval note comes last in `notes`, so the intervals are computed before the result is put together
+    loading_ci = (_loading_ci(Xa, corr, k, method, rotation, L, n_boot, seed, frames["loadings"], notes)
+                  if k and n_boot else None)
     return FactorResult(
         n_factors=k, k_rule=choice.rule, method=method, rotation=rotation if k >= 2 else "none", corr=corr,
         threshold=float(threshold), n_respondents=n, words=words, eigenvalues=choice.eigenvalues,
@@ -204,9 +207,7 @@ def fit_factors(
         complexity=pd.Series(item_complexity(L), index=frames["loadings"].index, name="complexity") if k else None,
         scores=_scores(Xa, R, L, phi, index, cols) if k else {},
         omega=omega(R, L, phi) if k >= 2 else {},
-        loading_ci=_loading_ci(Xa, corr, k, method, rotation, L, n_boot, seed, frames["loadings"], notes)
-        if k and n_boot else None,
-        n_boot=int(n_boot),
+        loading_ci=loading_ci, n_boot=int(n_boot),
     )
 
 
