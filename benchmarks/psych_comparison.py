@@ -18,7 +18,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from valuelex_utils import factors as F
+from valuelex_utils import factors as F  # noqa: E402 - after the repo root is on sys.path
 
 DATA = ROOT / "tests" / "data" / "psych"
 

@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from tests.support.planted import make_planted
+from tests.support.planted import make_planted  # noqa: E402 - after the repo root is on sys.path
 
 DIR = ROOT / "tests" / "data" / "psych"
 PLANTED = {"n_respondents": 400, "n_factors": 4, "words_per_factor": 6, "n_noise_words": 16, "model": "poisson",

@@ -12,14 +12,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "numba"))
 
 from valuelex_utils import embeddings as E  # noqa: E402
-from valuelex_utils.clusters import (  # noqa: E402
-    choose_k,
+from valuelex_utils.errors import UserError  # noqa: E402
+from valuelex_utils.taxonomy.clusters import (  # noqa: E402
+    choose_subcluster_k,
     closest_paper_subdimension,
     cluster_factors,
     paper_similarity,
     project_2d,
 )
-from valuelex_utils.errors import UserError  # noqa: E402
 
 ACCURATE = ["accuracy", "precision", "correctness", "exactness"]
 KIND = ["kindness", "empathy", "compassion", "warmth"]
@@ -38,7 +38,7 @@ def test_embed_is_normalised_cached_and_offline():
 
 def test_kmeans_k_by_silhouette_finds_two_planted_semantic_groups():
     words = ACCURATE + KIND
-    k, labels, scores, eligible = choose_k(E.embed(words), k_min=2, k_max=4, seed=0)
+    k, labels, scores, eligible = choose_subcluster_k(E.embed(words), k_min=2, k_max=4, seed=0)
     assert k == 2, scores
     assert len(set(labels[:4])) == 1 and len(set(labels[4:])) == 1 and labels[0] != labels[4]
     assert set(scores) == {2, 3, 4} and scores[2] == max(scores.values())

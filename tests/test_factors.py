@@ -21,6 +21,8 @@ from sklearn.metrics import adjusted_rand_score
 from valuelex_utils import factors as F
 from valuelex_utils.errors import UserError
 from tests.support.planted import make_planted
+from valuelex_utils.factors import correlations as FC
+from valuelex_utils.factors import extraction as FX
 
 PA_ITER = 30
 
@@ -197,7 +199,7 @@ def test_bivariate_normal_cdf_matches_scipy():
             h = 0.0
         r = rng.uniform(-0.98, 0.98)
         ref = stats.multivariate_normal([0, 0], [[1, r], [r, 1]]).cdf([h, k])
-        assert abs(F._bvn_cdf(np.array(h), np.array(k), np.array(r)) - ref) < 1e-7
+        assert abs(FC._bvn_cdf(np.array(h), np.array(k), np.array(r)) - ref) < 1e-7
 
 
 def test_tetrachoric_symmetric_table_matches_cosine_formula():
@@ -245,7 +247,7 @@ def test_tetrachoric_matches_scipy_root_on_lopsided_and_sparse_tables():
         a, b, c, d = rng.integers(0, m + 1, 4)
         if min(a + b, c + d, a + c, b + d) > 0:
             tables.append((a, b, c, d))
-    got = F._solve_tetrachoric(*np.array(tables, float).T)
+    got = FC._solve_tetrachoric(*np.array(tables, float).T)
     ref = np.array([_brentq_tetrachoric(*t) for t in tables])
     assert np.abs(got - ref).max() < 1e-7
     assert [F.tetrachoric_from_table(*t) for t in tables[:20]] == pytest.approx(got[:20], abs=1e-12)
@@ -294,10 +296,10 @@ def test_tetrachoric_option_recovers_structure_of_rare_words():
 # Extraction, rotation, adequacy
 # ---------------------------------------------------------------------------------------------------------------------
 def test_minres_matches_factor_analyzer():
-    fa_mod = F._import_factor_analyzer()
+    fa_mod = FX._import_factor_analyzer()
     df, _ = make_planted(n_respondents=250, n_factors=3, words_per_factor=5, n_noise_words=5, seed=4)
     R = F.correlation_matrix(df.to_numpy(float))
-    L, ok = F._minres(R, 3)
+    L, ok = FX._minres(R, 3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = fa_mod.FactorAnalyzer(n_factors=3, rotation=None, method="minres", is_corr_matrix=True).fit(R)
@@ -386,7 +388,7 @@ def test_unknown_options_are_user_errors():
 
 
 def test_sklearn_shim_maps_removed_keyword():
-    fa_mod = F._import_factor_analyzer()
+    fa_mod = FX._import_factor_analyzer()
     out = fa_mod.check_array(np.array([[1.0, np.nan]]), force_all_finite="allow-nan")
     assert out.shape == (1, 2)
 

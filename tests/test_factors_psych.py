@@ -38,8 +38,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuelex_utils import factor_fit as FF
 from valuelex_utils import factors as F
+from valuelex_utils.factors import correlations as FC
+from valuelex_utils.factors import extraction as FX
+from valuelex_utils.factors import fit as FF
+from valuelex_utils.factors import solution as FS
 
 DATA = Path(__file__).parent / "data" / "psych"
 DATASETS = [d["name"] for d in json.loads((DATA / "datasets.json").read_text())]
@@ -57,7 +60,7 @@ def match_columns(M: np.ndarray, L: np.ndarray, Lr: np.ndarray) -> np.ndarray:
 
 def congruence(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """Tucker congruence per factor after matching A's factors (order, sign) to B's."""
-    A = F._align(np.asarray(A, float), np.asarray(B, float))
+    A = FS._align(np.asarray(A, float), np.asarray(B, float))
     return (A * B).sum(axis=0) / np.sqrt((A**2).sum(axis=0) * (B**2).sum(axis=0))
 
 
@@ -89,8 +92,8 @@ def solution(name: str, k: int, method: str = "minres", rotate: bool = True) -> 
     X = pd.read_csv(DATA / f"{name}.csv", index_col=0).to_numpy(float)
     R = np.corrcoef(np.log1p(X) if ref["transform"] == "log1p" else X, rowvar=False)
     if not rotate:
-        return F._extract(R, k, method)[0], None
-    L, phi, _, _ = F._solve(R, k, method, "oblimin" if k >= 2 else "none", {}, 0.3)
+        return FX._extract(R, k, method)[0], None
+    L, phi, _, _ = FS._solve(R, k, method, "oblimin" if k >= 2 else "none", {}, 0.3)
     return L, phi
 
 
@@ -209,7 +212,7 @@ def test_tetrachoric_equals_psych_on_2000_random_tables():
     ref = json.loads((DATA / "tetrachoric.json").read_text())
     tables = np.array(ref["tables"], float)
     assert tables.shape == (2000, 4)
-    ours = F._solve_tetrachoric(*tables.T)
+    ours = FC._solve_tetrachoric(*tables.T)
     assert np.abs(ours - np.array(ref["rho"], float)).max() < 1e-4
 
 

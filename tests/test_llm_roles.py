@@ -93,7 +93,7 @@ def test_role_models_served_behind_a_router_get_the_studys_endpoints(tmp_path, m
     """`endpoints` with two api_bases: the namer's and the judge's calls are load-balanced by the Router, stored in the
     run's store and tallied in its calls.jsonl under their steps."""
     from valuelex_utils.evaluation import score_run
-    from valuelex_utils.naming import build_messages, namer_from_params
+    from valuelex_utils.taxonomy.naming import build_messages, namer_from_params
     from valuelex_utils.runner import call_counts
     from valuelex_utils.rundir import RunDir
 
@@ -297,7 +297,7 @@ def test_judgment_namer_and_judge_on_a_real_llama_cpp_server_then_a_rerun_calls_
     from conftest import start_llama_server
 
     from valuelex_utils.llm.embedded import EMBEDDED
-    from valuelex_utils.naming import ClusterSpec, name_clusters, namer_from_params
+    from valuelex_utils.taxonomy.naming import ClusterSpec, name_clusters, namer_from_params
 
     monkeypatch.setenv("JUDGE_KEY", "sk-local")
     env = {**__import__("os").environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}

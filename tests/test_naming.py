@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from valuelex_utils.clusters import cluster_factors
 from valuelex_utils.errors import UserError
-from valuelex_utils.naming import (
+from valuelex_utils.taxonomy.clusters import cluster_factors
+from valuelex_utils.taxonomy.naming import (
     ClusterSpec,
     build_messages,
     clean_name,

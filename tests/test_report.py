@@ -157,7 +157,7 @@ def test_thin_data_and_unstable_k_are_said_in_words():
 
 def test_figures_fit_their_data_and_label_every_word():
     from valuelex_utils.comparison import figure4
-    from valuelex_utils.factors import _rows_said
+    from valuelex_utils.factors.figures import _rows_said
     from valuelex_utils.figures import growth, profile_heatmap
 
     table = pd.DataFrame({"system": ["valuelex"] * 4, "model": ["a", "a", "b", "b"], "column": ["X", "Y"] * 2,

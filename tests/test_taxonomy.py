@@ -14,10 +14,10 @@ import yaml
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "numba"))
 
 from valuelex_utils import taxonomy as T  # noqa: E402
-from valuelex_utils.clusters import project_2d  # noqa: E402
 from valuelex_utils.errors import UserError  # noqa: E402
 from tests.support.planted import make_planted  # noqa: E402
 from valuelex_utils.systems import load_system  # noqa: E402
+from valuelex_utils.taxonomy.clusters import project_2d  # noqa: E402
 
 GROUPS = {
     "a": ["accuracy", "precision", "correctness", "exactness"],

@@ -152,7 +152,7 @@ def _judgment_row(params: Params, count: "_TokenCounter") -> dict[str, Any]:
 
 
 def _namer_row(params: Params, count: "_TokenCounter") -> dict[str, Any]:
-    from .naming import NAMING_DECODING, build_messages
+    from .taxonomy.naming import NAMING_DECODING, build_messages
 
     model = params.taxonomy.namer
     calls = ESTIMATED_DIMENSIONS * (1 + params.taxonomy.k_max)

@@ -1,4 +1,4 @@
-"""Model fit and the output psych users expect from an EFA (step 3 of ValueLex, beside `factors`).
+"""Model fit and the output psych users expect from an EFA (step 3 of ValueLex, beside `efa.fit_factors`).
 
 Which K? Parallel analysis gives one answer; the fit of the factor model at each candidate K gives the trade-off behind
 it. This module computes, for a correlation matrix and a fitted model, what R's `psych::fa` reports, with psych's
@@ -7,10 +7,10 @@ with the literature and checked against psych itself (tests/test_factors_psych.p
 
 * `model_fit`: likelihood-ratio chi-square (Bartlett-corrected) and df, RMSEA with its 90% interval, Tucker-Lewis
   index, BIC, RMSR (root mean square of the off-diagonal residuals);
-* `velicer_map`: Velicer's minimum average partial (mean squared partial correlation after removing i components);
-* `vss_fit`: Very Simple Structure (Revelle & Rocklin 1979) of complexity 1 and 2;
 * `item_complexity` (Hofmann), `score_weights` (regression = Thurstone, and Bartlett), `omega` (McDonald's omega total
   and hierarchical, Schmid-Leiman).
+
+Velicer's MAP and VSS (psych's `VSS`), which pick a K, live with the other K rules in `retention`.
 
 All take a correlation matrix, so they work for Pearson and tetrachoric matrices alike. Written here because
 factor_analyzer has none of them (it has only loadings, communalities and KMO/Bartlett).
@@ -23,15 +23,14 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
+from .extraction import _minres  # one implementation of minres
+
 __all__ = [
     "cor_smooth",
     "item_complexity",
-    "k_rule_votes",
     "model_fit",
     "omega",
     "score_weights",
-    "velicer_map",
-    "vss_fit",
 ]
 
 
@@ -143,48 +142,6 @@ def null_fit(R: np.ndarray, n_obs: int, alpha: float = 0.10) -> dict[str, Any]:
     return out
 
 
-def velicer_map(R: np.ndarray, max_k: int) -> np.ndarray:
-    """Velicer's MAP: entry i (i = 0..max_k) is the mean squared off-diagonal partial correlation after the first i
-    principal components are removed (i = 0: the squared correlations themselves). K by MAP is where it is lowest.
-    psych::VSS reports i >= 1 only (the same values); Velicer (1976) includes i = 0, so that data without any
-    common component give K = 0. Entries whose residual variances vanish (too many components) are NaN."""
-    R = np.asarray(R, float)
-    p = R.shape[0]
-    vals, vecs = np.linalg.eigh(R)
-    comp = vecs[:, ::-1] * np.sqrt(np.maximum(vals[::-1], 0.0))
-    out = np.full(max_k + 1, np.nan)
-    for i in range(min(max_k, p - 1) + 1):
-        C = R - comp[:, :i] @ comp[:, :i].T
-        d = np.diag(C)
-        if np.any(d <= 1e-12):
-            continue
-        P = C / np.sqrt(np.outer(d, d))
-        np.fill_diagonal(P, 0.0)
-        out[i] = float((P**2).sum() / (p * (p - 1)))
-    return out
-
-
-def _keep_largest(L: np.ndarray, c: int) -> np.ndarray:
-    """Each row keeps its c largest |loadings|, the rest set to 0 (psych's complexrow)."""
-    out = np.zeros_like(L)
-    idx = np.argsort(-np.abs(L), axis=1, kind="stable")[:, :c]
-    rows = np.arange(L.shape[0])[:, None]
-    out[rows, idx] = L[rows, idx]
-    return out
-
-
-def vss_fit(R: np.ndarray, loadings: np.ndarray, c: int) -> float:
-    """Very Simple Structure fit of complexity c: 1 - sum of squared residuals of R (diagonal included) when every
-    word keeps only its c largest loadings, over sum R^2. psych::VSS uses varimax loadings (orthogonal model) at each
-    K; pass those. NaN when K < c."""
-    L = np.asarray(loadings, float)
-    if L.shape[1] < c:
-        return float("nan")
-    S = _keep_largest(L, c)
-    resid = np.asarray(R, float) - S @ S.T
-    return float(1.0 - (resid**2).sum() / (np.asarray(R) ** 2).sum())
-
-
 def item_complexity(loadings: np.ndarray) -> np.ndarray:
     """Hofmann's complexity per word: (sum a^2)^2 / sum a^4 -- 1 when a word loads on one factor only, K when it loads
     equally on all. Pattern loadings, as psych::fa reports it. NaN for a word with all loadings 0."""
@@ -230,8 +187,6 @@ def _g_from_phi(phi: np.ndarray) -> np.ndarray:
     if k == 2:  # a negative correlation means the second factor is reversed relative to g
         g = math.sqrt(abs(phi[0, 1]))
         return np.array([g, math.copysign(g, phi[0, 1])])
-    from valuelex_utils.factors import _minres  # one implementation of minres
-
     g, _ = _minres(phi, 1)
     g = g[:, 0]
     return g if g.sum() >= 0 else -g
@@ -270,26 +225,3 @@ def omega(R: np.ndarray, loadings: np.ndarray, phi: np.ndarray | None) -> dict[s
     g_heywood = bool(gload is not None and k >= 3 and np.max(np.abs(gf)) >= 0.95)
     return {"omega_total": omega_t, "omega_h": omega_h,
             "g_loadings": None if gload is None else (gload * key).tolist(), "g_heywood": g_heywood}
-
-
-def k_rule_votes(table: Any) -> dict[str, int | None]:
-    """K preferred by each fit criterion of a K-candidates table (pandas DataFrame indexed by K with columns
-    map, vss1, vss2, bic, rmsea, tli; row K = 0 is the independence model): MAP and BIC lowest; VSS highest; RMSEA: the smallest K whose RMSEA < 0.05
-    (Browne & Cudeck's "close fit"); TLI: the smallest K whose TLI >= 0.95 (Hu & Bentler 1999). None when no K meets
-    a criterion or the column is empty."""
-    import pandas as pd
-
-    def arg(col: str, best: str) -> int | None:
-        s = pd.to_numeric(table[col], errors="coerce").dropna()
-        if s.empty:
-            return None
-        return int(s.idxmin() if best == "min" else s.idxmax())
-
-    def first(col: str, ok) -> int | None:
-        s = pd.to_numeric(table[col], errors="coerce").dropna()
-        hit = s[ok(s)]
-        return int(hit.index.min()) if not hit.empty else None
-
-    return {"map": arg("map", "min"), "vss1": arg("vss1", "max"), "vss2": arg("vss2", "max"),
-            "bic": arg("bic", "min"), "rmsea_lt_0.05": first("rmsea", lambda s: s < 0.05),
-            "tli_ge_0.95": first("tli", lambda s: s >= 0.95)}

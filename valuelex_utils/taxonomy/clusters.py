@@ -5,10 +5,11 @@ embeddings splits the group by meaning into subdimensions (the paper finds two p
 
 * embeddings are all-MiniLM-L6-v2 vectors, L2-normalised, so Euclidean KMeans on them is spherical (cosine) KMeans up
   to the centroid norm;
-* k is chosen per factor by the mean cosine silhouette over k = k_min..k_max (2..4), capped at n_words - 1; ties go
-  to the smaller k; a partition that leaves a subcluster with fewer than `min_size` (2) words is not a candidate (a
-  one-word subdimension is not a cluster); a factor with fewer than `min_words` (4) words, or with no candidate k,
-  is not split (one subcluster, silhouette NaN);
+* k, the number of subclusters inside one factor (`choose_subcluster_k`; not the number of factors, which step 3
+  chooses in `factors.retention`), is chosen per factor by the mean cosine silhouette over k = k_min..k_max (2..4),
+  capped at n_words - 1; ties go to the smaller k; a partition that leaves a subcluster with fewer than `min_size`
+  (2) words is not a candidate (a one-word subdimension is not a cluster); a factor with fewer than `min_words` (4)
+  words, or with no candidate k, is not split (one subcluster, silhouette NaN);
 * every word gets its silhouette within its factor's partition (sklearn's `silhouette_samples`, cosine);
 * subclusters are numbered 0.. by size (largest first), ties by their medoid word, so labels are stable across runs;
 * words the factor analysis left unassigned (-1) are kept (factor -1, subcluster -1) so the 2-D view shows them;
@@ -27,11 +28,12 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
+from ..embeddings import DIM, unit
+from ..errors import UserError
 
 __all__ = [
     "Clustering",
-    "choose_k",
+    "choose_subcluster_k",
     "centrality_order",
     "cluster_factors",
     "project_2d",
@@ -47,23 +49,19 @@ EmbedFn = Callable[[Sequence[str]], np.ndarray]
 def _embed_fn(embed_fn: EmbedFn | None) -> EmbedFn:
     if embed_fn is not None:
         return embed_fn
-    from .embeddings import embed
+    from ..embeddings import embed
 
     return embed
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
-
-
 # --------------------------------------------------------------------------------------------------------------------
-# k by silhouette
+# k subclusters inside one factor, by silhouette
 # --------------------------------------------------------------------------------------------------------------------
-def choose_k(X: np.ndarray, k_min: int = 2, k_max: int = 4, seed: int = 0, min_words: int = 4,
-             min_size: int = 2, n_init: int = 10) -> tuple[int, np.ndarray, dict[int, float], set[int]]:
-    """KMeans for k = k_min..min(k_max, n - 1); the eligible k with the highest mean cosine silhouette wins (ties:
+def choose_subcluster_k(X: np.ndarray, k_min: int = 2, k_max: int = 4, seed: int = 0, min_words: int = 4,
+                        min_size: int = 2, n_init: int = 10) -> tuple[int, np.ndarray, dict[int, float], set[int]]:
+    """The number of subclusters k inside ONE factor (X: its words' embeddings), not the number of factors.
+
+    KMeans for k = k_min..min(k_max, n - 1); the eligible k with the highest mean cosine silhouette wins (ties:
     smaller k).
 
     Returns (k, labels, {k: silhouette}, eligible ks). Fewer than `min_words` points, or points that are all the same, give k = 1
@@ -110,7 +108,7 @@ def centrality_order(X: np.ndarray, words: Sequence[str], tiebreak: Sequence[flo
     n = len(words)
     if n == 0:
         return []
-    U = _unit(X)
+    U = unit(X, np.float64)
     sims = U @ U.T
     mean_sim = (sims.sum(axis=1) - np.diag(sims)) / max(n - 1, 1)
     tb = np.zeros(n) if tiebreak is None else np.nan_to_num(np.abs(np.asarray(tiebreak, float)))
@@ -246,8 +244,8 @@ def cluster_factors(factors: Any, loadings: pd.DataFrame | None = None, *, k_min
         words = sorted(by_factor[f])
         X = np.asarray(embed(words), dtype=np.float64)
         load = np.array([_loading_of(w, f, loadings) for w in words])
-        k, labels, scores, eligible = choose_k(X, k_min=k_min, k_max=k_max, seed=seed, min_words=min_words,
-                                     min_size=min_size)
+        k, labels, scores, eligible = choose_subcluster_k(X, k_min=k_min, k_max=k_max, seed=seed,
+                                                          min_words=min_words, min_size=min_size)
         for kk in range(k_min, k_max + 1):
             if kk in scores:
                 sil_rows.append({"factor": f, "n_words": len(words), "k": kk, "silhouette": scores[kk],
@@ -297,7 +295,7 @@ def cluster_factors(factors: Any, loadings: pd.DataFrame | None = None, *, k_min
     return Clustering(
         words=rows_words, factor=np.array(rows_factor, dtype=int), subcluster=np.array(rows_sub, dtype=int),
         silhouette=np.array(rows_sil, dtype=float), loading=loading,
-        embeddings=np.vstack(vecs) if vecs else np.zeros((0, 384)), k_by_factor=k_by_factor,
+        embeddings=np.vstack(vecs) if vecs else np.zeros((0, DIM)), k_by_factor=k_by_factor,
         silhouette_by_k=pd.DataFrame(sil_rows, columns=["factor", "n_words", "k", "silhouette", "eligible", "chosen"]),
         k_min=k_min, k_max=k_max, seed=seed, notes=notes,
     )
@@ -344,7 +342,7 @@ def project_2d(X: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: fl
 def _numba_cache_dir():
     from pathlib import Path
 
-    return Path(__file__).resolve().parent.parent / ".cache" / "numba"
+    return Path(__file__).resolve().parents[2] / ".cache" / "numba"  # the repository's .cache
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -365,7 +363,7 @@ def system_prototypes(system: Any = "valuelex", level: str = "leaf", embed_fn: E
     """Names and unit prototypes of a value system's columns: half the centroid of its marker words (markers and
     extra_markers), half the embedding of its definition. `level` is "leaf" (subdimensions, or dimensions without),
     "dimension" or "subdimension"."""
-    from .systems import load_system
+    from ..systems import load_system
 
     sys_ = load_system(system)
     names = {"leaf": sys_.leaves, "dimension": sys_.dimensions, "subdimension": sys_.subdimensions}.get(level)
@@ -378,11 +376,11 @@ def system_prototypes(system: Any = "valuelex", level: str = "leaf", embed_fn: E
         markers = sys_.markers(c)
         parts = []
         if markers:
-            parts.append(_unit(np.asarray(embed(markers), float).mean(axis=0)))
+            parts.append(unit(np.asarray(embed(markers), float).mean(axis=0), np.float64))
         definition = sys_.definition(c)
         if definition:
-            parts.append(_unit(np.asarray(embed([definition]), float)[0]))
-        protos.append(_unit(np.mean(parts, axis=0)))
+            parts.append(unit(np.asarray(embed([definition]), float)[0], np.float64))
+        protos.append(unit(np.mean(parts, axis=0), np.float64))
     return cols, np.vstack(protos)
 
 
@@ -401,7 +399,7 @@ def _cluster_centroids(clusters: pd.DataFrame, embed_fn: EmbedFn | None, level: 
     for name, g in df.groupby("_leaf", sort=False):
         words = g["word"].astype(str).tolist()
         names.append(str(name))
-        cents.append(_unit(np.asarray(embed(words), float).mean(axis=0)))
+        cents.append(unit(np.asarray(embed(words), float).mean(axis=0), np.float64))
         members.append(words)
     return names, np.vstack(cents), members
 
@@ -419,7 +417,7 @@ def closest_paper_subdimension(clusters: pd.DataFrame, system: Any = "valuelex",
                                embed_fn: EmbedFn | None = None, max_words: int = 8) -> pd.DataFrame:
     """For each of our clusters: the closest column of the value system, its similarity, the runner-up, and
     `word_agreement`, the share of the cluster's words whose own closest column is the same one."""
-    from .systems import load_system
+    from ..systems import load_system
 
     sys_ = load_system(system)
     names, C, members = _cluster_centroids(clusters, embed_fn, level)
@@ -433,7 +431,7 @@ def closest_paper_subdimension(clusters: pd.DataFrame, system: Any = "valuelex",
         order = np.argsort(-S[i], kind="stable")
         best = cols[order[0]]
         second = cols[order[1]] if len(cols) > 1 else None
-        W = _unit(np.asarray(embed(members[i]), float)) @ P.T
+        W = unit(np.asarray(embed(members[i]), float), np.float64) @ P.T
         agree = float(np.mean(np.argmax(W, axis=1) == order[0]))
         rows.append({
             "dimension": name if level == "dimension" else parent.get(name, name),

@@ -25,8 +25,8 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from .errors import UserError
-from .llm.roles import RoleCaller as LiteLLMCaller  # the shared LLM layer, under the name this module always exported
+from ..errors import UserError
+from ..llm.roles import RoleCaller as LiteLLMCaller  # the shared LLM layer, under the name this module always exported
 
 __all__ = [
     "ClusterSpec",
@@ -242,7 +242,7 @@ def _user_message(level: str, words: Sequence[str], parent: str | None = None,
 def few_shot_examples(system: Any = "valuelex") -> list[dict[str, str]]:
     """Worked examples from a value system (the paper's by default): one dimension and two subdimensions, as
     alternating user/assistant messages."""
-    from .systems import load_system
+    from ..systems import load_system
 
     sys_ = load_system(system)
     dims = sys_.dimensions()
@@ -409,7 +409,7 @@ def litellm_caller(model: str, store: Any, *, params: dict[str, Any] | None = No
     temperature 0, max_tokens 120, seed 0). A failed call (after retries) answers "" (the namer then falls back and
     notes it); a hard failure (unknown model, bad key) raises `UserError` with one line. From a params file, use
     `namer_from_params`."""
-    from .llm.roles import CallSettings
+    from ..llm.roles import CallSettings
 
     if not model or not isinstance(model, str):
         raise UserError("taxonomy.namer: expected a LiteLLM model id such as openai/gpt-4o-mini")
@@ -427,7 +427,7 @@ def namer_from_params(params: Any, run_dir: str | Path, progress: bool = False) 
     when it is also a respondent, else from `endpoints` (api_base, api_key_env; several endpoints through LiteLLM's
     Router). Decoding: temperature 0, max_tokens 120, seed = params.seed.
     """
-    from .llm.roles import role_caller
+    from ..llm.roles import role_caller
 
     model = getattr(getattr(params, "taxonomy", None), "namer", None)
     if not model:

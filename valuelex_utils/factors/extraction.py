@@ -1,0 +1,116 @@
+"""Unrotated factor loadings for a fixed K: minres (own, analytic gradient), ml (factor_analyzer), principal.
+
+factor_analyzer is imported inside `_import_factor_analyzer` on purpose: it pulls in scikit-learn, and the shim
+patches it once for scikit-learn >= 1.8.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import optimize
+
+
+def _import_factor_analyzer():
+    """Import factor_analyzer, patching its `check_array(force_all_finite=...)` call for scikit-learn >= 1.8.
+
+    factor_analyzer 0.5.1 (the newest release) passes `force_all_finite`, which scikit-learn 1.8 removed, so
+    `FactorAnalyzer.fit` raises TypeError there. The project pins scikit-learn < 1.8; this shim (rename the keyword to
+    `ensure_all_finite`) costs nothing and keeps the module working if the pin is ever lifted.
+    """
+    import factor_analyzer.factor_analyzer as fa_mod
+    from sklearn.utils import check_array as _sk_check_array
+
+    if not getattr(fa_mod, "_valuelex_shimmed", False):
+        def check_array(*args, **kwargs):
+            if "force_all_finite" in kwargs:
+                kwargs["ensure_all_finite"] = kwargs.pop("force_all_finite")
+            return _sk_check_array(*args, **kwargs)
+
+        fa_mod.check_array = check_array
+        fa_mod._valuelex_shimmed = True
+    return fa_mod
+
+
+def _smc_start(R: np.ndarray) -> np.ndarray:
+    """Starting uniquenesses 1 - SMC, computed on a slightly ridged matrix so that a singular R (n <= p, duplicate
+    words) still gives a start instead of factor_analyzer's LinAlgError."""
+    p = R.shape[0]
+    ridge = 0.0 if np.linalg.cond(R) < 1e10 else 1e-3
+    inv = np.linalg.inv((R + ridge * np.eye(p)) / (1 + ridge))
+    smc = 1.0 - 1.0 / np.diag(inv)
+    return np.clip(1.0 - smc, 0.005, 1.0)
+
+
+def _minres(R: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
+    """Unrotated minres loadings: minimise sum((R* - L L')^2) over uniquenesses psi in [0.005, 1], R* = R with
+    diagonal 1 - psi and L the top-k eigenpairs of R* (the objective of factor_analyzer's `_fit_uls_objective`).
+
+    factor_analyzer minimises it with finite differences (p + 1 eigendecompositions per step: 15 s for 100 words);
+    the gradient is analytic, d f / d psi_j = -2 (R* - L L')_jj, so this takes a few hundredths of a second. The
+    tests check that both reach the same loadings. Returns (loadings p x k, converged).
+    """
+    p = R.shape[0]
+
+    def fun(psi):
+        Rs = R.copy()
+        np.fill_diagonal(Rs, 1.0 - psi)
+        vals, vecs = np.linalg.eigh(Rs)
+        vals = np.maximum(vals[::-1][:k], np.finfo(float).eps * 100)
+        vecs = vecs[:, ::-1][:, :k]
+        L = vecs * np.sqrt(vals)
+        E = Rs - L @ L.T
+        return float(np.sum(E**2)), -2.0 * np.diag(E)
+
+    res = optimize.minimize(fun, _smc_start(R), jac=True, method="L-BFGS-B", bounds=[(0.005, 1.0)] * p,
+                            options={"maxiter": 2000})
+    Rs = R.copy()
+    np.fill_diagonal(Rs, 1.0 - res.x)
+    vals, vecs = np.linalg.eigh(Rs)
+    vals = vals[::-1][:k]
+    vecs = vecs[:, ::-1][:, :k]
+    return vecs * np.sqrt(np.maximum(vals, 0.0)), bool(res.success)
+
+
+def _extract(R: np.ndarray, k: int, method: str) -> tuple[np.ndarray, list[str]]:
+    """Unrotated loadings with fallbacks, so a near-singular matrix gives a recorded note rather than a crash."""
+    notes: list[str] = []
+    if method == "principal":  # principal components (psych::principal, factor_analyzer's "principal"): no uniqueness
+        vals, vecs = np.linalg.eigh(R)
+        return vecs[:, ::-1][:, :k] * np.sqrt(np.maximum(vals[::-1][:k], 0.0)), notes
+    if method == "minres":
+        L, ok = _minres(R, k)
+        if not ok:
+            notes.append("minres optimiser did not report convergence; loadings are from its last iterate")
+        if np.all(np.isfinite(L)):
+            return L, notes
+        notes.append("minres failed on the raw correlation matrix; refitted on a smoothed matrix (R + 0.01 I) / 1.01")
+        Rs = (R + 0.01 * np.eye(R.shape[0])) / 1.01
+        L, _ = _minres(Rs, k)
+        if np.all(np.isfinite(L)):
+            return L, notes
+    else:  # "ml" through factor_analyzer itself (finite-difference gradient: slow beyond ~50 words)
+        fa_mod = _import_factor_analyzer()
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                Rs = R
+                if np.linalg.cond(R) > 1e10:
+                    Rs = (R + 0.01 * np.eye(R.shape[0])) / 1.01
+                    notes.append("ml needs an invertible correlation matrix; used (R + 0.01 I) / 1.01")
+                fa = fa_mod.FactorAnalyzer(n_factors=k, rotation=None, method="ml", is_corr_matrix=True,
+                                           use_smc=True).fit(Rs)
+            for w in caught:
+                if "converge" in str(w.message).lower():
+                    notes.append(f"factor_analyzer ml: {w.message}")
+            L = np.asarray(fa.loadings_, float)
+            if np.all(np.isfinite(L)):
+                return L, notes
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+            notes.append(f"ml failed ({type(exc).__name__}: {exc}); fell back to minres")
+            L, _ = _minres((R + 0.01 * np.eye(R.shape[0])) / 1.01, k)
+            if np.all(np.isfinite(L)):
+                return L, notes
+    notes.append("factor extraction failed; fell back to principal-component loadings")
+    vals, vecs = np.linalg.eigh(R)
+    return vecs[:, ::-1][:, :k] * np.sqrt(np.maximum(vals[::-1][:k], 0.0)), notes
