@@ -129,5 +129,6 @@ def test_run_step_runs_a_coroutine_step_from_synchronous_code(tmp_path, monkeypa
         return "done"
 
     monkeypatch.setitem(steps.STEPS, "01_elicit", fake)
+    monkeypatch.setattr(embeddings, "clear_memory_cache", lambda: seen.setdefault("cleared", True))
     assert steps.run_step("01", "p", tmp_path, progress=True) == "done"
-    assert seen["args"] == ("p", tmp_path, True)
+    assert seen == {"args": ("p", tmp_path, True), "cleared": True}  # a step starts as in a fresh kernel

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from . import comparison, elicitation, evaluation, factors, lexicon, profiles, projective, taxonomy
+from . import comparison, elicitation, embeddings, evaluation, factors, lexicon, profiles, projective, taxonomy
 from .errors import UserError
 from .extraction import extract_descriptors
 from .naming import namer_from_params
@@ -178,6 +178,12 @@ def step_function(step: str) -> Callable[..., Any]:
 
 
 def run_step(step: str, params: Params, run_dir: RunDirLike, progress: bool = False) -> Any:
-    """Run one step outside a notebook (from synchronous code: a script, the CLI) and return its result."""
+    """Run one step outside a notebook (from synchronous code: a script, the CLI) and return its result.
+
+    The step starts without the sentence vectors an earlier step of this process left in `embeddings`' memory cache,
+    as a notebook's fresh kernel does: MiniLM's vectors differ in the last bits with the batch they were computed in,
+    and on the smoke study step 07 run after step 06 in one process scored one MFT value differently (comparison.csv,
+    1 row of 80) until the cache was cleared between them."""
+    embeddings.clear_memory_cache()
     out = step_function(step)(params, run_dir, progress=progress)
     return asyncio.run(out) if inspect.iscoroutine(out) else out
