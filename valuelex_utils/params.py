@@ -89,7 +89,26 @@ class DecodingConfig(_Strict):
         return f"T{self.temperature:g}-p{self.top_p:g}"
 
 
-class Respondent(_Strict):
+class _Served(_Strict):
+    """What a respondent and an endpoint share: the checks of `api_base` / `api_key_env` and the endpoint list. The
+    fields themselves are declared by each subclass, so that each keeps its own field order (the run dir's params
+    copy is written in that order)."""
+
+    _api_base = field_validator("api_base", check_fields=False)(classmethod(lambda cls, v: _api_bases(v)))
+    _api_key_env = field_validator("api_key_env", check_fields=False)(classmethod(lambda cls, v: _env_name(v)))
+
+    @property
+    def api_bases(self) -> list[str]:
+        """The endpoints; a URL whose credentials the run dir's params copy masks is the real one again in a step's
+        kernel (`scrub.unmask_url`)."""
+        from .scrub import unmask_url
+
+        if self.api_base is None:
+            return []
+        return [unmask_url(b) for b in ([self.api_base] if isinstance(self.api_base, str) else self.api_base)]
+
+
+class Respondent(_Served):
     """A model and the decoding configs it answers under."""
 
     model: str = Field(min_length=1)
@@ -116,8 +135,6 @@ class Respondent(_Strict):
             raise ValueError("a respondent name is 1-100 printable characters")
         return v
 
-    _api_base = field_validator("api_base")(classmethod(lambda cls, v: _api_bases(v)))
-    _api_key_env = field_validator("api_key_env")(classmethod(lambda cls, v: _env_name(v)))
 
     @field_validator("configs")
     @classmethod
@@ -135,16 +152,6 @@ class Respondent(_Strict):
     @property
     def is_chat(self) -> bool:
         return self.training != "pretrained"
-
-    @property
-    def api_bases(self) -> list[str]:
-        """The endpoints; a URL whose credentials the run dir's params copy masks is the real one again in a step's
-        kernel (`scrub.unmask_url`)."""
-        from .scrub import unmask_url
-
-        if self.api_base is None:
-            return []
-        return [unmask_url(b) for b in ([self.api_base] if isinstance(self.api_base, str) else self.api_base)]
 
 
 class ElicitationParams(_Strict):
@@ -289,7 +296,7 @@ class ScoringParams(_Strict):
         return self.systems[0]
 
 
-class Endpoint(_Strict):
+class Endpoint(_Served):
     """Where a model that is not a respondent (a judge, the namer) is served: the same fields as a respondent's."""
 
     api_base: str | list[str] | None = None
@@ -297,19 +304,6 @@ class Endpoint(_Strict):
     rpm: float | None = Field(None, gt=0, description="requests a minute this endpoint allows; calls are paced "
                               "client-side to stay under it (valuelex_utils.llm.ratelimit)")
     tpm: float | None = Field(None, gt=0, description="tokens a minute (prompt + completion) this endpoint allows")
-
-    _api_base = field_validator("api_base")(classmethod(lambda cls, v: _api_bases(v)))
-    _api_key_env = field_validator("api_key_env")(classmethod(lambda cls, v: _env_name(v)))
-
-    @property
-    def api_bases(self) -> list[str]:
-        """The endpoints; a URL whose credentials the run dir's params copy masks is the real one again in a step's
-        kernel (`scrub.unmask_url`)."""
-        from .scrub import unmask_url
-
-        if self.api_base is None:
-            return []
-        return [unmask_url(b) for b in ([self.api_base] if isinstance(self.api_base, str) else self.api_base)]
 
 
 class Params(_Strict):
