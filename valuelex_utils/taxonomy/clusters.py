@@ -326,9 +326,6 @@ def project_2d(X: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: fl
 
         Y = PCA(n_components=2, random_state=seed).fit_transform(X)
         return Y, "pca"
-    import os
-
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(_numba_cache_dir()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs value 1 overridden by random_state", spectral-init fallbacks
         import umap
@@ -337,12 +334,6 @@ def project_2d(X: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: fl
                             metric="cosine", random_state=seed, init="spectral" if n > 15 else "random")
         Y = reducer.fit_transform(X)
     return np.asarray(Y, dtype=np.float64), "umap"
-
-
-def _numba_cache_dir():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[2] / ".cache" / "numba"  # the repository's .cache
 
 
 # --------------------------------------------------------------------------------------------------------------------
