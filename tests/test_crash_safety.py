@@ -91,8 +91,9 @@ def test_sigkill_at_random_moments_then_rerun_equals_an_uninterrupted_run(tmp_pa
         plan = ["startup"] + ["mid-calls"] * MID_CALL_KILLS
         for moment in plan:
             before = line_count(store)
+            err = tmp_path / f"kill{len(kills)}.err"  # what a run that ends by itself said (exit 2: why)
             proc = subprocess.Popen(valuelex_run_args(params_file, run_dir), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, env=env)
+                                    stderr=err.open("w"), env=env)
             if moment == "startup":
                 time.sleep(rng.uniform(0.2, 4.0))
             else:
@@ -101,7 +102,8 @@ def test_sigkill_at_random_moments_then_rerun_equals_an_uninterrupted_run(tmp_pa
                 while line_count(store) < target and proc.poll() is None and time.time() < deadline:
                     time.sleep(0.005)
                 time.sleep(rng.uniform(0.0, 0.05))
-            assert proc.poll() is None, f"the run ended by itself before the {moment} kill (exit {proc.returncode})"
+            assert proc.poll() is None, (f"the run ended by itself before the {moment} kill (exit {proc.returncode}): "
+                                         f"{err.read_text()[-1500:]}")
             killed = kill_tree(proc)
             assert proc.returncode == -signal.SIGKILL
             kills.append({"moment": moment, "lines_before": before, "lines_after": line_count(store),
@@ -244,7 +246,9 @@ def test_sigkill_at_a_random_moment_of_every_step_and_the_report_then_rerun_comp
             ended_first = proc.poll() is not None
             if not ended_first:
                 kill_tree(proc)
-            status = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["steps"][step]["status"]
+            steps_done = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["steps"]
+            assert step in steps_done, (step, proc.returncode, proc.stderr.read()[-1500:] if ended_first else "")
+            status = steps_done[step]["status"]
             kills.append({"step": step, "delay": round(delay, 1), "killed": not ended_first, "status": status})
             assert status == ("ok" if ended_first else "running")
             rerun = subprocess.run([str(exe), "run", "--params", str(params_file), "--run-dir", str(run_dir),

@@ -118,15 +118,19 @@ class _Ramp:
         self.gap = gap
         self._next = 0.0
 
-    async def wait(self) -> None:
+    def claim(self, now: float) -> float | None:
+        """The launch time of the call asking now, or None once the first wave is launched (not held)."""
         if self.left <= 0:
-            return
+            return None
         self.left -= 1
-        loop = asyncio.get_running_loop()
-        now = loop.time()
         start = max(now, self._next)
         self._next = start + self.gap
-        if start > now:
+        return start
+
+    async def wait(self) -> None:
+        now = asyncio.get_running_loop().time()
+        start = self.claim(now)
+        if start is not None and start > now:
             await asyncio.sleep(start - now)
 
 
