@@ -47,13 +47,39 @@ def line_count(path: Path) -> int:
         return 0
 
 
+def _children(root: psutil.Process, known: dict) -> list[psutil.Process]:
+    """Every descendant of `root` and of the processes already stopped (a stopped parent keeps its children)."""
+    out = []
+    for p in [root, *known.values()]:
+        try:
+            out += p.children(recursive=True)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
 def kill_tree(proc: subprocess.Popen) -> int:
     """SIGKILL the CLI and every process under it (the papermill kernel) in one sweep; returns how many died."""
     try:
         root = psutil.Process(proc.pid)
-        victims = [*root.children(recursive=True), root]
     except psutil.NoSuchProcess:
         return 0
+    # Freeze the tree first (SIGSTOP), re-listing until no new process appears, then kill it: a process the CLI or
+    # a step spawns between a listing and the kill would otherwise live on, orphaned, holding the run dir's lock
+    # (seen on a loaded machine: the next run ended at once with exit 2, "in use").
+    victims: dict[int, psutil.Process] = {}
+    while True:
+        found = [root, *_children(root, victims)]
+        new = [p for p in found if p.pid not in victims]
+        if not new:
+            break
+        for p in new:
+            victims[p.pid] = p
+            try:
+                p.send_signal(signal.SIGSTOP)
+            except psutil.NoSuchProcess:
+                pass
+    victims = list(victims.values())
     for p in victims:
         try:
             p.send_signal(signal.SIGKILL)
