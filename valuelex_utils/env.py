@@ -1,6 +1,6 @@
-"""The environment ValueLex runs in: every default it sets in the process environment, in one function.
+"""The environment ValueLex runs in: every variable it sets in the process environment, in this one module.
 
-`configure_env()` is called by the package `__init__` (so before any submodule, and so before litellm, llama_cpp,
+`configure_env()` (the defaults of every process) is called by the package `__init__` (so before any submodule, and so before litellm, llama_cpp,
 numba or sentence-transformers can be imported), and again, explicitly, by the entry points (`cli.main`,
 `notebook.setup_notebook`). It only sets what the user has not set: their own settings always win. Idempotent.
 """
@@ -38,8 +38,8 @@ def _openmp_defaults() -> None:
     `OMP_WAIT_POLICY=ACTIVE` with libgomp's default spin budget (`GOMP_SPINCOUNT=300000`, about 3 ms) keeps the
     unthrottled behaviour (121 tokens/s) without burning idle cores (0% CPU when idle). libgomp reads these when it
     loads, i.e. at the first `import llama_cpp`, so `llm.llama`, the one module that imports llama_cpp, calls
-    `configure_llama_env` first. Only there: the same settings make the OpenMP pools of scikit-learn and torch spin on a contended
-    machine (an 800 x 800 eigh took 49-79 s instead of 3-4 s beside another job), and those processes load no
+    `configure_llama_env` first. Only there: the same settings make the OpenMP pools of scikit-learn and torch spin
+    on a contended machine (an 800 x 800 eigh took 49-79 s instead of 3-4 s beside another job), and those processes load no
     model. A user's own settings win (either variable set: neither is touched)."""
     if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
         os.environ["OMP_WAIT_POLICY"] = "ACTIVE"
