@@ -5,11 +5,12 @@
 # What takes the time on a fresh 2-core machine is compiling llama.cpp (llama-cpp-python ships only sources). So:
 # - the llama-cpp-python wheel is built in the background (`pip wheel`, its own isolated build env) while the stack
 #   installs in the foreground, and Chromium comes from apt in the background too;
-# - only the `llama` library target and what it links (ggml, ggml-base, ggml-cpu) is built: llama-cpp-python forces
-#   llama.cpp's `common` library on, which the Python package never loads (scikit-build-core `build.targets`);
+# - llama.cpp's `common` library is not built: llama-cpp-python forces it on, the Python package never loads it, and
+#   it is 57 of the 127 compile commands (scripts/llama_no_common.cmake turns it off right after llama.cpp's
+#   project(); limiting the build to the `llama` target instead fails at install, whose rule still names the library);
 # - a portable AVX2 build (GGML_NATIVE=OFF, not -march=native) so the wheel pip caches is valid on any machine of
 #   this kind and the figures measured with it are what such a machine gets;
-# - how the wheel was built (CMAKE_ARGS, targets, parallel level, built here or taken from pip's cache, seconds) is
+# - how the wheel was built (CMAKE_ARGS, parallel level, built here or taken from pip's cache, seconds) is
 #   written to $VENV/valuelex-llama-build.json, which the benchmarks record (benchmarks/_machine.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ PIP="$VENV/bin/python -m pip"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 JOBS=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}
 LLAMA_CMAKE_ARGS=${LLAMA_CMAKE_ARGS:-"-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"}
-LLAMA_TARGETS="llama"  # builds ggml, ggml-base and ggml-cpu with it: the libraries llama_cpp loads
+NO_COMMON="-DCMAKE_PROJECT_llama.cpp_INCLUDE=$PWD/scripts/llama_no_common.cmake"
 
 step() { printf '\n== %s (%ss)\n' "$1" "$SECONDS"; }
 
@@ -43,19 +44,17 @@ LOGS="$VENV/setup-logs"
 mkdir -p "$LOGS"
 
 # -- background: the llama-cpp-python wheel ----------------------------------------------------------------------------
-build_llama_wheel() {  # $1: scikit-build-core build targets ("" = all); writes the wheel to $VENV/.llama-wheel
+build_llama_wheel() {  # $1: CMake arguments; writes the wheel to $VENV/.llama-wheel
   rm -rf "$VENV/.llama-wheel"
-  local settings=()
-  [ -n "$1" ] && settings=(--config-settings "build.targets=$1")
-  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" \
-    $PIP wheel --no-deps -c constraints.txt "${settings[@]}" -w "$VENV/.llama-wheel" llama-cpp-python \
-    >"$LOGS/llama-wheel.log" 2>&1
+  CMAKE_ARGS="$1" CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" \
+    $PIP wheel --no-deps -c constraints.txt -w "$VENV/.llama-wheel" llama-cpp-python >"$LOGS/llama-wheel.log" 2>&1
 }
 LLAMA_PID=""
 if ! "$VENV/bin/python" -c "import llama_cpp, uvicorn, fastapi, sse_starlette" 2>/dev/null; then
   step "llama-cpp-python wheel in the background (compiles llama.cpp unless pip has it cached; log: $LOGS/llama-wheel.log)"
   LLAMA_STARTED=$SECONDS
-  build_llama_wheel "$LLAMA_TARGETS" &
+  LLAMA_ARGS="$LLAMA_CMAKE_ARGS $NO_COMMON"
+  build_llama_wheel "$LLAMA_ARGS" &
   LLAMA_PID=$!
 fi
 
@@ -70,23 +69,23 @@ $PIP install -q -c constraints.txt -e '.[dev]'
 
 if [ -n "$LLAMA_PID" ]; then
   step "waiting for the llama-cpp-python wheel"
-  targets="$LLAMA_TARGETS"
   if ! wait "$LLAMA_PID"; then
-    echo "warning: the wheel build limited to '$LLAMA_TARGETS' failed (tail of the log below); building every target"
+    echo "warning: the wheel build without llama.cpp's common library failed (tail of the log below); building it whole"
     tail -5 "$LOGS/llama-wheel.log" || true
-    targets=""
-    build_llama_wheel "" || { tail -30 "$LOGS/llama-wheel.log"; exit 1; }
+    LLAMA_ARGS="$LLAMA_CMAKE_ARGS"
+    build_llama_wheel "$LLAMA_ARGS" || { tail -30 "$LOGS/llama-wheel.log"; exit 1; }
   fi
   wheel=$(ls "$VENV"/.llama-wheel/llama_cpp_python-*.whl)
   step "llama-cpp-python and its server extras"
   $PIP install -q -c constraints.txt "${wheel}[server]"
   built=false
   grep -q "Building wheel for llama-cpp-python" "$LOGS/llama-wheel.log" && built=true
-  "$VENV/bin/python" - "$VENV/valuelex-llama-build.json" "$LLAMA_CMAKE_ARGS" "$targets" "$JOBS" "$built" \
+  "$VENV/bin/python" - "$VENV/valuelex-llama-build.json" "$LLAMA_ARGS" "$JOBS" "$built" \
     "$((SECONDS - LLAMA_STARTED))" "$(basename "$wheel")" <<'EOF'
 import json, os, sys, time
-path, cmake_args, targets, jobs, built, seconds, wheel = sys.argv[1:]
-json.dump({"wheel": wheel, "cmake_args": cmake_args, "build_targets": targets or "all",
+path, cmake_args, jobs, built, seconds, wheel = sys.argv[1:]
+json.dump({"wheel": wheel, "cmake_args": cmake_args,
+           "llama_common_library": "not built" if "llama_no_common" in cmake_args else "built",
            "cmake_build_parallel_level": int(jobs), "built_here": built == "true",
            "from_pip_cache": built != "true", "pip_cache_dir": os.environ.get("PIP_CACHE_DIR", "default"),
            "wall_seconds_incl_wait": int(seconds), "built_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
