@@ -4,11 +4,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from .linalg import logdet, sym_cond
+
 
 def _inverse(R: np.ndarray) -> tuple[np.ndarray, bool]:
     """Inverse of a correlation matrix, or its pseudo-inverse when singular (more words than respondents, collinear
     words). Returns (matrix, exact)."""
-    if np.linalg.cond(R) < 1e12:
+    if sym_cond(R) < 1e12:
         try:
             return np.linalg.inv(R), True
         except np.linalg.LinAlgError:
@@ -43,9 +45,9 @@ def bartlett_sphericity(R: np.ndarray, n: int) -> tuple[float | None, float | No
     R = np.asarray(R, float)
     p = R.shape[0]
     dof = p * (p - 1) // 2
-    sign, logdet = np.linalg.slogdet(R)
+    sign, log_det = logdet(R)
     factor = n - 1 - (2 * p + 5) / 6.0
-    if sign <= 0 or not np.isfinite(logdet) or factor <= 0 or np.linalg.cond(R) > 1e12:
+    if sign <= 0 or not np.isfinite(log_det) or factor <= 0 or sym_cond(R) > 1e12:
         return None, None, dof
-    chi2 = float(-logdet * factor)
+    chi2 = float(-log_det * factor)
     return chi2, float(stats.chi2.sf(chi2, dof)), dof

@@ -188,7 +188,7 @@ def fit_factors(
                                            notes)
     frames = _solution_frames(L, phi, assign, words, choice.rule, threshold, notes)
     keep = [j for j in range(p) if j not in dup]
-    Rk = R[np.ix_(keep, keep)]
+    Rk = R[np.ix_(keep, keep)] if dup else R  # the same object: what was computed of R is reused
     k_table = candidate_table(Rk, n, n_distinct, max_k, choice.k_parallel, k, method)
     cols = list(frames["loadings"].columns)
     index = pd.Index(data.index, name=data.index.name or "respondent")

@@ -1,0 +1,98 @@
+"""The shortcuts that make a paper-sized factor analysis (~2,000 words) affordable give what the direct computation
+gives: Lanczos top eigenpairs in minres, matrix functions computed once per matrix, the skipped smoothing of a
+model matrix that is positive definite by construction."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.support.planted import make_planted
+from valuelex_utils import factors as F
+from valuelex_utils.factors import extraction as FX
+from valuelex_utils.factors import fit as FF
+from valuelex_utils.factors import linalg as FL
+
+
+@pytest.fixture(scope="module")
+def wide_R() -> np.ndarray:
+    """A correlation matrix with more words than `LANCZOS_MIN_WORDS`: 4 planted factors and noise words."""
+    df, _ = make_planted(n_respondents=300, n_factors=4, words_per_factor=12, n_noise_words=FX.LANCZOS_MIN_WORDS,
+                         seed=11)
+    R = F.correlation_matrix(np.log1p(df.to_numpy(float)))
+    assert R.shape[0] > FX.LANCZOS_MIN_WORDS
+    return R
+
+
+def test_lanczos_minres_reaches_the_dense_solution(wide_R, monkeypatch):
+    L_lanczos, ok_lanczos = FX._minres(wide_R, 4)
+    monkeypatch.setattr(FX, "LANCZOS_MIN_WORDS", 10**9)  # every evaluation through a full eigh, as before
+    L_dense, ok_dense = FX._minres(wide_R, 4)
+    assert ok_lanczos and ok_dense
+    # same common part L L' (loadings are unique up to column signs); 1e-6 is far below any printed digit
+    assert np.abs(L_lanczos @ L_lanczos.T - L_dense @ L_dense.T).max() < 1e-6
+
+
+def test_top_eigenpairs_match_eigh_and_do_not_depend_on_earlier_calls(wide_R):
+    vals, vecs = np.linalg.eigh(wide_R)
+    top, top_vecs = FX._top_eigenpairs(wide_R, 5)
+    assert np.allclose(top, vals[::-1][:5], atol=1e-10)
+    assert np.allclose(np.abs(top_vecs.T @ vecs[:, ::-1][:, :5]), np.eye(5), atol=1e-8)
+    again, _ = FX._top_eigenpairs(wide_R, 5)
+    assert np.array_equal(top, again)  # a fixed start vector: no hidden random state
+
+
+def test_per_matrix_computes_once_per_array_object_and_returns_copies():
+    calls = []
+
+    @FL.per_matrix
+    def double(R):
+        calls.append(1)
+        return R * 2
+
+    A = np.eye(3)
+    first = double(A)
+    first[0, 0] = 99.0  # a caller changing its result does not change the cache
+    assert double(A)[0, 0] == 2.0 and len(calls) == 1
+    assert double(A.copy())[0, 0] == 2.0 and len(calls) == 2  # an equal but different array is computed anew
+
+
+def test_sym_cond_is_numpys_condition_number():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 30))
+    R = np.corrcoef(X, rowvar=False)
+    assert FL.sym_cond(R) == pytest.approx(np.linalg.cond(R), rel=1e-8)
+    singular = np.corrcoef(rng.normal(size=(10, 30)), rowvar=False)  # 10 respondents, 30 words
+    assert FL.sym_cond(singular) > 1e12 and np.linalg.cond(singular) > 1e12
+
+
+def test_model_matrix_smoothing_is_skipped_only_when_it_would_change_nothing(wide_R):
+    L, _ = FX._minres(wide_R, 4)
+    model = L @ L.T
+    M = model.copy()
+    np.fill_diagonal(M, 1.0)
+    uniq = 1.0 - np.diag(model)
+    assert FF._positive_definite_by_construction(uniq, None)
+    assert np.array_equal(FF.cor_smooth.__wrapped__(M), M)  # psych's cor.smooth leaves it as it is
+    heywood = uniq.copy()
+    heywood[0] = 0.0
+    assert not FF._positive_definite_by_construction(heywood, None)
+    assert not FF._positive_definite_by_construction(uniq, np.array([[1.0, 1.5], [1.5, 1.0]]))  # phi not PSD
+
+
+@pytest.mark.parametrize("oblique", [False, True])
+def test_low_rank_fit_statistics_equal_the_direct_ones(wide_R, monkeypatch, oblique):
+    from valuelex_utils.factors.rotation import _rotate
+
+    L, _ = FX._minres(wide_R, 4)
+    phi = None
+    if oblique:
+        L, phi = _rotate(L, "oblimin")
+        assert phi is not None and not np.allclose(phi, np.eye(4))
+    fast = FF.model_fit(wide_R, L, phi, 300)
+    monkeypatch.setattr(FF, "LANCZOS_MIN_WORDS", 10**9)  # the direct solve and determinant
+    direct = FF.model_fit(wide_R, L, phi, 300)
+    # 300 respondents for 448 words: R is singular and smoothed, log det M^-1 R ~ -3,400, and the direct determinant
+    # of that ill-conditioned product carries ~1e-8 relative error itself; far below any reported digit
+    for key in ("objective", "chi2", "rmsea", "bic", "rmsr"):
+        assert fast[key] == pytest.approx(direct[key], rel=1e-7), key
+    assert fast["tli"] == pytest.approx(direct["tli"], abs=1e-6)  # a difference of near-equal numbers
