@@ -52,7 +52,9 @@ def taxonomies_by_training(matrix: pd.DataFrame, training: Any, groups: Sequence
     respondents or words, no factor), so a notebook on a tiny run still runs and says why.
     """
 
-    opts = dict(fit_opts or {})
+    # a group's taxonomy needs its K and assignment only: skip the table of K candidates (refits K = 1..max_k; at
+    # paper scale, 53 minres fits per group) and the loading intervals; neither changes K or the assignment
+    opts = {**dict(fit_opts or {}), "max_k": 0, "n_boot": 0}
     fit_seed = opts.pop("seed", seed)
     out: dict[str, TaxonomyResult | str] = {}
     for g, sub in split_by_training(matrix, training, groups).items():
