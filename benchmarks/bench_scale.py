@@ -249,7 +249,7 @@ def fleet(latency: float, in_flights: list[int], tmp: Path, steps: tuple[str, ..
             table, tally = asyncio.run(fn(params, str(run_dir), progress=False))
             wall = time.perf_counter() - started
             calls = len(table)
-            answered = int(table["text"].notna().sum())
+            answered = int(table["text" if "text" in table else "completion"].notna().sum())  # 05 renames it
             row = {"step": step, "calls": calls, "in_flight": c, "seconds": round(wall, 1),
                    "ideal": round(calls * latency / c, 1), "efficiency": round(calls * latency / c / wall, 3),
                    "latency_s": latency, "answered": answered, "retries": int(tally.total("retries")),

@@ -5,7 +5,8 @@ the scheduler, asyncio and LiteLLM), side by side with the raw single stream in 
 `llama_cpp.llama_decode` and `llama_cpp.llama_sampler_sample` are wrapped with timers (both the engine's lanes and
 llama-cpp-python's own single-stream path call them through the module, so one wrapper sees both). Per-kernel time
 inside llama_decode needs a sampling profiler on the native code: run with `--seconds S` to keep the batched load
-going for S seconds and attach `perf record -p <pid>` meanwhile (the closing note gives what it showed).
+going for S seconds (`--hold raw` for the single stream) and attach `perf record -p <pid>` meanwhile:
+`benchmarks/perf_ops.py` does both and sums the samples per ggml kernel.
 
     python benchmarks/profile_batched.py [--batch 16] [--max-tokens 64] [--out outputs/bench/profile_batched.json]
 """
@@ -132,7 +133,8 @@ def breakdown(tokens: int, wall: float) -> dict[str, Any]:
     }
 
 
-def profile_model(name: str, b: int, max_tokens: int, rounds: int, seconds: float) -> dict[str, Any]:
+def profile_model(name: str, b: int, max_tokens: int, rounds: int, seconds: float, hold: str = "batched"
+                  ) -> dict[str, Any]:
     spec = embedded.EMBEDDED[name]
     model = f"local/{name}"
     embedded.get_engine(name)
@@ -154,11 +156,14 @@ def profile_model(name: str, b: int, max_tokens: int, rounds: int, seconds: floa
                                   "ratio_batched_to_raw": round(batch["tok_s"] / single["tok_s"], 2)})
             print(f"{name} round {r + 1}: raw {single['tok_s']} tok/s, B={b} {batch['tok_s']} tok/s "
                   f"({out['rounds'][-1]['ratio_batched_to_raw']}x), load {load}", flush=True)
-        if seconds > 0:  # keep the batched load going for a native profiler attached from outside
-            print(f"pid {os.getpid()}: batched load for {seconds:.0f} s", flush=True)
+        if seconds > 0:  # keep one kind of load going for a native profiler attached from outside
+            print(f"pid {os.getpid()}: {hold} load for {seconds:.0f} s", flush=True)
             end, i = time.perf_counter() + seconds, 100
             while time.perf_counter() < end:
-                batched_run(model, b, max_tokens, offset=i)
+                if hold == "raw":
+                    raw_run(raw, spec.chat, 1, max_tokens)
+                else:
+                    batched_run(model, b, max_tokens, offset=i)
                 i += b
     finally:
         raw.close()
@@ -171,11 +176,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=0.0)
+    p.add_argument("--hold", choices=["batched", "raw"], default="batched",
+                   help="which load the --seconds tail keeps going (raw: the single stream, to profile side by side)")
     p.add_argument("--models", nargs="*", default=list(embedded.EMBEDDED))
     p.add_argument("--out", default=str(REPO / "outputs" / "bench" / "profile_batched.json"))
     a = p.parse_args(argv)
     result = {"machine": machine_info(), "batch": a.batch, "max_tokens": a.max_tokens,
-              "models": {n: profile_model(n, a.batch, a.max_tokens, a.rounds, a.seconds) for n in a.models}}
+              "models": {n: profile_model(n, a.batch, a.max_tokens, a.rounds, a.seconds, a.hold) for n in a.models}}
     finish(result["machine"])
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
