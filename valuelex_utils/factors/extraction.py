@@ -46,9 +46,9 @@ def _smc_start(R: np.ndarray) -> np.ndarray:
 
 
 #: Above this many words the top-k eigenpairs in minres come from Lanczos iterations (ARPACK through scipy's `eigsh`)
-#: instead of a full `eigh`. A full decomposition costs O(p^3) per objective evaluation (~1 s at 1,700 words on one
-#: core, and L-BFGS-B needs hundreds), Lanczos O(p^2) per matrix product. At or below it, the full decomposition is
-#: cheap and every result stays what it was.
+#: instead of a full `eigh`. A full decomposition costs O(p^3) per objective evaluation (0.7 s at 1,700 words on one
+#: core; 0.02-0.05 s by Lanczos, which costs O(p^2) per matrix product), and a fit table refits dozens of K. At or
+#: below it, the full decomposition is cheap and every result stays what it was.
 LANCZOS_MIN_WORDS = 400
 
 

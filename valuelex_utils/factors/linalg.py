@@ -26,7 +26,9 @@ def per_matrix(fn: Callable[[np.ndarray], T] | None = None, *, copy: bool = True
         seen: list[tuple[weakref.ref, Any]] = []
 
         @functools.wraps(f)
-        def wrapper(R: np.ndarray) -> T:
+        def wrapper(R: np.ndarray, *args: Any, **kwargs: Any) -> T:
+            if args or kwargs:  # other options than the defaults: computed, not cached
+                return f(R, *args, **kwargs)
             for ref, value in seen:
                 if ref() is R:
                     break
