@@ -101,5 +101,15 @@ def finish(info: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
+def write_result(result: dict[str, Any], out: str | Path) -> Path:
+    """Close `result["machine"]` (`finish`) and write the result as JSON to `out`, creating its folder."""
+    finish(result["machine"])
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+    return path
+
+
 if __name__ == "__main__":
     print(json.dumps(finish(machine_info()), indent=2))

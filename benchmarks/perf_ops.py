@@ -26,7 +26,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks._machine import finish, machine_info  # noqa: E402
+from benchmarks._machine import machine_info, write_result  # noqa: E402
 
 # symbol pattern -> kind of work (first match wins); the names are ggml's CPU kernels and the libraries around them
 KINDS = [
@@ -109,10 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             result["models"][model] = {hold: sample(model, hold, a.batch, a.sample, Path(tmp))
                                        for hold in ("raw", "batched")}
             print(json.dumps({model: {h: v["kinds"] for h, v in result["models"][model].items()}}), flush=True)
-    finish(result["machine"])
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {a.out}")
+    write_result(result, a.out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import threading
@@ -27,7 +26,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks._machine import finish, machine_info  # noqa: E402
+from benchmarks._machine import machine_info, write_result  # noqa: E402
 from benchmarks.bench_llm import TOPICS  # noqa: E402 - the same prompts as the benchmark it explains
 from valuelex_utils.llm import embedded  # noqa: E402
 import litellm  # noqa: E402
@@ -183,10 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     result = {"machine": machine_info(), "batch": a.batch, "max_tokens": a.max_tokens,
               "models": {n: profile_model(n, a.batch, a.max_tokens, a.rounds, a.seconds, a.hold) for n in a.models}}
-    finish(result["machine"])
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {a.out}")
+    write_result(result, a.out)
 
 
 if __name__ == "__main__":
