@@ -123,12 +123,13 @@ def model_fit(R: np.ndarray, loadings: np.ndarray, phi: np.ndarray | None, n_obs
     Rs = cor_smooth(R)
     out: dict[str, Any] = {"n_factors": k, "df": dof, "rmsr": rmsr, "chi2": None, "p": None, "rmsea": None,
                            "rmsea_lower": None, "rmsea_upper": None, "tli": None, "bic": None, "objective": None}
-    if p > LANCZOS_MIN_WORDS and _positive_definite_by_construction(uniqueness, phi):
+    positive_definite = _positive_definite_by_construction(uniqueness, phi)
+    if p > LANCZOS_MIN_WORDS and positive_definite:
         F = _discrepancy_low_rank(Rs, L, phi, uniqueness)
     else:
         M = model.copy()
         np.fill_diagonal(M, np.diag(R))
-        if not _positive_definite_by_construction(uniqueness, phi):
+        if not positive_definite:
             M = cor_smooth(M)
         try:
             MiR = np.linalg.solve(M, Rs)
