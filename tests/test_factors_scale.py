@@ -15,17 +15,17 @@ from valuelex_utils.factors import linalg as FL
 
 @pytest.fixture(scope="module")
 def wide_R() -> np.ndarray:
-    """A correlation matrix with more words than `LANCZOS_MIN_WORDS`: 4 planted factors and noise words."""
-    df, _ = make_planted(n_respondents=600, n_factors=4, words_per_factor=12, n_noise_words=FX.LANCZOS_MIN_WORDS,
+    """A correlation matrix with more words than `FAST_PATH_MIN_WORDS`: 4 planted factors and noise words."""
+    df, _ = make_planted(n_respondents=600, n_factors=4, words_per_factor=12, n_noise_words=FL.FAST_PATH_MIN_WORDS,
                          seed=11)
     R = F.correlation_matrix(np.log1p(df.to_numpy(float)))
-    assert R.shape[0] > FX.LANCZOS_MIN_WORDS
+    assert R.shape[0] > FL.FAST_PATH_MIN_WORDS
     return R
 
 
 def test_lanczos_minres_reaches_the_dense_solution(wide_R, monkeypatch):
     L_lanczos, ok_lanczos = FX._minres(wide_R, 4)
-    monkeypatch.setattr(FX, "LANCZOS_MIN_WORDS", 10**9)  # every evaluation through a full eigh, as before
+    monkeypatch.setattr(FX, "FAST_PATH_MIN_WORDS", 10**9)  # every evaluation through a full eigh, as before
     L_dense, ok_dense = FX._minres(wide_R, 4)
     assert ok_lanczos and ok_dense
     # same common part L L' (loadings are unique up to column signs); 1e-6 is far below any printed digit
@@ -95,7 +95,7 @@ def test_low_rank_fit_statistics_equal_the_direct_ones(wide_R, monkeypatch, obli
         L, phi = _rotate(L, "oblimin")
         assert phi is not None and not np.allclose(phi, np.eye(4))
     fast = FF.model_fit(wide_R, L, phi, 600)
-    monkeypatch.setattr(FF, "LANCZOS_MIN_WORDS", 10**9)  # the direct solve and determinant
+    monkeypatch.setattr(FF, "FAST_PATH_MIN_WORDS", 10**9)  # the direct solve and determinant
     direct = FF.model_fit(wide_R, L, phi, 600)
     # 600 respondents for 448 words: R is well conditioned, so the direct computation is accurate to compare with
     # (with fewer respondents than words R is singular, and the direct determinant of the ill-conditioned M^-1 R

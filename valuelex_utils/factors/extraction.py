@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 from scipy import optimize
 
-from .linalg import per_matrix, sym_cond
+from .linalg import FAST_PATH_MIN_WORDS, per_matrix, sym_cond
 
 
 def _import_factor_analyzer():
@@ -45,22 +45,15 @@ def _smc_start(R: np.ndarray) -> np.ndarray:
     return np.clip(1.0 - smc, 0.005, 1.0)
 
 
-#: Above this many words the top-k eigenpairs in minres come from Lanczos iterations (ARPACK through scipy's `eigsh`)
-#: instead of a full `eigh`. A full decomposition costs O(p^3) per objective evaluation (0.7 s at 1,700 words on one
-#: core; 0.02-0.05 s by Lanczos, which costs O(p^2) per matrix product), and a fit table refits dozens of K. At or
-#: below it, the full decomposition is cheap and every result stays what it was.
-LANCZOS_MIN_WORDS = 400
-
-
 def _top_eigenpairs(Rs: np.ndarray, k: int, start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The k largest eigenvalues (descending) of the symmetric `Rs` and their eigenvectors (p x k).
 
-    Full `eigh` up to `LANCZOS_MIN_WORDS` words (or when k is a large share of p); above, ARPACK's implicitly restarted
-    Lanczos (`eigsh`, which="LA", tol=0: to machine precision) from `start` (the previous evaluation's top vectors
-    summed, which minres passes so that successive calls start close to the answer; a fixed vector otherwise, since
-    ARPACK's own random start would make results depend on earlier calls)."""
+    Full `eigh` up to `FAST_PATH_MIN_WORDS` words (or when k is a large share of p); above, ARPACK's implicitly
+    restarted Lanczos (`eigsh`, which="LA", tol=0: to machine precision) from `start` (the previous evaluation's top
+    vectors summed, which minres passes so that successive calls start close to the answer; a fixed vector otherwise,
+    since ARPACK's own random start would make results depend on earlier calls)."""
     p = Rs.shape[0]
-    if p <= LANCZOS_MIN_WORDS or 4 * k >= p:
+    if p <= FAST_PATH_MIN_WORDS or 4 * k >= p:
         vals, vecs = np.linalg.eigh(Rs)
         return vals[::-1][:k], vecs[:, ::-1][:, :k]
     from scipy.sparse.linalg import eigsh

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
-from .extraction import LANCZOS_MIN_WORDS, _minres  # one implementation of minres
-from .linalg import logdet, per_matrix, sym_cond
+from .extraction import _minres  # one implementation of minres
+from .linalg import FAST_PATH_MIN_WORDS, logdet, per_matrix, sym_cond
 
 __all__ = [
     "cor_smooth",
@@ -67,7 +67,8 @@ def _discrepancy_low_rank(Rs: np.ndarray, L: np.ndarray, phi: np.ndarray | None,
     With G G' = L phi L' (G = L phi^1/2), A = Psi^-1 G and C = I + G' A (K x K), Woodbury gives
     tr(M^-1 Rs) = tr(Psi^-1 Rs) - tr(C^-1 A' Rs A) and the determinant lemma log det M = sum log psi + log det C;
     log det Rs is computed once per matrix. NaN when det Rs <= 0, as the direct formula gives. Used above
-    `LANCZOS_MIN_WORDS` words, where the direct solve and determinant cost seconds per fitted K (tested against it)."""
+    `FAST_PATH_MIN_WORDS` words, where the direct solve and determinant cost seconds per fitted K (tested against
+    it)."""
     if phi is None:
         G = L
     else:
@@ -124,7 +125,7 @@ def model_fit(R: np.ndarray, loadings: np.ndarray, phi: np.ndarray | None, n_obs
     out: dict[str, Any] = {"n_factors": k, "df": dof, "rmsr": rmsr, "chi2": None, "p": None, "rmsea": None,
                            "rmsea_lower": None, "rmsea_upper": None, "tli": None, "bic": None, "objective": None}
     positive_definite = _positive_definite_by_construction(uniqueness, phi)
-    if p > LANCZOS_MIN_WORDS and positive_definite:
+    if p > FAST_PATH_MIN_WORDS and positive_definite:
         F = _discrepancy_low_rank(Rs, L, phi, uniqueness)
     else:
         M = model.copy()

@@ -17,6 +17,12 @@ import numpy as np
 
 T = TypeVar("T")
 
+#: Above this many words a fit takes the paper-scale paths: minres's top eigenpairs by Lanczos (`extraction`) and the
+#: fit statistics by Woodbury (`fit.model_fit`). A full decomposition costs O(p^3) per objective evaluation (0.7 s at
+#: 1,700 words on one core; 0.02-0.05 s by Lanczos, which costs O(p^2) per matrix product), and a fit table refits
+#: dozens of K. At or below it, the direct computations are cheap and every result stays what it was.
+FAST_PATH_MIN_WORDS = 400
+
 
 def per_matrix(fn: Callable[[np.ndarray], T] | None = None, *, copy: bool = True, size: int = 4) -> Any:
     """Cache `fn(R)` for the last `size` array objects it saw. Array results are returned as copies unless
