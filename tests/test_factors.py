@@ -591,6 +591,29 @@ def test_fit_table_lets_each_rule_vote_and_planted_k_fits_well():
     assert res.fit["df"] == T.loc[3, "df"] and res.fit["chi2"] == pytest.approx(T.loc[3, "chi2"], rel=1e-6)
 
 
+def test_default_candidate_table_follows_parallel_analysis_only_up_to_20_but_always_past_the_chosen_k():
+    from valuelex_utils.factors.retention import default_max_k
+
+    assert default_max_k(3, 3) == 8  # small studies: at least K = 8, as before
+    assert default_max_k(12, 12) == 15  # parallel analysis and the chosen K + 3, as before
+    assert default_max_k(50, 8) == 20  # an over-extracting parallel analysis no longer drags the table to K = 53
+    assert default_max_k(50, 50) == 53  # ... but the K actually chosen is always in it, with three beyond
+    assert default_max_k(5, 30) == 33
+
+
+def test_parallel_analysis_can_be_skipped_only_when_k_is_fixed_and_nothing_else_changes():
+    df, _ = make_planted(n_respondents=300, n_factors=3, words_per_factor=6, n_noise_words=4, model="gaussian",
+                         seed=43)
+    full = F.fit_factors(df, n_factors=3, pa_iter=PA_ITER, max_k=0)
+    lean = F.fit_factors(df, n_factors=3, pa_iter=PA_ITER, max_k=0, parallel_when_fixed=False)
+    assert full.k_parallel == 3 and full.pa_threshold is not None
+    assert lean.k_parallel is None and lean.pa_threshold is None and lean.k_votes["parallel"] is None
+    assert lean.assignment == full.assignment
+    np.testing.assert_array_equal(lean.loadings.to_numpy(), full.loadings.to_numpy())
+    chosen = F.fit_factors(df, pa_iter=PA_ITER, max_k=0, parallel_when_fixed=False)  # K from the rule: PA runs
+    assert chosen.k_parallel == chosen.n_factors == 3 and chosen.pa_threshold is not None
+
+
 def test_map_bic_and_rmsea_give_zero_factors_on_noise():
     df, _ = make_planted(n_respondents=300, n_factors=0, n_noise_words=20, model="gaussian", seed=42)
     res = F.fit_factors(df, pa_iter=PA_ITER)

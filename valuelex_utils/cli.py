@@ -93,7 +93,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 FACTOR_OPTIONS = ("n_factors", "k_rule", "rotation", "method", "corr", "transform", "threshold", "min_words", "pa_iter",
-                  "percentile", "seed", "n_boot", "max_k")
+                  "percentile", "seed", "n_boot", "max_k", "parallel_when_fixed")
 
 
 def _cmd_factors(args: argparse.Namespace) -> int:
@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=None)
     f.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples for 95%% loading intervals (default 0)")
     f.add_argument("--max-k", type=int, default=None, help="largest K in the table of fit per candidate K (0: none)")
+    f.add_argument("--no-parallel-when-fixed", dest="parallel_when_fixed", action="store_false", default=None,
+                   help="with --n-factors, skip parallel analysis (no curve on the scree plot; saves its permutations)")
     _force_option(f)
     f.set_defaults(func=_cmd_factors)
 

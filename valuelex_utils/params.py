@@ -202,13 +202,15 @@ class FactorParams(_Strict):
     percentile: float = Field(95, gt=0, lt=100)
     n_boot: int = Field(0, ge=0, le=100_000, description="bootstrap resamples for 95% intervals of the loadings; 0 = none")
     max_k: int | None = Field(None, ge=0, le=MAX_FACTORS, description="largest K in the table of fit per candidate K; 0 = no table")
+    parallel_when_fixed: bool = Field(True, description="run parallel analysis also when n_factors fixes K (its curve "
+                                      "on the scree plot); false saves its permutations")
 
     def fit_kwargs(self, seed: int) -> dict[str, Any]:
         """Keyword arguments of `factors.fit_factors` for these options."""
         return {"n_factors": self.n_factors, "method": self.method, "rotation": self.rotation, "k_rule": self.k_rule,
                 "corr": self.corr, "transform": self.transform, "threshold": self.threshold,
                 "min_words": self.min_words, "seed": seed, "pa_iter": self.pa_iter, "percentile": self.percentile,
-                "n_boot": self.n_boot, "max_k": self.max_k}
+                "n_boot": self.n_boot, "max_k": self.max_k, "parallel_when_fixed": self.parallel_when_fixed}
 
 
 class TaxonomyParams(_Strict):

@@ -123,6 +123,7 @@ def fit_factors(
     transform: str = "log1p",
     n_boot: int = 0,
     max_k: int | None = None,
+    parallel_when_fixed: bool = True,
 ) -> FactorResult:
     """Exploratory factor analysis of a respondents x words matrix, from adequacy checks to word assignments.
 
@@ -155,8 +156,12 @@ def fit_factors(
             when `n_factors` is given; 1 disables it.
         n_boot: bootstrap resamples for 95% intervals of the loadings (`loading_ci`); 0 (default) skips them.
         max_k: largest K in the table of candidates (`k_table`: psych's fit indices, MAP and VSS per K); default
-            max(8, K by parallel analysis + 3, K + 3), at most words - 1; 0 skips the table (it about doubles the
+            max(8, K by parallel analysis + 3 but at most 20, K + 3) (`retention.default_max_k`), at most
+            words - 1; 0 skips the table (it about doubles the
             time of a fit: worth skipping in resampling loops such as `bootstrap_stability`).
+        parallel_when_fixed: also run parallel analysis when `n_factors` fixes K (default), for the scree plot's
+            curve and `k_votes`; resampling loops that only compare K and assignments turn it off (`k_parallel` and
+            `pa_threshold` are then None): at paper scale it was a third of each resample's fit.
 
     Besides loadings and assignments the result has what psych::fa reports (module `fit`, psych's formulas; K rules in
     `retention`):
@@ -182,7 +187,8 @@ def fit_factors(
         notes.append("perfectly correlated words fitted through their twin: "
                      + ", ".join(f"{words[i]} = {words[j]}" for i, (j, _) in list(dup.items())[:10]))
     choice = choose_n_factors(X, R, n_factors=n_factors, k_rule=k_rule, corr=corr, seed=seed, pa_iter=pa_iter,
-                              percentile=percentile, n_distinct=n_distinct, notes=notes)
+                              percentile=percentile, n_distinct=n_distinct, notes=notes,
+                              parallel_when_fixed=parallel_when_fixed)
     adequacy = _adequacy(R, n, words, notes)
     k, L, phi, assign = prune_to_min_words(R, choice.k, choice.rule, method, rotation, dup, threshold, min_words,
                                            notes)
@@ -216,7 +222,7 @@ def run_factors_cli(matrix_csv: str | os.PathLike, out_dir: str | os.PathLike, *
     ignored, so a CLI can pass every flag through). Everything is validated and fitted before anything is written,
     so bad input leaves DIR untouched. Returns a short summary (K, assigned counts, output paths, notes)."""
     allowed = {"n_factors", "method", "rotation", "k_rule", "corr", "threshold", "seed", "pa_iter", "percentile",
-               "min_words", "transform", "n_boot", "max_k"}
+               "min_words", "transform", "n_boot", "max_k", "parallel_when_fixed"}
     unknown = set(opts) - allowed
     if unknown:
         raise UserError(f"unknown factors option(s): {', '.join(sorted(unknown))}")

@@ -31,7 +31,7 @@ class FactorResult:
     pa_threshold: np.ndarray | None
     pa_percentile: float
     pa_iter: int
-    k_parallel: int
+    k_parallel: int | None
     k_deflated: int | None
     k_kaiser: int
     k_before_pruning: int

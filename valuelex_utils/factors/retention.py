@@ -257,20 +257,22 @@ class KChoice:
 
     `k` is the K of the rule used (`rule`: a k_rule, or "fixed" when n_factors was given), capped at distinct words
     - 1; `eigenvalues` and `pa_threshold` are what the scree plot shows; `k_deflated` is None unless k_rule is
-    "deflated" (the deflated test is computed only then).
+    "deflated" (the deflated test is computed only then); `pa_threshold` and `k_parallel` are None when K was fixed
+    and parallel analysis not asked for (`parallel_when_fixed=False`).
     """
 
     k: int
     rule: str
     eigenvalues: np.ndarray
-    pa_threshold: np.ndarray
-    k_parallel: int
+    pa_threshold: np.ndarray | None
+    k_parallel: int | None
     k_deflated: int | None
     k_kaiser: int
 
 
 def choose_n_factors(X: np.ndarray, R: np.ndarray, *, n_factors: int | None, k_rule: str, corr: str, seed: int,
-                     pa_iter: int, percentile: float, n_distinct: int, notes: list[str]) -> KChoice:
+                     pa_iter: int, percentile: float, n_distinct: int, notes: list[str],
+                     parallel_when_fixed: bool = True) -> KChoice:
     """The number of factors by `k_rule` (or `n_factors` when given), with what Kaiser and parallel analysis say.
 
     `X` is the data the correlations `R` come from (parallel analysis permutes it); `n_distinct` the words left once
@@ -279,8 +281,11 @@ def choose_n_factors(X: np.ndarray, R: np.ndarray, *, n_factors: int | None, k_r
     """
     eig = np.linalg.eigvalsh(R)[::-1]
     k_kai = kaiser_k(eig)
-    # computed whatever the rule: the scree plot always shows the parallel-analysis curve
-    _, _, pa_thr, k_pa, k_defl = _parallel(X, pa_iter, percentile, seed, corr, deflate=(k_rule == "deflated"))
+    # computed whatever the rule (the scree plot shows the parallel-analysis curve), unless K is fixed and the caller
+    # does not want it (resampling loops)
+    pa_thr, k_pa, k_defl = None, None, None
+    if n_factors is None or parallel_when_fixed:
+        _, _, pa_thr, k_pa, k_defl = _parallel(X, pa_iter, percentile, seed, corr, deflate=(k_rule == "deflated"))
     if n_factors is not None:
         k = int(n_factors)
         rule = "fixed"
@@ -314,11 +319,22 @@ def prune_to_min_words(R: np.ndarray, k: int, rule: str, method: str, rotation: 
     return k, L, phi, assign
 
 
-def candidate_table(Rk: np.ndarray, n: int, n_distinct: int, max_k: int | None, k_parallel: int, k: int,
+#: the default table follows parallel analysis up to here (psych's `nfactors` default, n = 20), and always reaches
+#: the chosen K + 3: on ~2,000 mostly rare words Horn's test can pass 50 factors, and a table to K = 53 was 94% of
+#: step 03 at paper scale (issue 19) while the K it shows beyond 20 were never the ones chosen
+TABLE_FOLLOWS_PARALLEL_UP_TO = 20
+
+
+def default_max_k(k_parallel: int | None, k: int) -> int:
+    """The largest K of the default candidate table: max(8, K by parallel analysis + 3 capped at 20, chosen K + 3)."""
+    return max(8, min((k_parallel or 0) + 3, TABLE_FOLLOWS_PARALLEL_UP_TO), k + 3)
+
+
+def candidate_table(Rk: np.ndarray, n: int, n_distinct: int, max_k: int | None, k_parallel: int | None, k: int,
                     method: str) -> pd.DataFrame | None:
-    """`_k_candidates` up to K = max_k (default max(8, K by parallel analysis + 3, K + 3)), at most distinct words - 1
-    and respondents - 1; None when max_k is 0 or no candidate is possible."""
-    top = min(n_distinct - 1, n - 1, max_k if max_k is not None else max(8, k_parallel + 3, k + 3))
+    """`_k_candidates` up to K = max_k (default `default_max_k`), at most distinct words - 1 and respondents - 1;
+    None when max_k is 0 or no candidate is possible."""
+    top = min(n_distinct - 1, n - 1, max_k if max_k is not None else default_max_k(k_parallel, k))
     return _k_candidates(Rk, n, top, method) if top >= 1 and max_k != 0 else None
 
 

@@ -34,7 +34,8 @@ def bootstrap_stability(df: pd.DataFrame, n_boot: int = 50, seed: int = 0, **fit
     data = _validate_counts(df, source="matrix", allow_negative=True)
     fit_seed = fit_opts.pop("seed", seed)
     full = fit_factors(data, seed=fit_seed, **fit_opts)
-    fit_opts = {"max_k": 0, **fit_opts, "n_boot": 0}  # K and groups only: no fit table or loading CIs per resample
+    # K and groups only: no fit table, loading CIs or (when K is fixed) parallel analysis per resample
+    fit_opts = {"max_k": 0, **fit_opts, "n_boot": 0, "parallel_when_fixed": False}
     words = list(full.assignment)
     ss = np.random.SeedSequence(seed)
     k_values: list[int] = []

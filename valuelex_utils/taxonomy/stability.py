@@ -53,8 +53,9 @@ def taxonomy_stability(matrix: pd.DataFrame, *, n_boot: int = 20, seed: int = 0,
         raise UserError(f"taxonomy_stability: scheme must be 'subsample' or 'bootstrap', not {scheme!r}")
     if scheme == "subsample" and not 0 < fraction < 1:
         raise UserError("taxonomy_stability: fraction must lie in (0, 1)")
-    # only K and the assignment are compared across resamples: skip the table of K candidates and loading intervals
-    opts = {**dict(fit_opts or {}), "max_k": 0, "n_boot": 0}
+    # only K and the assignment are compared across resamples: skip the table of K candidates, loading intervals and,
+    # when K is fixed, parallel analysis
+    opts = {**dict(fit_opts or {}), "max_k": 0, "n_boot": 0, "parallel_when_fixed": False}
     fit_seed = opts.pop("seed", seed)
     data = matrix.reset_index(drop=True)
     full = fit_factors(data, seed=fit_seed, **opts)

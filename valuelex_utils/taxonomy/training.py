@@ -53,8 +53,9 @@ def taxonomies_by_training(matrix: pd.DataFrame, training: Any, groups: Sequence
     """
 
     # a group's taxonomy needs its K and assignment only: skip the table of K candidates (refits K = 1..max_k; at
-    # paper scale, 53 minres fits per group) and the loading intervals; neither changes K or the assignment
-    opts = {**dict(fit_opts or {}), "max_k": 0, "n_boot": 0}
+    # paper scale, 53 minres fits per group), the loading intervals, and parallel analysis when K is fixed; none of
+    # them changes K or the assignment
+    opts = {**dict(fit_opts or {}), "max_k": 0, "n_boot": 0, "parallel_when_fixed": False}
     fit_seed = opts.pop("seed", seed)
     out: dict[str, TaxonomyResult | str] = {}
     for g, sub in split_by_training(matrix, training, groups).items():
