@@ -610,6 +610,7 @@ def test_parallel_analysis_can_be_skipped_only_when_k_is_fixed_and_nothing_else_
     assert lean.k_parallel is None and lean.pa_threshold is None and lean.k_votes["parallel"] is None
     assert lean.assignment == full.assignment
     np.testing.assert_array_equal(lean.loadings.to_numpy(), full.loadings.to_numpy())
+    assert "Horn's parallel analysis: not run" in F.explain_k(lean)
     chosen = F.fit_factors(df, pa_iter=PA_ITER, max_k=0, parallel_when_fixed=False)  # K from the rule: PA runs
     assert chosen.k_parallel == chosen.n_factors == 3 and chosen.pa_threshold is not None
 

@@ -61,7 +61,12 @@ def explain_k(result: FactorResult) -> str:
              + (f" (it gave {result.k_before_pruning}; lowered because factors had fewer than {result.min_words} "
                 f"words loading >= {result.threshold:g})" if result.k_before_pruning != result.n_factors else "")
              + "."]
-    others = [f"{_RULE_NAMES[r]}: {'none' if k is None else k}" for r, k in v.items()
+    not_run = {"parallel"} if result.pa_threshold is None else set()  # K fixed, parallel_when_fixed=False
+
+    def said(r: str, k: int | None) -> str:
+        return "not run" if r in not_run else "none" if k is None else str(k)
+
+    others = [f"{_RULE_NAMES[r]}: {said(r, k)}" for r, k in v.items()
               if r not in ("chosen", result.k_rule) and r in _RULE_NAMES]
     if others:
         lines.append("The other rules: " + "; ".join(others) + ".")
