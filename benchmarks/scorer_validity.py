@@ -41,7 +41,13 @@ BLIND = ROOT / "tests" / "data" / "blind"
 FAMILY = {"valuelex": "valuelex", "schwartz": "schwartz", "mft": "mft"}  # anything else is an extra training system
 #: measured once each, at the end of the session that wrote them (tests/data/blind/README.md says which); a set
 #: that has been looked at moves to SPENT_SETS and may then be used for development
-BLIND_SETS: list[tuple] = []  # none left: write new sets (texts first, then labels) before the next scorer change
+BLIND_SETS = [
+    ("fourth system: Confucian virtues", str(BLIND / "confucian_system.yaml"), BLIND / "confucian_blind.csv"),
+    ("blind: valuelex stem completions 4", "valuelex", BLIND / "valuelex_blind4.csv"),
+    ("blind: the same under reworded names", str(BLIND / "valuelex_renamed.yaml"), BLIND / "valuelex_blind4.csv",
+     "valuelex"),
+    ("blind: schwartz argued stances 3", "schwartz", BLIND / "schwartz_stances_blind3.csv"),
+]
 #: blind sets already measured once (tests/data/blind/README.md says when): no longer evidence of generalisation,
 #: reported as development figures
 SPENT_SETS = [
