@@ -51,6 +51,19 @@ def test_alpha_known_value():
     assert R.kripp_alpha(h, s, "interval") == pytest.approx(1 - d_o / d_e, abs=1e-4)  # 0.93694
 
 
+def test_interval_alpha_on_continuous_scores_equals_the_library_and_scales():
+    import krippendorff
+
+    rng = np.random.default_rng(3)
+    h = rng.integers(0, 7, 300).astype(float)
+    s = np.clip(h + rng.normal(0, 1.5, 300), 0, 6)  # continuous: every value distinct
+    ref = krippendorff.alpha(reliability_data=np.vstack([h, s]), level_of_measurement="interval")
+    assert R.kripp_alpha(h, s, "interval") == pytest.approx(ref, abs=1e-4)
+    # the library builds units x values x values (1,600 units: 31 GiB); the closed form is linear
+    big_h = rng.integers(0, 7, 20_000).astype(float)
+    assert -1 <= R.kripp_alpha(big_h, big_h + rng.normal(0, 0.5, 20_000), "interval") <= 1
+
+
 def test_strong_vs_weak_auc_excludes_label_4():
     human = [6, 5, 4, 3, 2, 0]
     score = [5.5, 5.0, 0.0, 3.0, 2.0, 1.0]  # the 4 has a terrible score but is left out

@@ -82,6 +82,8 @@ def kripp_alpha(human: Sequence[float], scorer: Sequence[float], level: str = "o
     data = np.vstack([h, s]).astype(float)
     if len(np.unique(data)) < 2:
         return None
+    if level == "interval":
+        return _interval_alpha(data[0], data[1])
     kwargs: dict[str, Any] = {"reliability_data": data, "level_of_measurement": level}
     if level in ("ordinal", "nominal"):
         kwargs["value_domain"] = LABELS
@@ -90,6 +92,19 @@ def kripp_alpha(human: Sequence[float], scorer: Sequence[float], level: str = "o
             return _none_if_nan(krippendorff.alpha(**kwargs))
     except (ValueError, ZeroDivisionError):
         return None
+
+
+def _interval_alpha(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Krippendorff's interval alpha of two coders who rated every unit, in closed form: 1 - D_o / D_e with
+    D_o = 2 sum (a - b)^2 / n and D_e = 2 sum (v - mean v)^2 / (n - 1) over all n = 2 x units values v. Written by
+    hand because `krippendorff.alpha` builds a units x values x values array: with continuous scores every value is
+    distinct, and 1,600 units asked it for 31 GiB."""
+    v = np.concatenate([a, b])
+    n = len(v)
+    d_e = 2.0 * float(np.sum((v - v.mean()) ** 2)) / (n - 1)
+    if d_e == 0:
+        return None
+    return _none_if_nan(1.0 - (2.0 * float(np.sum((a - b) ** 2)) / n) / d_e)
 
 
 def strong_weak_auc(human: Sequence[float], score: Sequence[float]) -> float | None:
