@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from valuelex_utils.scoring import phi, reliability  # noqa: E402
 from valuelex_utils.systems import load_system  # noqa: E402
 
-BLIND = ROOT / "tests" / "data" / "blind"
+FORMER = ROOT / "valuelex_utils" / "data" / "annotated" / "former_blind"
 
 
 def agreement(first: Path, second: Path, system_ref: str = "valuelex") -> dict:
@@ -44,5 +44,5 @@ def agreement(first: Path, second: Path, system_ref: str = "valuelex") -> dict:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:] or [str(BLIND / "valuelex_blind2.csv"), str(BLIND / "valuelex_blind2_second_labels.csv")]
+    args = sys.argv[1:] or [str(FORMER / "valuelex_blind2.csv"), str(FORMER / "valuelex_blind2_second_labels.csv")]
     print(json.dumps(agreement(Path(args[0]), Path(args[1]), *(args[2:3] or ["valuelex"])), indent=1, default=float))

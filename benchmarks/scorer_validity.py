@@ -6,13 +6,14 @@ marker words; its integer labels come from cut points fitted on the same trainin
 
   (a) leave-one-system-out: fit on the annotated sets of two of valuelex / schwartz / mft (and the extra training
       systems), test on every annotated set of the third;
-  (b) a value system no shipped file covers (tests/data/blind/epistemic_system.yaml), never used for fitting;
+  (b) a value system no shipped file covers (tests/data/blind/confucian_system.yaml), never used for fitting;
   (c) the blind sets under tests/data/blind/, written and labelled before the scorer was changed, never tuned on.
 
-(b) and (c) run only with --blind: they are measured once, at the end, and every look spends them. --spent reports
-the blind sets of earlier sessions, which were measured once already and are now development data.
+(b) and (c) run only with --blind: they are measured once, at the end, and every look spends them. Spent blind
+sets move to valuelex_utils/data/annotated/former_blind/ and into phi's training sets, where (a) tests them with
+their system family.
 
-    python benchmarks/scorer_validity.py [--ship] [--spent] [--blind] [--out outputs/bench/scorer.json]
+    python benchmarks/scorer_validity.py [--ship] [--blind] [--out outputs/bench/scorer.json]
 """
 from __future__ import annotations
 
@@ -40,26 +41,13 @@ ANN = phi.ANNOTATED_DIR
 BLIND = ROOT / "tests" / "data" / "blind"
 FAMILY = {"valuelex": "valuelex", "schwartz": "schwartz", "mft": "mft"}  # anything else is an extra training system
 #: measured once each, at the end of the session that wrote them (tests/data/blind/README.md says which); a set
-#: that has been looked at moves to SPENT_SETS and may then be used for development
+#: that has been looked at is spent: it moves to the training data's former_blind/ and may then be used for fitting
 BLIND_SETS = [
     ("fourth system: Confucian virtues", str(BLIND / "confucian_system.yaml"), BLIND / "confucian_blind.csv"),
     ("blind: valuelex stem completions 4", "valuelex", BLIND / "valuelex_blind4.csv"),
     ("blind: the same under reworded names", str(BLIND / "valuelex_renamed.yaml"), BLIND / "valuelex_blind4.csv",
      "valuelex"),
     ("blind: schwartz argued stances 3", "schwartz", BLIND / "schwartz_stances_blind3.csv"),
-]
-#: blind sets already measured once (tests/data/blind/README.md says when): no longer evidence of generalisation,
-#: reported as development figures
-SPENT_SETS = [
-    ("spent: assistant safety", str(BLIND / "safety_system.yaml"), BLIND / "safety_blind.csv"),
-    ("spent: valuelex stem completions", "valuelex", BLIND / "valuelex_blind.csv"),
-    ("spent: valuelex stem completions 2", "valuelex", BLIND / "valuelex_blind2.csv"),
-    ("spent: schwartz argued stances", "schwartz", BLIND / "schwartz_stances_blind.csv"),
-    ("spent: epistemic virtues (unseen system)", str(BLIND / "epistemic_system.yaml"), BLIND / "epistemic_blind.csv"),
-    ("spent: valuelex stem completions 3", "valuelex", BLIND / "valuelex_blind3.csv"),
-    ("spent: the same under reworded names", str(BLIND / "valuelex_renamed.yaml"), BLIND / "valuelex_blind3.csv",
-     "valuelex"),
-    ("spent: schwartz argued stances 2", "schwartz", BLIND / "schwartz_stances_blind2.csv"),
 ]
 
 
@@ -200,7 +188,6 @@ def in_system_cv(train: list[Dataset], family: str, n_splits: int = 5) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blind", action="store_true", help="also measure (b) and (c): spends the blind sets")
-    ap.add_argument("--spent", action="store_true", help="also report the spent blind sets (development figures)")
     ap.add_argument("--ship", action="store_true", help="write valuelex_utils/data/phi_validity.json (what "
                     "`valuelex score` reports as the scorer's reliability)")
     ap.add_argument("--loso-only", action="store_true", help="only (a): skip the in-system cross-validation")
@@ -232,13 +219,8 @@ def main() -> None:
     if args.ship and not args.loso_only:
         scoring.VALIDITY_FILE.write_text(json.dumps(shipped, indent=1, default=float) + "\n", encoding="utf-8")
         print(f"wrote {scoring.VALIDITY_FILE}")
-    if args.spent or args.blind:
-        model, bmap = fit(train)
-    if args.spent:
-        report["spent"] = evaluate(model, bmap, [Dataset(*spec) for spec in SPENT_SETS if spec[2].is_file()])
-        print_table("spent blind sets (development figures, not evidence): fitted on every training set",
-                    report["spent"])
     if args.blind:
+        model, bmap = fit(train)
         blind = [Dataset(*spec) for spec in BLIND_SETS if spec[2].is_file()]
         report["blind"] = evaluate(model, bmap, blind)
         print_table("(b), (c) fitted on every training set, tested on the blind sets", report["blind"])

@@ -54,6 +54,14 @@ TRAINING_SETS: tuple[tuple[str, str], ...] = (
     ("extra/virtues.yaml", "extra/virtues.csv"),
     ("extra/big_three_morality.yaml", "extra/big_three_morality.csv"),
     ("extra/work_values.yaml", "extra/work_values.csv"),
+    # blind test sets of sessions 4, 6 and 8, each measured once and then spent (former_blind/README.md)
+    ("valuelex", "former_blind/valuelex_blind.csv"),
+    ("valuelex", "former_blind/valuelex_blind2.csv"),
+    ("valuelex", "former_blind/valuelex_blind3.csv"),
+    ("schwartz", "former_blind/schwartz_stances_blind.csv"),
+    ("schwartz", "former_blind/schwartz_stances_blind2.csv"),
+    ("former_blind/safety_system.yaml", "former_blind/safety_blind.csv"),
+    ("former_blind/epistemic_system.yaml", "former_blind/epistemic_blind.csv"),
 )
 SIMILARITY_FEATURES = ["pos", "def", "pos_sent", "def_sent", "pos_top3", "neg", "neg_sent"]
 RELATIVE_FEATURES = ["rel_pos", "rel_def", "rel_pos_sent", "rel_def_sent", "rel_pos_top3", "rel_neg"]
