@@ -157,8 +157,8 @@ def fit_factors(
         n_boot: bootstrap resamples for 95% intervals of the loadings (`loading_ci`); 0 (default) skips them.
         max_k: largest K in the table of candidates (`k_table`: psych's fit indices, MAP and VSS per K); default
             max(8, K by parallel analysis + 3 but at most 20, K + 3) (`retention.default_max_k`), at most
-            words - 1; 0 skips the table (it about doubles the
-            time of a fit: worth skipping in resampling loops such as `bootstrap_stability`).
+            words - 1; 0 skips the table (it about doubles the time of a fit: worth skipping in resampling loops such
+            as `bootstrap_stability`).
         parallel_when_fixed: also run parallel analysis when `n_factors` fixes K (default), for the scree plot's
             curve and `k_votes`; resampling loops that only compare K and assignments turn it off (`k_parallel` and
             `pa_threshold` are then None): at paper scale it was a third of each resample's fit.

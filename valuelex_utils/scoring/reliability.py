@@ -84,12 +84,10 @@ def kripp_alpha(human: Sequence[float], scorer: Sequence[float], level: str = "o
         return None
     if level == "interval":
         return _interval_alpha(data[0], data[1])
-    kwargs: dict[str, Any] = {"reliability_data": data, "level_of_measurement": level}
-    if level in ("ordinal", "nominal"):
-        kwargs["value_domain"] = LABELS
-    try:
+    try:  # ordinal or nominal: the seven labels
         with np.errstate(divide="ignore", invalid="ignore"):
-            return _none_if_nan(krippendorff.alpha(**kwargs))
+            return _none_if_nan(krippendorff.alpha(reliability_data=data, level_of_measurement=level,
+                                                   value_domain=LABELS))
     except (ValueError, ZeroDivisionError):
         return None
 
