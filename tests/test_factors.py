@@ -507,7 +507,9 @@ def test_bootstrap_stability_on_planted_structure():
 def _fit_factors_options() -> set[str]:
     import inspect
 
-    return set(inspect.signature(F.fit_factors).parameters) - {"df"}
+    from valuelex_utils.factors.options import RESAMPLING_ONLY
+
+    return set(inspect.signature(F.fit_factors).parameters) - {"df"} - RESAMPLING_ONLY
 
 
 def test_every_fit_factors_option_has_a_cli_flag_and_a_params_key_of_the_same_name():

@@ -53,7 +53,7 @@ Layout (sub-modules import their siblings directly, never this package):
   rotation      oblimin / promax / varimax and the deterministic sign and order
   solution      the solution for a fixed K (extract, rotate, assign) and its bootstrap intervals
   fit           psych's fit indices, factor scores, omega
-  efa           fit_factors (orders the steps above) and run_factors_cli
+  efa           fit_factors (orders the steps above), fit_each (many fits side by side), run_factors_cli
   result        FactorResult and its factors.json form
   outputs       write_factor_outputs (factors.json, loadings.csv, scores, scree.html)
   figures, summary, stability   scree plot and heatmap; tables and text for reading; bootstrap_stability
@@ -64,7 +64,7 @@ from __future__ import annotations
 
 from .adequacy import bartlett_sphericity, kmo
 from .correlations import correlation_matrix, tetrachoric_from_table, tetrachoric_matrix
-from .efa import fit_factors, run_factors_cli
+from .efa import fit_each, fit_factors, run_factors_cli
 from .figures import loadings_heatmap, scree_figure
 from .matrix import load_matrix
 from .options import CORRS, K_RULES, METHODS, OBLIQUE, ROTATIONS, TRANSFORMS
@@ -88,6 +88,7 @@ __all__ = [
     "bootstrap_stability",
     "correlation_matrix",
     "explain_k",
+    "fit_each",
     "fit_factors",
     "k_candidates_table",
     "kaiser_k",

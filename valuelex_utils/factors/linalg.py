@@ -9,6 +9,7 @@ through weak references, so a new or freed matrix is never confused with them); 
 from __future__ import annotations
 
 import functools
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,20 +28,28 @@ FAST_PATH_MIN_WORDS = 400
 def per_matrix(fn: Callable[[np.ndarray], T] | None = None, *, copy: bool = True, size: int = 4) -> Any:
     """Cache `fn(R)` for the last `size` array objects it saw. Array results are returned as copies unless
     `copy=False` (for a result that is passed on as a matrix and must keep its identity, so that functions of it are
-    cached too; such a result is never modified)."""
+    cached too; such a result is never modified). Safe in threads (`options.thread_map`): the list is read and
+    replaced under a lock; two threads asking for the same new matrix at once may both compute it."""
     def decorate(f: Callable[[np.ndarray], T]) -> Callable[[np.ndarray], T]:
         seen: list[tuple[weakref.ref, Any]] = []
+        lock = threading.Lock()
+
+        def lookup(R: np.ndarray) -> tuple[bool, Any]:
+            with lock:
+                for ref, value in seen:
+                    if ref() is R:
+                        return True, value
+            return False, None
 
         @functools.wraps(f)
         def wrapper(R: np.ndarray, *args: Any, **kwargs: Any) -> T:
             if args or kwargs:  # other options than the defaults: computed, not cached
                 return f(R, *args, **kwargs)
-            for ref, value in seen:
-                if ref() is R:
-                    break
-            else:
+            found, value = lookup(R)
+            if not found:
                 value = f(R)
-                seen[:] = [(r, v) for r, v in seen if r() is not None][-(size - 1):] + [(weakref.ref(R), value)]
+                with lock:
+                    seen[:] = [(r, v) for r, v in seen if r() is not None][-(size - 1):] + [(weakref.ref(R), value)]
             return value.copy() if copy and isinstance(value, np.ndarray) else value
 
         return wrapper
@@ -49,10 +58,16 @@ def per_matrix(fn: Callable[[np.ndarray], T] | None = None, *, copy: bool = True
 
 
 @per_matrix
+def eigenvalues(R: np.ndarray) -> np.ndarray:
+    """`np.linalg.eigvalsh(R)` (ascending), once per matrix: the K rules and the condition number both need them."""
+    return np.linalg.eigvalsh(R)
+
+
+@per_matrix
 def sym_cond(R: np.ndarray) -> float:
     """The 2-norm condition number of a symmetric matrix, |eigenvalue| max over min: what `np.linalg.cond` gives (its
     singular values are these absolute eigenvalues) from `eigvalsh`, several times cheaper than numpy's SVD."""
-    a = np.abs(np.linalg.eigvalsh(R))
+    a = np.abs(eigenvalues(R))
     with np.errstate(divide="ignore"):
         return float(a.max() / a.min()) if a.size else 0.0
 

@@ -66,12 +66,8 @@ def load_matrix(path: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
-def _validate_counts(df: pd.DataFrame, source: str = "matrix", allow_negative: bool = False) -> pd.DataFrame:
-    """Check counts (numeric, finite, >= 0, >= 3 x 3) and drop zero-variance words with a note; used by every entry
-    point so a DataFrame handed over by a notebook gets the same checks as a CSV."""
-    if not isinstance(df, pd.DataFrame):
-        raise UserError(f"{source}: expected a pandas DataFrame (respondents x words)")
-    notes = list(df.attrs.get(_NOTES_ATTR, []))
+def _numeric_columns(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Every column as float, or a `UserError` naming the first column with a missing or non-numeric value."""
     bad_cols = []
     num = {}
     for c in df.columns:
@@ -83,7 +79,25 @@ def _validate_counts(df: pd.DataFrame, source: str = "matrix", allow_negative: b
         c, v = bad_cols[0]
         what = "a missing value" if pd.isna(v) else f"non-numeric value {v!r}"
         raise UserError(f"{source}: word column {c!r} has {what}; counts must be numbers >= 0")
-    out = pd.DataFrame(num, index=df.index)
+    return pd.DataFrame(num, index=df.index)
+
+
+def _validate_counts(df: pd.DataFrame, source: str = "matrix", allow_negative: bool = False) -> pd.DataFrame:
+    """Check counts (numeric, finite, >= 0, >= 3 x 3) and drop zero-variance words with a note; used by every entry
+    point so a DataFrame handed over by a notebook gets the same checks as a CSV."""
+    if not isinstance(df, pd.DataFrame):
+        raise UserError(f"{source}: expected a pandas DataFrame (respondents x words)")
+    notes = list(df.attrs.get(_NOTES_ATTR, []))
+    names = [str(c) for c in df.columns]
+    if len(set(names)) == len(names) and all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes):
+        # already numbers (every resample of step 4): one conversion instead of one per column; NaN is caught below
+        out = pd.DataFrame(df.to_numpy(float), index=df.index, columns=names)
+        missing = np.isnan(out.to_numpy()).any(axis=0)
+        if missing.any():
+            raise UserError(f"{source}: word column {df.columns[np.argmax(missing)]!r} has a missing value; "
+                            "counts must be numbers >= 0")
+    else:
+        out = _numeric_columns(df, source)
     vals = out.to_numpy()
     if not np.isfinite(vals).all():
         c = out.columns[np.where(~np.isfinite(vals))[1][0]]

@@ -42,7 +42,7 @@ class FactorResult:
     assignment: dict[str, int]
     communalities: pd.Series
     variance: pd.DataFrame
-    kmo_overall: float
+    kmo_overall: float | None
     kmo_per_word: pd.Series
     bartlett_chi2: float | None
     bartlett_p: float | None

@@ -24,9 +24,10 @@ import pandas as pd
 from valuelex_utils.errors import UserError
 
 from .correlations import _tetrachoric
-from .extraction import _extract
+from .extraction import _extract, _smc_start
 from .fit import model_fit, null_fit
-from .options import CORRS, _one_blas_thread
+from .linalg import eigenvalues
+from .options import CORRS, _one_blas_thread, thread_map
 from .rotation import _rotate
 from .solution import _solve
 
@@ -232,23 +233,29 @@ def _k_candidates(R: np.ndarray, n: int, max_k: int, method: str) -> pd.DataFram
     """One row per candidate K = 1..max_k: psych's fit indices of the K-factor model (`fit.model_fit`, on the
     unrotated loadings: the fit does not depend on the rotation), Velicer's MAP and VSS of complexity 1 and 2
     (varimax loadings, as psych::VSS). Row K = 0 is the independence model: its chi-square is Bartlett's, its MAP
-    the one with no component removed (Velicer's baseline), so that BIC, RMSEA and MAP can say "no factor"."""
+    the one with no component removed (Velicer's baseline), so that BIC, RMSEA and MAP can say "no factor".
+    The candidates are fitted side by side (`thread_map`: each K is independent; the rows are those of a loop)."""
     mp = velicer_map(R, max_k)
     null = null_fit(R, n)
+    if method == "minres":
+        _smc_start(R)  # every K starts from it: computed once here, not by the first threads at once
     rows = [{**{c: null[c] for c in ("chi2", "df", "p", "rmsea", "rmsea_lower", "rmsea_upper", "bic", "rmsr")},
              "map": mp[0]}]
-    for k in range(1, max_k + 1):
-        L0, _ = _extract(R, k, method)
-        fit = model_fit(R, L0, None, n)
-        Lv, _ = _rotate(L0, "varimax")
-        rows.append({"chi2": fit["chi2"], "df": fit["df"], "p": fit["p"], "rmsea": fit["rmsea"],
-                     "rmsea_lower": fit["rmsea_lower"], "rmsea_upper": fit["rmsea_upper"], "tli": fit["tli"],
-                     "bic": fit["bic"], "rmsr": fit["rmsr"], "map": mp[k], "vss1": vss_fit(R, Lv, 1),
-                     "vss2": vss_fit(R, Lv, 2)})
+    rows += thread_map(lambda k: {**_candidate(R, n, k, method), "map": mp[k]}, range(1, max_k + 1))
     cols = ["chi2", "df", "p", "rmsea", "rmsea_lower", "rmsea_upper", "tli", "bic", "rmsr", "map", "vss1", "vss2"]
     table = pd.DataFrame(rows, columns=cols, dtype=float)
     table.index.name = "K"
     return table
+
+
+def _candidate(R: np.ndarray, n: int, k: int, method: str) -> dict[str, float]:
+    """The fit indices and VSS of the K-factor model (one row of `_k_candidates`, without MAP)."""
+    L0, _ = _extract(R, k, method)
+    fit = model_fit(R, L0, None, n)
+    Lv, _ = _rotate(L0, "varimax")
+    return {"chi2": fit["chi2"], "df": fit["df"], "p": fit["p"], "rmsea": fit["rmsea"],
+            "rmsea_lower": fit["rmsea_lower"], "rmsea_upper": fit["rmsea_upper"], "tli": fit["tli"],
+            "bic": fit["bic"], "rmsr": fit["rmsr"], "vss1": vss_fit(R, Lv, 1), "vss2": vss_fit(R, Lv, 2)}
 
 
 @dataclass
@@ -279,7 +286,7 @@ def choose_n_factors(X: np.ndarray, R: np.ndarray, *, n_factors: int | None, k_r
     perfectly correlated twins are merged (K is at most n_distinct - 1). A note is added when the rule's K is capped;
     a fixed K over the cap is a `UserError`.
     """
-    eig = np.linalg.eigvalsh(R)[::-1]
+    eig = eigenvalues(R)[::-1]
     k_kai = kaiser_k(eig)
     # computed whatever the rule (the scree plot shows the parallel-analysis curve), unless K is fixed and the caller
     # does not want it (resampling loops)

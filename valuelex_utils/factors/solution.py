@@ -11,15 +11,17 @@ from .rotation import _canonical, _rotate
 
 def _duplicate_words(R: np.ndarray, tol: float = 1e-8) -> dict[int, tuple[int, float]]:
     """Words perfectly (|r| = 1) correlated with an earlier word: {index: (twin index, sign)}. They make R singular
-    and carry no extra information; they are fitted through their twin and get its loadings (times the sign)."""
+    and carry no extra information; they are fitted through their twin and get its loadings (times the sign).
+
+    The candidate pairs are found in one array operation (a Python loop over the p^2 / 2 pairs took seconds at the
+    paper's 2,000 words), then visited in the order the loop visited them: each word's twin is its first earlier
+    word that is not itself a twin."""
     dup: dict[int, tuple[int, float]] = {}
-    p = R.shape[0]
-    for j in range(p):
-        if j in dup:
-            continue
-        for i in range(j + 1, p):
-            if i not in dup and abs(abs(R[j, i]) - 1.0) < tol:
-                dup[i] = (j, float(np.sign(R[j, i])))
+    near = np.abs(np.abs(np.triu(R, 1)) - 1.0) < tol
+    for j, i in zip(*np.nonzero(near)):  # row-major: by j, then i, as the loop visited them
+        j, i = int(j), int(i)
+        if j not in dup and i not in dup:
+            dup[i] = (j, float(np.sign(R[j, i])))
     return dup
 
 

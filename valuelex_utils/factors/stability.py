@@ -8,7 +8,7 @@ import pandas as pd
 
 from valuelex_utils.errors import UserError
 
-from .efa import fit_factors
+from .efa import fit_each, fit_factors
 from .matrix import _validate_counts
 from .options import _one_blas_thread
 
@@ -34,8 +34,8 @@ def bootstrap_stability(df: pd.DataFrame, n_boot: int = 50, seed: int = 0, **fit
     data = _validate_counts(df, source="matrix", allow_negative=True)
     fit_seed = fit_opts.pop("seed", seed)
     full = fit_factors(data, seed=fit_seed, **fit_opts)
-    # K and groups only: no fit table, loading CIs or (when K is fixed) parallel analysis per resample
-    fit_opts = {"max_k": 0, **fit_opts, "n_boot": 0, "parallel_when_fixed": False}
+    # K and groups only: no fit table, loading CIs, diagnostics or (when K is fixed) parallel analysis per resample
+    fit_opts = {"max_k": 0, **fit_opts, "n_boot": 0, "parallel_when_fixed": False, "diagnostics": False}
     words = list(full.assignment)
     ss = np.random.SeedSequence(seed)
     k_values: list[int] = []
@@ -44,14 +44,12 @@ def bootstrap_stability(df: pd.DataFrame, n_boot: int = 50, seed: int = 0, **fit
     same = {w: [0, 0] for w in words}
     n_failed = 0
     n = data.shape[0]
+    samples = []
     for child in ss.spawn(n_boot):
-        rng = np.random.default_rng(child)
-        idx = rng.integers(0, n, n)
-        sample = data.iloc[idx]
-        sample = sample.loc[:, sample.std(axis=0, ddof=0) > 0]
-        try:
-            res = fit_factors(sample, seed=fit_seed, **fit_opts)
-        except UserError:
+        sample = data.iloc[np.random.default_rng(child).integers(0, n, n)]
+        samples.append(sample.loc[:, sample.std(axis=0, ddof=0) > 0])
+    for res in fit_each(samples, seed=fit_seed, **fit_opts):  # side by side, results as in a loop
+        if isinstance(res, UserError):
             n_failed += 1
             continue
         k_values.append(res.n_factors)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from valuelex_utils.errors import UserError
-from valuelex_utils.factors import fit_factors
+from valuelex_utils.factors import fit_each
 
 from .clusters import Clustering, cluster_factors
 
@@ -22,6 +22,24 @@ def respondent_of(index: Sequence[Any]) -> pd.Index:
 
 def _leaf_assignment(cl: Clustering) -> dict[str, str]:
     return {w: f"{f}.{s}" for w, f, s in zip(cl.words, cl.factor, cl.subcluster) if f >= 0}
+
+
+def _resamples(data: pd.DataFrame, groups: pd.Index, n_boot: int, seed: int, scheme: str, fraction: float
+               ) -> list[pd.DataFrame]:
+    """The `n_boot` resampled matrices (rows drawn by group; words constant in a resample dropped), each from its own
+    child of `SeedSequence(seed)`, so resample b is the same whatever else is drawn."""
+    uniq = pd.unique(groups)
+    rows_of = {g: np.flatnonzero(groups == g) for g in uniq}
+    out = []
+    for child in np.random.SeedSequence(seed).spawn(n_boot):
+        rng = np.random.default_rng(child)
+        if scheme == "bootstrap":
+            pick = rng.choice(len(uniq), size=len(uniq), replace=True)
+        else:
+            pick = rng.choice(len(uniq), size=max(3, int(round(fraction * len(uniq)))), replace=False)
+        sample = data.iloc[np.concatenate([rows_of[uniq[i]] for i in pick])].reset_index(drop=True)
+        out.append(sample.loc[:, sample.std(axis=0, ddof=0) > 0])
+    return out
 
 
 def taxonomy_stability(matrix: pd.DataFrame, *, n_boot: int = 20, seed: int = 0, fit_opts: dict[str, Any] | None = None,
@@ -53,36 +71,29 @@ def taxonomy_stability(matrix: pd.DataFrame, *, n_boot: int = 20, seed: int = 0,
         raise UserError(f"taxonomy_stability: scheme must be 'subsample' or 'bootstrap', not {scheme!r}")
     if scheme == "subsample" and not 0 < fraction < 1:
         raise UserError("taxonomy_stability: fraction must lie in (0, 1)")
-    # only K and the assignment are compared across resamples: skip the table of K candidates, loading intervals and,
-    # when K is fixed, parallel analysis
-    opts = {**dict(fit_opts or {}), "max_k": 0, "n_boot": 0, "parallel_when_fixed": False}
+    # only K and the assignment are compared across resamples: skip the table of K candidates, loading intervals, the
+    # diagnostics (KMO, fit statistics, scores) and, when K is fixed, parallel analysis
+    opts = {**dict(fit_opts or {}), "max_k": 0, "n_boot": 0, "parallel_when_fixed": False, "diagnostics": False}
     fit_seed = opts.pop("seed", seed)
     data = matrix.reset_index(drop=True)
-    full = fit_factors(data, seed=fit_seed, **opts)
+    groups = respondent_of(matrix.index) if by_respondent else pd.Index([str(i) for i in range(len(matrix))])
+    samples = _resamples(data, groups, n_boot, seed, scheme, fraction)
+    # the full fit and every resample side by side (fit_each: threads, results as in a loop)
+    fits = fit_each([data, *samples], seed=fit_seed, progress=scheme if progress else None, **opts)
+    full = fits[0]
+    if isinstance(full, UserError):
+        raise full
     full_cl = cluster_factors(full, k_min=k_min, k_max=k_max, seed=seed, min_words=min_words, embed_fn=embed_fn)
     full_f = {w: a for w, a in full.assignment.items() if a >= 0}
     full_leaf = _leaf_assignment(full_cl)
-    groups = respondent_of(matrix.index) if by_respondent else pd.Index([str(i) for i in range(len(matrix))])
-    uniq = pd.unique(groups)
-    rows_of = {g: np.flatnonzero(groups == g) for g in uniq}
-    rng_root = np.random.SeedSequence(seed)
     rows = []
-    from tqdm.auto import tqdm
-
-    for b, child in enumerate(tqdm(rng_root.spawn(n_boot), disable=not progress, desc=scheme)):
-        rng = np.random.default_rng(child)
-        if scheme == "bootstrap":
-            pick = rng.choice(len(uniq), size=len(uniq), replace=True)
-        else:
-            pick = rng.choice(len(uniq), size=max(3, int(round(fraction * len(uniq)))), replace=False)
-        idx = np.concatenate([rows_of[uniq[i]] for i in pick])
-        sample = data.iloc[idx].reset_index(drop=True)
-        sample = sample.loc[:, sample.std(axis=0, ddof=0) > 0]
+    for b, (sample, res) in enumerate(zip(samples, fits[1:])):
         row: dict[str, Any] = {"boot": b, "n_rows": len(sample), "n_words": sample.shape[1], "k": np.nan,
                                "k_full": full.n_factors, "k_changed": np.nan, "n_common": 0,
                                "ari_factor": np.nan, "ari_subdimension": np.nan, "n_leaves": np.nan, "status": "ok"}
         try:
-            res = fit_factors(sample, seed=fit_seed, **opts)
+            if isinstance(res, UserError):
+                raise res
             row["k"] = res.n_factors
             row["k_changed"] = bool(res.n_factors != full.n_factors)
             cl = cluster_factors(res, k_min=k_min, k_max=k_max, seed=seed, min_words=min_words, embed_fn=embed_fn)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from valuelex_utils.errors import UserError
-from valuelex_utils.factors import fit_factors
+from valuelex_utils.factors import fit_each
 
 from .build import TaxonomyResult, build_taxonomy
 from .figures import sunburst_figure
@@ -53,22 +53,26 @@ def taxonomies_by_training(matrix: pd.DataFrame, training: Any, groups: Sequence
     """
 
     # a group's taxonomy needs its K and assignment only: skip the table of K candidates (refits K = 1..max_k; at
-    # paper scale, 53 minres fits per group), the loading intervals, and parallel analysis when K is fixed; none of
-    # them changes K or the assignment
-    opts = {**dict(fit_opts or {}), "max_k": 0, "n_boot": 0, "parallel_when_fixed": False}
+    # paper scale, 53 minres fits per group), the loading intervals, the diagnostics (KMO, fit statistics, scores)
+    # and parallel analysis when K is fixed; none of them changes K or the assignment
+    opts = {**dict(fit_opts or {}), "max_k": 0, "n_boot": 0, "parallel_when_fixed": False, "diagnostics": False}
     fit_seed = opts.pop("seed", seed)
     out: dict[str, TaxonomyResult | str] = {}
-    for g, sub in split_by_training(matrix, training, groups).items():
-        if sub.empty:
+    parts = {g: sub for g, sub in split_by_training(matrix, training, groups).items() if not sub.empty}
+    fits = dict(zip(parts, fit_each(list(parts.values()), seed=fit_seed, **opts)))  # the groups side by side
+    for g in groups:
+        if g not in parts:
             out[g] = f"no {g} respondents in the matrix"
             continue
         try:
-            res = fit_factors(sub, seed=fit_seed, **opts)
+            res = fits[g]
+            if isinstance(res, UserError):
+                raise res
             out[g] = build_taxonomy(res, k_min=k_min, k_max=k_max, min_words=min_words, seed=seed, call=call,
                                     model=model, name=f"{g}_taxonomy", embed_fn=embed_fn, project=project,
                                     title=f"Value system of {g} respondents alone")
-            out[g].taxonomy["method"]["respondents"] = {"training": g, "n_rows": int(len(sub)),
-                                                        "n_respondents": int(respondent_of(sub.index).nunique())}
+            out[g].taxonomy["method"]["respondents"] = {"training": g, "n_rows": int(len(parts[g])),
+                                                        "n_respondents": int(respondent_of(parts[g].index).nunique())}
         except UserError as err:
             out[g] = f"{g}: {err}"
     return out

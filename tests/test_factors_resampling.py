@@ -1,0 +1,96 @@
+"""Resampling loops at paper scale (issue 19): fits without diagnostics, many fits side by side in threads, and the
+vectorised checks they lean on give what the plain computations give."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.support.planted import make_planted
+from valuelex_utils import factors as F
+from valuelex_utils.errors import UserError
+from valuelex_utils.factors import matrix as FM
+from valuelex_utils.factors import options as FO
+from valuelex_utils.factors import solution as FS
+
+
+@pytest.fixture(scope="module")
+def planted() -> pd.DataFrame:
+    df, _ = make_planted(n_respondents=240, n_factors=3, words_per_factor=8, n_noise_words=10, seed=5)
+    return df
+
+
+def test_a_fit_without_diagnostics_has_the_same_solution_and_says_what_it_skipped(planted):
+    full = F.fit_factors(planted, pa_iter=20, max_k=0)
+    lean = F.fit_factors(planted, pa_iter=20, max_k=0, diagnostics=False)
+    assert lean.n_factors == full.n_factors == 3
+    assert lean.assignment == full.assignment
+    pd.testing.assert_frame_equal(lean.loadings, full.loadings)
+    assert full.kmo_overall is not None and full.fit and full.scores and full.omega
+    assert lean.kmo_overall is None and lean.kmo_per_word.empty and lean.bartlett_chi2 is None
+    assert lean.fit == {} and lean.scores == {} and lean.omega == {}
+    assert any("diagnostics not computed" in n for n in lean.notes)
+    assert lean.to_json_dict()["kmo"] == {"overall": None, "per_word": {}}
+
+
+def test_fit_each_equals_a_loop_and_keeps_a_failure_in_its_place(planted):
+    rng = np.random.default_rng(0)
+    samples = [planted.iloc[rng.choice(len(planted), 200, replace=False)] for _ in range(4)]
+    samples.insert(2, planted.iloc[:2])  # two respondents: cannot be fitted
+    opts = {"n_factors": 3, "max_k": 0, "parallel_when_fixed": False, "diagnostics": False}
+    side_by_side = F.fit_each(samples, jobs=2, **opts)
+    assert isinstance(side_by_side[2], UserError) and "respondents" in str(side_by_side[2])
+    for sample, res in zip(samples, side_by_side):
+        if res is side_by_side[2]:
+            continue
+        alone = F.fit_factors(sample, **opts)
+        assert res.assignment == alone.assignment
+        np.testing.assert_array_equal(res.loadings.to_numpy(), alone.loadings.to_numpy())
+
+
+def test_thread_map_keeps_the_order_and_raises_the_first_error():
+    assert FO.thread_map(lambda x: x * x, range(7), jobs=3) == [x * x for x in range(7)]
+    assert FO.thread_map(lambda x: x, [], jobs=2) == []
+
+    def boom(x):
+        if x == 3:
+            raise ValueError("three")
+        return x
+
+    with pytest.raises(ValueError, match="three"):
+        FO.thread_map(boom, range(6), jobs=2)
+
+
+def _duplicates_by_loop(R: np.ndarray, tol: float = 1e-8) -> dict[int, tuple[int, float]]:
+    """The pairwise loop `_duplicate_words` replaced: the definition it must keep."""
+    dup: dict[int, tuple[int, float]] = {}
+    for j in range(R.shape[0]):
+        if j in dup:
+            continue
+        for i in range(j + 1, R.shape[0]):
+            if i not in dup and abs(abs(R[j, i]) - 1.0) < tol:
+                dup[i] = (j, float(np.sign(R[j, i])))
+    return dup
+
+
+def test_duplicate_words_finds_what_the_pairwise_loop_found():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        X = rng.normal(size=(int(rng.integers(4, 20)), int(rng.integers(3, 15))))
+        for _ in range(int(rng.integers(0, 6))):  # twins, chains of twins and sign flips
+            a, b = rng.integers(0, X.shape[1], 2)
+            X[:, b] = X[:, a] * rng.choice([-2.0, -1.0, 1.0, 3.0])
+        R = np.corrcoef(X, rowvar=False)
+        assert FS._duplicate_words(R) == _duplicates_by_loop(R)
+
+
+def test_numeric_frames_take_the_fast_check_with_the_same_result_and_errors(planted):
+    fast = FM._validate_counts(planted)
+    slow = FM._validate_counts(planted.astype(object))  # object columns: the per-column conversion
+    pd.testing.assert_frame_equal(fast, slow)
+    holed = planted.astype(float)
+    holed.iloc[4, 6] = np.nan
+    with pytest.raises(UserError, match=f"word column {planted.columns[6]!r} has a missing value"):
+        FM._validate_counts(holed)
+    with pytest.raises(UserError, match=f"word column {planted.columns[6]!r} has a missing value"):
+        FM._validate_counts(holed.astype(object))
