@@ -94,3 +94,18 @@ def test_numeric_frames_take_the_fast_check_with_the_same_result_and_errors(plan
         FM._validate_counts(holed)
     with pytest.raises(UserError, match=f"word column {planted.columns[6]!r} has a missing value"):
         FM._validate_counts(holed.astype(object))
+
+
+def test_parallel_analysis_is_the_same_drawn_one_at_a_time_or_side_by_side(planted, monkeypatch):
+    from valuelex_utils.factors import retention as FR
+
+    X = np.log1p(planted.to_numpy(float))
+    wide = X[:30]  # fewer respondents than words: the Gram-matrix path
+    results = {}
+    for cores in (1, 3):
+        monkeypatch.setattr(FO, "available_cores", lambda cores=cores: cores)
+        monkeypatch.setattr(FR, "available_cores", lambda cores=cores: cores)
+        results[cores] = [FR._parallel(A, 17, 95, 4, "pearson", deflate=True) for A in (X, wide)]
+    for one, many in zip(results[1], results[3]):
+        for a, b in zip(one, many):
+            np.testing.assert_array_equal(a, b)

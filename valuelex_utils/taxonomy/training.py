@@ -45,11 +45,13 @@ def taxonomies_by_training(matrix: pd.DataFrame, training: Any, groups: Sequence
                            *, fit_opts: dict[str, Any] | None = None, k_min: int = 2, k_max: int = 4,
                            min_words: int = 4, seed: int = 0, call: Any = None, model: str | None = None,
                            embed_fn: Callable[[Sequence[str]], np.ndarray] | None = None,
-                           project: bool = True) -> dict[str, TaxonomyResult | str]:
+                           project: bool = False) -> dict[str, TaxonomyResult | str]:
     """The same pipeline (EFA with `fit_opts`, clustering, naming) on each training type's respondents alone.
 
     Returns group -> `TaxonomyResult`, or group -> a one-line reason when that group cannot be fitted (too few
-    respondents or words, no factor), so a notebook on a tiny run still runs and says why.
+    respondents or words, no factor), so a notebook on a tiny run still runs and says why. `project=True` also
+    places each group's words in 2-D (UMAP); off by default: the groups are compared by `training_summary` and
+    `compare_sunbursts`, which show no map, and each map took 4-8 s at paper scale (2,000 words).
     """
 
     # a group's taxonomy needs its K and assignment only: skip the table of K candidates (refits K = 1..max_k; at
