@@ -20,8 +20,11 @@ def descriptor_table(answers: pd.DataFrame, extract: Callable[[str], list[str]])
     """One row per (answer, descriptor) with the answer's respondent attributes and the word's position."""
     keep = ["respondent", "model", "family", "size", "training", "config", "prompt_id", "sample", "key"]
     rows = []
+    seen: dict[str, list[str]] = {}  # the rules read each distinct text once (greedy samples repeat verbatim)
     for ans in answers.itertuples(index=False):
-        words = extract(ans.text) if isinstance(ans.text, str) else []
+        if isinstance(ans.text, str) and ans.text not in seen:
+            seen[ans.text] = extract(ans.text)
+        words = seen[ans.text] if isinstance(ans.text, str) else []
         base = {k: getattr(ans, k) for k in keep if hasattr(ans, k)}
         rows += [{**base, "position": i, "word": w} for i, w in enumerate(words)]
     columns = [k for k in keep if k in answers.columns] + ["position", "word"]
