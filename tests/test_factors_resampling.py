@@ -109,3 +109,33 @@ def test_parallel_analysis_is_the_same_drawn_one_at_a_time_or_side_by_side(plant
     for one, many in zip(results[1], results[3]):
         for a, b in zip(one, many):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_gram_factor_gives_the_eigenvalues_and_minres_start_of_the_dense_computation():
+    from valuelex_utils.factors import extraction as FX
+    from valuelex_utils.factors import linalg as FL
+
+    X = np.log1p(make_planted(n_respondents=60, n_factors=3, words_per_factor=10, n_noise_words=450, seed=8)[0]
+                 .to_numpy(float))
+    X = X[:, X.std(axis=0) > 0]
+    n, p = X.shape
+    assert n < p and p > FL.FAST_PATH_MIN_WORDS
+    dense = F.correlation_matrix(X)
+    with_factor = F.correlation_matrix(X)  # equal content, another object: its own cache entries
+    FL.remember_gram_factor(with_factor, (X - X.mean(axis=0)) / X.std(axis=0) / np.sqrt(n))
+    assert FL.gram_factor(with_factor) is not None and FL.gram_factor(dense) is None
+    np.testing.assert_allclose(FL.eigenvalues(with_factor), np.linalg.eigvalsh(dense), atol=1e-10)
+    assert FL.sym_cond(with_factor) > 1e10 and FL.sym_cond(dense) > 1e10  # singular both ways: the ridged start
+    np.testing.assert_allclose(FX._smc_start(with_factor), FX._smc_start(dense), rtol=1e-8, atol=1e-12)
+
+
+def test_a_wide_fit_is_the_same_with_and_without_the_gram_shortcut(monkeypatch):
+    from valuelex_utils.factors import efa as FE
+
+    df = make_planted(n_respondents=80, n_factors=3, words_per_factor=12, n_noise_words=420, seed=9)[0]
+    fast = F.fit_factors(df, n_factors=3, pa_iter=10, max_k=4)
+    monkeypatch.setattr(FE, "remember_gram_factor", lambda R, C: None)
+    slow = F.fit_factors(df, n_factors=3, pa_iter=10, max_k=4)
+    assert fast.assignment == slow.assignment
+    np.testing.assert_allclose(fast.loadings.to_numpy(), slow.loadings.to_numpy(), atol=1e-8)
+    np.testing.assert_allclose(fast.eigenvalues, slow.eigenvalues, atol=1e-10)

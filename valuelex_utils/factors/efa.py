@@ -18,6 +18,7 @@ from valuelex_utils.errors import UserError
 from .adequacy import bartlett_sphericity, kmo
 from .correlations import _tetrachoric, correlation_matrix
 from .fit import item_complexity, model_fit, omega, score_weights
+from .linalg import FAST_PATH_MIN_WORDS, remember_gram_factor
 from .matrix import _validate_counts, load_matrix
 from .options import (
     _NOTES_ATTR,
@@ -192,6 +193,8 @@ def fit_factors(
     words = [str(c) for c in data.columns]
     X, Xa, R, transform = _correlations(data.to_numpy(float), words, corr, transform, notes)
     n, p = X.shape
+    if corr == "pearson" and n < p and p > FAST_PATH_MIN_WORDS:  # paper scale, fewer respondents than words
+        remember_gram_factor(R, (X - X.mean(axis=0)) / X.std(axis=0) / np.sqrt(n))  # as correlation_matrix
     if n <= p:
         notes.append(f"{n} respondents for {p} words: the correlation matrix is singular; KMO uses its "
                      "pseudo-inverse, Bartlett's test is undefined, and loadings are noisy")

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 from scipy import optimize
 
-from .linalg import FAST_PATH_MIN_WORDS, per_matrix, sym_cond
+from .linalg import FAST_PATH_MIN_WORDS, gram_factor, per_matrix, sym_cond
 
 
 def _import_factor_analyzer():
@@ -40,8 +40,15 @@ def _smc_start(R: np.ndarray) -> np.ndarray:
     words) still gives a start instead of factor_analyzer's LinAlgError."""
     p = R.shape[0]
     ridge = 0.0 if sym_cond(R) < 1e10 else 1e-3
-    inv = np.linalg.inv((R + ridge * np.eye(p)) / (1 + ridge))
-    smc = 1.0 - 1.0 / np.diag(inv)
+    C = gram_factor(R)
+    if C is not None and ridge:
+        # R = C'C with n < p rows: diag((C'C + ridge I)^-1) by Woodbury, (I - C'(CC' + ridge I)^-1 C) / ridge, in
+        # O(n^2 p) instead of a p x p inverse
+        M = np.linalg.solve(C @ C.T + ridge * np.eye(C.shape[0]), C)
+        diag_inv = (1 + ridge) * (1.0 - np.einsum("ij,ij->j", C, M)) / ridge
+    else:
+        diag_inv = np.diag(np.linalg.inv((R + ridge * np.eye(p)) / (1 + ridge)))
+    smc = 1.0 - 1.0 / diag_inv
     return np.clip(1.0 - smc, 0.005, 1.0)
 
 
