@@ -139,3 +139,15 @@ def test_a_wide_fit_is_the_same_with_and_without_the_gram_shortcut(monkeypatch):
     assert fast.assignment == slow.assignment
     np.testing.assert_allclose(fast.loadings.to_numpy(), slow.loadings.to_numpy(), atol=1e-8)
     np.testing.assert_allclose(fast.eigenvalues, slow.eigenvalues, atol=1e-10)
+
+
+def test_thread_map_inside_a_worker_runs_a_plain_loop():
+    import threading
+
+    def outer(x):
+        inner_threads = FO.thread_map(lambda _: threading.get_ident(), range(4), jobs=2)
+        return x, set(inner_threads) == {threading.get_ident()}  # the inner items ran in this worker's thread
+
+    assert FO.thread_map(outer, [10, 20, 30], jobs=2) == [(10, True), (20, True), (30, True)]
+    # outside a worker the items run in the pool's threads, not the caller's
+    assert threading.get_ident() not in FO.thread_map(lambda _: threading.get_ident(), range(8), jobs=2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ _NOTES_ATTR = "valuelex_notes"
 RESAMPLING_ONLY = frozenset({"diagnostics"})
 T = TypeVar("T")
 U = TypeVar("U")
+_POOL = threading.local()  # .worker is True in a thread_map worker
 
 
 def _one_blas_thread(func):
@@ -54,15 +56,20 @@ def thread_map(fn: Callable[[T], U], items: Iterable[T], jobs: int | None = None
 
     Why threads, not processes: the work of a fit is in LAPACK and BLAS, which release the GIL, so two fits run side
     by side on two cores (1.6x at paper scale, measured) without pickling matrices or starting interpreters, and the
-    per-matrix caches stay shared. Every fit is deterministic, so the results are those of the plain loop."""
+    per-matrix caches stay shared. Every fit is deterministic, so the results are those of the plain loop. Called
+    from inside a worker it runs the plain loop: one level of threads, never cores x cores."""
     items = list(items)
     jobs = min(len(items), jobs or available_cores())
-    if jobs <= 1:
+    if jobs <= 1 or getattr(_POOL, "worker", False):  # inside a worker already (a resample's parallel analysis)
         return [fn(x) for x in items]
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(jobs) as pool:
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(jobs, initializer=_mark_worker) as pool:
         return list(pool.map(fn, items))
+
+
+def _mark_worker() -> None:
+    _POOL.worker = True
 
 
 def _check_options(method: str, rotation: str | None, k_rule: str, corr: str, threshold: float,

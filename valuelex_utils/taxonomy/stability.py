@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from valuelex_utils.errors import UserError
-from valuelex_utils.factors import fit_each
+from valuelex_utils.factors import fit_each, fit_factors
 
 from .clusters import Clustering, cluster_factors
 
@@ -77,17 +77,15 @@ def taxonomy_stability(matrix: pd.DataFrame, *, n_boot: int = 20, seed: int = 0,
     fit_seed = opts.pop("seed", seed)
     data = matrix.reset_index(drop=True)
     groups = respondent_of(matrix.index) if by_respondent else pd.Index([str(i) for i in range(len(matrix))])
+    full = fit_factors(data, seed=fit_seed, **opts)  # first and alone: a matrix that cannot be fitted stops here
     samples = _resamples(data, groups, n_boot, seed, scheme, fraction)
-    # the full fit and every resample side by side (fit_each: threads, results as in a loop)
-    fits = fit_each([data, *samples], seed=fit_seed, progress=scheme if progress else None, **opts)
-    full = fits[0]
-    if isinstance(full, UserError):
-        raise full
+    # the resamples side by side (fit_each: threads, results as in a loop)
+    fits = fit_each(samples, seed=fit_seed, progress=scheme if progress else None, **opts)
     full_cl = cluster_factors(full, k_min=k_min, k_max=k_max, seed=seed, min_words=min_words, embed_fn=embed_fn)
     full_f = {w: a for w, a in full.assignment.items() if a >= 0}
     full_leaf = _leaf_assignment(full_cl)
     rows = []
-    for b, (sample, res) in enumerate(zip(samples, fits[1:])):
+    for b, (sample, res) in enumerate(zip(samples, fits)):
         row: dict[str, Any] = {"boot": b, "n_rows": len(sample), "n_words": sample.shape[1], "k": np.nan,
                                "k_full": full.n_factors, "k_changed": np.nan, "n_common": 0,
                                "ari_factor": np.nan, "ari_subdimension": np.nan, "n_leaves": np.nan, "status": "ok"}
