@@ -127,6 +127,11 @@ def test_a_gram_factor_gives_the_eigenvalues_and_minres_start_of_the_dense_compu
     np.testing.assert_allclose(FL.eigenvalues(with_factor), np.linalg.eigvalsh(dense), atol=1e-10)
     assert FL.sym_cond(with_factor) > 1e10 and FL.sym_cond(dense) > 1e10  # singular both ways: the ridged start
     np.testing.assert_allclose(FX._smc_start(with_factor), FX._smc_start(dense), rtol=1e-8, atol=1e-12)
+    keep = list(range(0, p, 2))  # the words left once twins are merged keep the shortcut
+    sub = FL.submatrix(with_factor, keep)
+    np.testing.assert_array_equal(sub, dense[np.ix_(keep, keep)])
+    np.testing.assert_allclose(FL.eigenvalues(sub), np.linalg.eigvalsh(dense[np.ix_(keep, keep)]), atol=1e-10)
+    assert FL.gram_factor(FL.submatrix(dense, keep)) is None
 
 
 def test_a_wide_fit_is_the_same_with_and_without_the_gram_shortcut(monkeypatch):

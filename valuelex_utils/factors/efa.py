@@ -18,7 +18,7 @@ from valuelex_utils.errors import UserError
 from .adequacy import bartlett_sphericity, kmo
 from .correlations import _tetrachoric, correlation_matrix
 from .fit import item_complexity, model_fit, omega, score_weights
-from .linalg import FAST_PATH_MIN_WORDS, remember_gram_factor
+from .linalg import FAST_PATH_MIN_WORDS, remember_gram_factor, submatrix
 from .matrix import _validate_counts, load_matrix
 from .options import (
     _NOTES_ATTR,
@@ -211,7 +211,7 @@ def fit_factors(
                                            notes)
     frames = _solution_frames(L, phi, assign, words, choice.rule, threshold, notes)
     keep = [j for j in range(p) if j not in dup]
-    Rk = R[np.ix_(keep, keep)] if dup else R  # the same object: what was computed of R is reused
+    Rk = submatrix(R, keep) if dup else R  # the same object: what was computed of R is reused
     k_table = candidate_table(Rk, n, n_distinct, max_k, choice.k_parallel, k, method)
     cols = list(frames["loadings"].columns)
     index = pd.Index(data.index, name=data.index.name or "respondent")

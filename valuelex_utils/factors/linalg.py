@@ -77,6 +77,15 @@ def gram_factor(R: np.ndarray) -> np.ndarray | None:
         return next((c for r, c in _GRAM if r() is R), None)
 
 
+def submatrix(R: np.ndarray, keep: list[int]) -> np.ndarray:
+    """R[keep, keep] (the words left once twins are merged), with its Gram factor when R has one."""
+    Rk = R[np.ix_(keep, keep)]
+    C = gram_factor(R)
+    if C is not None:
+        remember_gram_factor(Rk, C[:, keep])
+    return Rk
+
+
 @per_matrix
 def eigenvalues(R: np.ndarray) -> np.ndarray:
     """`np.linalg.eigvalsh(R)` (ascending), once per matrix: the K rules and the condition number both need them.

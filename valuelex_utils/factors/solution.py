@@ -6,6 +6,7 @@ from scipy import optimize
 
 from .correlations import _tetrachoric, correlation_matrix
 from .extraction import _extract
+from .linalg import submatrix
 from .rotation import _canonical, _rotate
 
 
@@ -34,7 +35,7 @@ def _solve(R: np.ndarray, k: int, method: str, rotation: str, dup: dict[int, tup
     keep = [j for j in range(p) if j not in dup]
     # R itself when no word is a twin: the same object, so what was computed of it (eigenvalues, minres's start) is
     # reused (a copy cost one more eigendecomposition per fit: at paper scale a fifth of each resample)
-    L0, notes = _extract(R[np.ix_(keep, keep)] if dup else R, k, method)
+    L0, notes = _extract(submatrix(R, keep) if dup else R, k, method)
     Lr, phi = _rotate(L0, rotation if k >= 2 else "none")
     Lr, phi = _canonical(Lr, phi)
     L = np.zeros((p, k))
