@@ -156,3 +156,22 @@ def test_thread_map_inside_a_worker_runs_a_plain_loop():
     assert FO.thread_map(outer, [10, 20, 30], jobs=2) == [(10, True), (20, True), (30, True)]
     # outside a worker the items run in the pool's threads, not the caller's
     assert threading.get_ident() not in FO.thread_map(lambda _: threading.get_ident(), range(8), jobs=2)
+
+
+def test_a_gram_factor_lives_as_long_as_its_matrix_and_no_longer():
+    import gc
+
+    from valuelex_utils.factors import linalg as FL
+
+    rng = np.random.default_rng(0)
+    kept = []
+    for _ in range(12):  # more matrices than any fixed-size memory would keep
+        C = rng.normal(size=(3, 5))
+        R = C.T @ C
+        FL.remember_gram_factor(R, C)
+        kept.append((R, C))
+    assert all(FL.gram_factor(R) is C for R, C in kept)
+    before = len(FL._GRAM)
+    del kept, R, C
+    gc.collect()
+    assert len(FL._GRAM) <= before - 12

@@ -57,24 +57,33 @@ def per_matrix(fn: Callable[[np.ndarray], T] | None = None, *, copy: bool = True
     return decorate(fn) if fn is not None else decorate
 
 
-_GRAM: list[tuple[weakref.ref, np.ndarray]] = []
-_GRAM_LOCK = threading.Lock()
+_GRAM: dict[int, tuple[weakref.ref, np.ndarray]] = {}  # id(R) -> (R, C), while R lives
+_GRAM_LOCK = threading.RLock()  # re-entrant: a freed matrix's callback may run while this thread holds it
 
 
 def remember_gram_factor(R: np.ndarray, C: np.ndarray) -> None:
     """Record that R = C'C with C of n < p rows (standardised data / sqrt(n)): R then has rank < n, and what a fit
     needs of it (its eigenvalues, the diagonal of a ridged inverse) comes from n x n matrices instead of p x p ones.
     Why: a resample of the paper's study is ~420 respondents x ~2,000 words; each p x p decomposition took about a
-    second, an n x n one a tenth of that (and at 50 respondents a thousandth). Kept for the last few matrices, by
-    identity, as `per_matrix`."""
+    second, an n x n one a tenth of that (and at 50 respondents a thousandth). Kept while R lives (not for the last
+    few matrices, as `per_matrix`: with fits side by side a shorter memory would make a fit's path, and so its last
+    bits, depend on what the other threads did)."""
+    key = id(R)
+
+    def forget(ref: weakref.ref, key: int = key) -> None:
+        with _GRAM_LOCK:
+            if key in _GRAM and _GRAM[key][0] is ref:
+                del _GRAM[key]
+
     with _GRAM_LOCK:
-        _GRAM[:] = [(r, c) for r, c in _GRAM if r() is not None][-3:] + [(weakref.ref(R), C)]
+        _GRAM[key] = (weakref.ref(R, forget), C)
 
 
 def gram_factor(R: np.ndarray) -> np.ndarray | None:
     """The C of `remember_gram_factor(R, C)`, or None."""
     with _GRAM_LOCK:
-        return next((c for r, c in _GRAM if r() is R), None)
+        entry = _GRAM.get(id(R))
+    return entry[1] if entry is not None and entry[0]() is R else None
 
 
 def submatrix(R: np.ndarray, keep: list[int]) -> np.ndarray:
