@@ -35,8 +35,8 @@ def agreement(first: Path, second: Path, system_ref: str = "valuelex") -> dict:
     derived = phi.with_dimensions(b[leaves].to_numpy(float), system)
     b = pd.DataFrame(derived.astype(int), columns=cols, index=a.index)
     table = reliability.agreement_table(a[cols].reset_index(drop=True), b.reset_index(drop=True), cols, on="__none__")
-    per = {c: {"qwk": t["qwk"], "alpha": t["alpha_ordinal"], "exact": t["exact"]}
-           for c, t in ((c, table["per_column"][c]) for c in cols)}
+    pc = table["per_column"]
+    per = {c: {"qwk": pc[c]["qwk"], "alpha": pc[c]["alpha_ordinal"], "exact": pc[c]["exact"]} for c in cols}
     dims = [c for c in cols if c not in leaves]
     mean = {level: {k: float(np.mean([per[c][k] for c in cs])) for k in ("qwk", "alpha", "exact")}
             for level, cs in (("leaves", leaves), ("dimensions", dims)) if cs}

@@ -22,9 +22,10 @@ def descriptor_table(answers: pd.DataFrame, extract: Callable[[str], list[str]])
     rows = []
     seen: dict[str, list[str]] = {}  # the rules read each distinct text once (greedy samples repeat verbatim)
     for ans in answers.itertuples(index=False):
-        if isinstance(ans.text, str) and ans.text not in seen:
-            seen[ans.text] = extract(ans.text)
-        words = seen[ans.text] if isinstance(ans.text, str) else []
+        text = ans.text if isinstance(ans.text, str) else None
+        if text is not None and text not in seen:
+            seen[text] = extract(text)
+        words = seen.get(text, [])
         base = {k: getattr(ans, k) for k in keep if hasattr(ans, k)}
         rows += [{**base, "position": i, "word": w} for i, w in enumerate(words)]
     columns = [k for k in keep if k in answers.columns] + ["position", "word"]

@@ -67,7 +67,15 @@ from .correlations import correlation_matrix, tetrachoric_from_table, tetrachori
 from .efa import fit_each, fit_factors, run_factors_cli
 from .figures import loadings_heatmap, scree_figure
 from .matrix import load_matrix
-from .options import CORRS, K_RULES, METHODS, OBLIQUE, ROTATIONS, TRANSFORMS
+from .options import (
+    CORRS,
+    K_RULES,
+    METHODS,
+    OBLIQUE,
+    RESAMPLE_FIT,
+    ROTATIONS,
+    TRANSFORMS,
+)
 from .outputs import write_factor_outputs
 from .result import FactorResult
 from .retention import kaiser_k, parallel_analysis
@@ -80,6 +88,7 @@ __all__ = [
     "K_RULES",
     "METHODS",
     "OBLIQUE",
+    "RESAMPLE_FIT",
     "ROTATIONS",
     "TRANSFORMS",
     "FactorResult",

@@ -147,11 +147,16 @@ def tetrachoric_matrix(B: np.ndarray | pd.DataFrame, correction: float = 0.5, ma
     return _tetrachoric(X, correction=correction, make_psd=make_psd)[0]
 
 
+def standardised(A: np.ndarray) -> np.ndarray:
+    """Columns centred and scaled to unit variance (n in the denominator): Z'Z / n is the Pearson matrix."""
+    return (A - A.mean(axis=0)) / A.std(axis=0)
+
+
 def correlation_matrix(X: np.ndarray | pd.DataFrame, corr: str = "pearson") -> np.ndarray:
     """Pearson (default) or tetrachoric correlation matrix of a respondents x words matrix without constant columns."""
     A = np.asarray(X, float)
     if corr == "pearson":
-        Z = (A - A.mean(axis=0)) / A.std(axis=0)
+        Z = standardised(A)
         return (Z.T @ Z) / A.shape[0]
     if corr == "tetrachoric":
         return tetrachoric_matrix(A)

@@ -16,7 +16,7 @@ import pandas as pd
 from valuelex_utils.errors import UserError
 
 from .adequacy import bartlett_sphericity, kmo
-from .correlations import _tetrachoric, correlation_matrix
+from .correlations import _tetrachoric, correlation_matrix, standardised
 from .fit import item_complexity, model_fit, omega, score_weights
 from .linalg import FAST_PATH_MIN_WORDS, remember_gram_factor, submatrix
 from .matrix import _validate_counts, load_matrix
@@ -194,7 +194,7 @@ def fit_factors(
     X, Xa, R, transform = _correlations(data.to_numpy(float), words, corr, transform, notes)
     n, p = X.shape
     if corr == "pearson" and n < p and p > FAST_PATH_MIN_WORDS:  # paper scale, fewer respondents than words
-        remember_gram_factor(R, (X - X.mean(axis=0)) / X.std(axis=0) / np.sqrt(n))  # as correlation_matrix
+        remember_gram_factor(R, standardised(X) / np.sqrt(n))  # R = Z'Z / n
     if n <= p:
         notes.append(f"{n} respondents for {p} words: the correlation matrix is singular; KMO uses its "
                      "pseudo-inverse, Bartlett's test is undefined, and loadings are noisy")

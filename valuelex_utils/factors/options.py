@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import numpy as np
@@ -23,6 +24,10 @@ _NOTES_ATTR = "valuelex_notes"
 #: `fit_factors` keywords for the resampling loops only, not options a user sets (no CLI flag or params key): step 03
 #: writes everything they skip (factors.json's KMO, fit statistics, scores)
 RESAMPLING_ONLY = frozenset({"diagnostics"})
+#: what a resampling loop's fits skip (they compare K and assignments only): loading intervals, the diagnostics (KMO,
+#: fit statistics, scores) and, when K is fixed, parallel analysis; the loops also skip the table of K candidates
+#: (max_k = 0), which `bootstrap_stability` lets its caller set
+RESAMPLE_FIT = MappingProxyType({"n_boot": 0, "parallel_when_fixed": False, "diagnostics": False})
 T = TypeVar("T")
 U = TypeVar("U")
 _POOL = threading.local()  # .worker is True in a thread_map worker

@@ -23,7 +23,7 @@ import pandas as pd
 
 from valuelex_utils.errors import UserError
 
-from .correlations import _tetrachoric
+from .correlations import _tetrachoric, standardised
 from .extraction import _extract, _smc_start
 from .fit import model_fit, null_fit
 from .linalg import eigenvalues
@@ -109,7 +109,7 @@ def _parallel(X, n_iter: int, percentile: float, seed: int, corr: str, deflate: 
         sd = A.std(axis=0)
         if np.any(sd == 0):
             raise UserError("parallel_analysis: constant word column(s); drop them first (load_matrix does)")
-        Z = (A - A.mean(axis=0)) / sd
+        Z = standardised(A)
         R = Z.T @ Z / n
         null = np.zeros((n_iter, p))
         # the permutations are drawn here in order (the same null whatever runs them) and decomposed side by side,

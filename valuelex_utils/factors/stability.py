@@ -10,7 +10,7 @@ from valuelex_utils.errors import UserError
 
 from .efa import fit_each, fit_factors
 from .matrix import _validate_counts
-from .options import _one_blas_thread
+from .options import RESAMPLE_FIT, _one_blas_thread
 
 
 @_one_blas_thread
@@ -34,8 +34,7 @@ def bootstrap_stability(df: pd.DataFrame, n_boot: int = 50, seed: int = 0, **fit
     data = _validate_counts(df, source="matrix", allow_negative=True)
     fit_seed = fit_opts.pop("seed", seed)
     full = fit_factors(data, seed=fit_seed, **fit_opts)
-    # K and groups only: no fit table, loading CIs, diagnostics or (when K is fixed) parallel analysis per resample
-    fit_opts = {"max_k": 0, **fit_opts, "n_boot": 0, "parallel_when_fixed": False, "diagnostics": False}
+    fit_opts = {"max_k": 0, **fit_opts, **RESAMPLE_FIT}  # K and groups only
     words = list(full.assignment)
     ss = np.random.SeedSequence(seed)
     k_values: list[int] = []

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from valuelex_utils.errors import UserError
-from valuelex_utils.factors import fit_each, fit_factors
+from valuelex_utils.factors import RESAMPLE_FIT, fit_each, fit_factors
 
 from .clusters import Clustering, cluster_factors
 
@@ -71,9 +71,7 @@ def taxonomy_stability(matrix: pd.DataFrame, *, n_boot: int = 20, seed: int = 0,
         raise UserError(f"taxonomy_stability: scheme must be 'subsample' or 'bootstrap', not {scheme!r}")
     if scheme == "subsample" and not 0 < fraction < 1:
         raise UserError("taxonomy_stability: fraction must lie in (0, 1)")
-    # only K and the assignment are compared across resamples: skip the table of K candidates, loading intervals, the
-    # diagnostics (KMO, fit statistics, scores) and, when K is fixed, parallel analysis
-    opts = {**dict(fit_opts or {}), "max_k": 0, "n_boot": 0, "parallel_when_fixed": False, "diagnostics": False}
+    opts = {**dict(fit_opts or {}), "max_k": 0, **RESAMPLE_FIT}  # only K and the assignment are compared
     fit_seed = opts.pop("seed", seed)
     data = matrix.reset_index(drop=True)
     groups = respondent_of(matrix.index) if by_respondent else pd.Index([str(i) for i in range(len(matrix))])

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from valuelex_utils.errors import UserError
-from valuelex_utils.factors import fit_each
+from valuelex_utils.factors import RESAMPLE_FIT, fit_each
 
 from .build import TaxonomyResult, build_taxonomy
 from .figures import sunburst_figure
@@ -54,10 +54,9 @@ def taxonomies_by_training(matrix: pd.DataFrame, training: Any, groups: Sequence
     `compare_sunbursts`, which show no map, and each map took 4-8 s at paper scale (2,000 words).
     """
 
-    # a group's taxonomy needs its K and assignment only: skip the table of K candidates (refits K = 1..max_k; at
-    # paper scale, 53 minres fits per group), the loading intervals, the diagnostics (KMO, fit statistics, scores)
-    # and parallel analysis when K is fixed; none of them changes K or the assignment
-    opts = {**dict(fit_opts or {}), "max_k": 0, "n_boot": 0, "parallel_when_fixed": False, "diagnostics": False}
+    # a group's taxonomy needs its K and assignment only: no table of K candidates (refits K = 1..max_k; at paper
+    # scale, 53 minres fits per group) and nothing else a resampling fit skips; none of them changes K or assignment
+    opts = {**dict(fit_opts or {}), "max_k": 0, **RESAMPLE_FIT}
     fit_seed = opts.pop("seed", seed)
     out: dict[str, TaxonomyResult | str] = {}
     parts = {g: sub for g, sub in split_by_training(matrix, training, groups).items() if not sub.empty}
