@@ -67,6 +67,11 @@ fi
 step "the package and its pinned stack"
 $PIP install -q -c constraints.txt -e '.[dev]'
 
+step "UMAP's compiled functions, in the background (numba's disk cache in .cache/numba; log: $LOGS/umap-cache.log)"
+# the word map of step 04 then skips 10-15 s of just-in-time compiling in every kernel (taxonomy/umap_cache.py)
+"$VENV/bin/python" -m valuelex_utils.taxonomy.umap_cache >"$LOGS/umap-cache.log" 2>&1 &
+UMAP_PID=$!
+
 if [ -n "$LLAMA_PID" ]; then
   step "waiting for the llama-cpp-python wheel"
   if ! wait "$LLAMA_PID"; then
@@ -126,4 +131,5 @@ if ! command -v Rscript >/dev/null 2>&1 || ! Rscript -e 'library(psych); library
     echo "warning: R/psych missing and not root; the live psych test will be skipped"
   fi
 fi
+wait "$UMAP_PID" || { tail -3 "$LOGS/umap-cache.log"; echo "warning: UMAP's functions were not cached; step 04 compiles them"; }
 step "set-up done"

@@ -111,3 +111,24 @@ def test_disk_cache_serves_vectors_without_the_model(tmp_path, monkeypatch):
         assert np.array_equal(again, first[::-1])
     finally:
         E.set_disk_cache(None)
+
+
+def test_the_word_map_caches_every_umap_function_it_compiles():
+    """numba's disk cache is on for what project_2d compiles, so no kernel compiles it again (umap_cache); a umap
+    release that renames or adds one shows here."""
+    import numba.core.registry
+    import umap.layouts
+    import umap.spectral
+    import umap.umap_
+    import umap.utils
+
+    from valuelex_utils.taxonomy import umap_cache
+
+    Y, how = project_2d(np.random.default_rng(1).normal(size=(40, 8)), seed=1)
+    assert how == "umap" and Y.shape == (40, 2) and np.isfinite(Y).all()
+    assert umap_cache.cached_functions() == list(umap_cache.CACHED_FUNCTIONS)
+    cached = {id(getattr(__import__(m, fromlist=[a]), a)) for m, a in (r.split(":") for r in umap_cache.CACHED_FUNCTIONS)}
+    compiled = {f"{mod.__name__}.{name}": id(obj) for mod in (umap.utils, umap.umap_, umap.layouts, umap.spectral)
+                for name, obj in vars(mod).items()
+                if isinstance(obj, numba.core.registry.CPUDispatcher) and obj.signatures}
+    assert compiled and {name for name, i in compiled.items() if i not in cached} == set()

@@ -175,3 +175,27 @@ def test_a_gram_factor_lives_as_long_as_its_matrix_and_no_longer():
     del kept, R, C
     gc.collect()
     assert len(FL._GRAM) <= before - 12
+
+
+def test_minres_through_the_gram_factor_reaches_the_dense_solution(monkeypatch):
+    from valuelex_utils.factors import extraction as FX
+    from valuelex_utils.factors import linalg as FL
+
+    X = np.log1p(make_planted(n_respondents=90, n_factors=3, words_per_factor=10, n_noise_words=430, seed=4)[0]
+                 .to_numpy(float))
+    X = X[:, X.std(axis=0) > 0]
+    n, p = X.shape
+    assert n < p and p > FL.FAST_PATH_MIN_WORDS
+    with_factor = F.correlation_matrix(X)
+    C = (X - X.mean(axis=0)) / X.std(axis=0) / np.sqrt(n)
+    FL.remember_gram_factor(with_factor, C)
+    diagonal = np.linspace(0.2, 0.9, p)
+    dense = with_factor.copy()
+    np.fill_diagonal(dense, diagonal)
+    v = np.random.default_rng(0).normal(size=(p, 2))
+    np.testing.assert_allclose(FX._gram_operator(C, diagonal) @ v, dense @ v, atol=1e-12)
+    L_fast, ok_fast = FX._minres(with_factor, 3)
+    monkeypatch.setattr(FX, "FAST_PATH_MIN_WORDS", 10**9)  # the direct objective, every evaluation a full eigh
+    L_dense, ok_dense = FX._minres(with_factor.copy(), 3)
+    assert ok_fast and ok_dense
+    assert np.abs(L_fast @ L_fast.T - L_dense @ L_dense.T).max() < 1e-6

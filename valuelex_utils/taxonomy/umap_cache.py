@@ -1,0 +1,72 @@
+"""UMAP with its compiled functions kept on disk, so the word map does not recompile them in every process.
+
+Why: umap-learn compiles its numba functions the first time each process uses them and never caches them (none is
+declared `cache=True`), so every step-04 kernel paid 10-15 s of just-in-time compilation for a map that then takes
+2-4 s (paper scale, 1,932 words, measured on this project's 2-core machines). `load_umap` switches numba's own disk
+cache on for the functions on `clusters.project_2d`'s path, listed in `CACHED_FUNCTIONS`; numba stores them beside
+umap's sources (or in its user-wide folder when that is read-only) and recompiles by itself when umap, numba or the
+CPU changes. `python -m valuelex_utils.taxonomy.umap_cache` (run by `scripts/setup.sh`) compiles them once, so a
+user's first run is fast too.
+
+Only the functions listed are cached, on purpose: umap builds a parallel and a sequential dispatcher from one Python
+function (`layouts._optimize_layout_euclidean_single_epoch`), and numba names a cache entry after that function, so
+caching both would let one overwrite the other. The seeded map uses the sequential one.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+from types import ModuleType
+
+#: umap's numba functions that `project_2d` (seeded, precomputed cosine distances, fewer than 4,096 words) compiles
+CACHED_FUNCTIONS = (
+    "umap.utils:fast_knn_indices",
+    "umap.utils:tau_rand_int",
+    "umap.utils:tau_rand",
+    "umap.umap_:smooth_knn_dist",
+    "umap.umap_:compute_membership_strengths",
+    "umap.layouts:tau_rand_int",
+    "umap.layouts:clip",
+    "umap.layouts:rdist",
+    "umap.layouts:_nb_optimize_layout_euclidean_single_epoch",
+)
+_LOCK = threading.Lock()
+_DONE: list[str] = []
+
+
+def load_umap() -> ModuleType:
+    """The umap module, with numba's disk cache on for `CACHED_FUNCTIONS` (once per process). A function that is
+    missing or not a numba dispatcher (another umap version) is skipped: the map is then only slower."""
+    import umap
+
+    with _LOCK:
+        if not _DONE:
+            for ref in CACHED_FUNCTIONS:
+                module, name = ref.split(":")
+                fn = getattr(importlib.import_module(module), name, None)
+                if callable(getattr(fn, "enable_caching", None)):
+                    fn.enable_caching()
+                    _DONE.append(ref)
+            _DONE.append("")  # marks the pass as done even when nothing could be cached
+    return umap
+
+
+def cached_functions() -> list[str]:
+    """The functions whose compiled code this process keeps on disk."""
+    return [ref for ref in _DONE if ref]
+
+
+def warm(seed: int = 0) -> None:
+    """Compile the cached functions by drawing a map of a few random points (what set-up runs once)."""
+    import numpy as np
+
+    from .clusters import project_2d
+
+    project_2d(np.random.default_rng(seed).normal(size=(64, 16)), seed=seed)
+
+
+if __name__ == "__main__":  # run as a script this file is __main__, not the module project_2d imports
+    from valuelex_utils.taxonomy import umap_cache
+
+    umap_cache.warm()
+    print(f"umap: {len(umap_cache.cached_functions())} compiled functions cached on disk")
