@@ -69,7 +69,8 @@ $PIP install -q -c constraints.txt -e '.[dev]'
 
 step "UMAP's compiled functions, in the background (numba's disk cache in .cache/numba; log: $LOGS/umap-cache.log)"
 # the word map of step 04 then skips 10-15 s of just-in-time compiling in every kernel (taxonomy/umap_cache.py)
-"$VENV/bin/python" -m valuelex_utils.taxonomy.umap_cache >"$LOGS/umap-cache.log" 2>&1 &
+"$VENV/bin/python" -c "from valuelex_utils.taxonomy.clusters import warm_word_map; print(warm_word_map())" \
+  >"$LOGS/umap-cache.log" 2>&1 &
 UMAP_PID=$!
 
 if [ -n "$LLAMA_PID" ]; then

@@ -13,19 +13,20 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from .parallel import process_map
+
 TRAININGS = ("pretrained", "instruction-tuned", "aligned")
 
 
 def descriptor_table(answers: pd.DataFrame, extract: Callable[[str], list[str]]) -> pd.DataFrame:
     """One row per (answer, descriptor) with the answer's respondent attributes and the word's position."""
     keep = ["respondent", "model", "family", "size", "training", "config", "prompt_id", "sample", "key"]
+    # the rules read each distinct text once (greedy samples repeat verbatim), side by side in a paper-sized study
+    texts = list(dict.fromkeys(t for t in answers["text"] if isinstance(t, str)))
+    seen = dict(zip(texts, process_map(extract, texts)))
     rows = []
-    seen: dict[str, list[str]] = {}  # the rules read each distinct text once (greedy samples repeat verbatim)
     for ans in answers.itertuples(index=False):
-        text = ans.text if isinstance(ans.text, str) else None
-        if text is not None and text not in seen:
-            seen[text] = extract(text)
-        words = seen.get(text, [])
+        words = seen.get(ans.text if isinstance(ans.text, str) else None, [])
         base = {k: getattr(ans, k) for k in keep if hasattr(ans, k)}
         rows += [{**base, "position": i, "word": w} for i, w in enumerate(words)]
     columns = [k for k in keep if k in answers.columns] + ["position", "word"]

@@ -3,7 +3,6 @@ thread pool that runs independent fits side by side."""
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +12,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from valuelex_utils.errors import UserError
+from valuelex_utils.parallel import available_cores
 
 METHODS = ("minres", "ml", "principal")
 ROTATIONS = ("oblimin", "varimax", "promax", "none")
@@ -45,14 +45,6 @@ def _one_blas_thread(func):
             return func(*args, **kwargs)
 
     return wrapper
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def thread_map(fn: Callable[[T], U], items: Iterable[T], jobs: int | None = None) -> list[U]:

@@ -37,6 +37,7 @@ __all__ = [
     "centrality_order",
     "cluster_factors",
     "project_2d",
+    "warm_word_map",
     "leaf_labels",
     "system_prototypes",
     "paper_similarity",
@@ -339,6 +340,15 @@ def project_2d(X: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: fl
                             metric="precomputed", random_state=seed, init="spectral" if n > 15 else "random")
         Y = reducer.fit_transform(cosine_distances(X))
     return np.asarray(Y, dtype=np.float64), "umap"
+
+
+def warm_word_map(seed: int = 0) -> list[str]:
+    """Draw the map of a few random points, so that UMAP's compiled functions land in numba's disk cache
+    (`umap_cache`); what set-up runs once. Returns the functions cached."""
+    from .umap_cache import cached_functions
+
+    project_2d(np.random.default_rng(seed).normal(size=(64, 16)), seed=seed)
+    return cached_functions()
 
 
 # --------------------------------------------------------------------------------------------------------------------

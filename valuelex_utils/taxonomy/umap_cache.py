@@ -5,8 +5,8 @@ declared `cache=True`), so every step-04 kernel paid 10-15 s of just-in-time com
 2-4 s (paper scale, 1,932 words, measured on this project's 2-core machines). `load_umap` switches numba's own disk
 cache on for the functions on `clusters.project_2d`'s path, listed in `CACHED_FUNCTIONS`; numba stores them beside
 umap's sources (or in its user-wide folder when that is read-only) and recompiles by itself when umap, numba or the
-CPU changes. `python -m valuelex_utils.taxonomy.umap_cache` (run by `scripts/setup.sh`) compiles them once, so a
-user's first run is fast too.
+CPU changes. `clusters.warm_word_map` (run by `scripts/setup.sh`) compiles them once, so a user's first run is fast
+too.
 
 Only the functions listed are cached, on purpose: umap builds a parallel and a sequential dispatcher from one Python
 function (`layouts._optimize_layout_euclidean_single_epoch`), and numba names a cache entry after that function, so
@@ -54,19 +54,3 @@ def load_umap() -> ModuleType:
 def cached_functions() -> list[str]:
     """The functions whose compiled code this process keeps on disk."""
     return [ref for ref in _DONE if ref]
-
-
-def warm(seed: int = 0) -> None:
-    """Compile the cached functions by drawing a map of a few random points (what set-up runs once)."""
-    import numpy as np
-
-    from .clusters import project_2d
-
-    project_2d(np.random.default_rng(seed).normal(size=(64, 16)), seed=seed)
-
-
-if __name__ == "__main__":  # run as a script this file is __main__, not the module project_2d imports
-    from valuelex_utils.taxonomy import umap_cache
-
-    umap_cache.warm()
-    print(f"umap: {len(umap_cache.cached_functions())} compiled functions cached on disk")
