@@ -103,3 +103,48 @@ def test_low_rank_fit_statistics_equal_the_direct_ones(wide_R, monkeypatch, obli
     for key in ("objective", "chi2", "rmsea", "bic", "rmsr"):
         assert fast[key] == pytest.approx(direct[key], rel=1e-9), key
     assert fast["tli"] == pytest.approx(direct["tli"], abs=1e-9)
+
+
+def _wide_gram_R() -> tuple[np.ndarray, np.ndarray]:
+    """Fewer respondents than words, with the Gram factor recorded as fit_factors records it (and the data)."""
+    X = np.log1p(make_planted(n_respondents=120, n_factors=3, words_per_factor=10, n_noise_words=420, seed=5)[0]
+                 .to_numpy(float))
+    X = X[:, X.std(axis=0) > 0]
+    R = F.correlation_matrix(X)
+    FL.remember_gram_factor(R, (X - X.mean(axis=0)) / X.std(axis=0) / np.sqrt(X.shape[0]))
+    return R, X
+
+
+@pytest.mark.parametrize("gram", [False, True])
+def test_wide_map_and_vss_equal_the_direct_loops(wide_R, monkeypatch, gram):
+    from valuelex_utils.factors import retention as FR
+    from valuelex_utils.factors.rotation import _rotate
+
+    R = _wide_gram_R()[0] if gram else wide_R
+    assert R.shape[0] > FL.FAST_PATH_MIN_WORDS and (FL.gram_factor(R) is not None) == gram
+    Lv, _ = _rotate(FX._minres(R, 3)[0], "varimax")
+    fast_map, fast_vss = FR.velicer_map(R, 6), [FR.vss_fit(R, Lv, c) for c in (1, 2, 3, 4)]
+    monkeypatch.setattr(FR, "FAST_PATH_MIN_WORDS", 10**9)  # the loops over p x p residuals
+    direct_map, direct_vss = FR.velicer_map(R, 6), [FR.vss_fit(R, Lv, c) for c in (1, 2, 3, 4)]
+    np.testing.assert_allclose(fast_map, direct_map, rtol=1e-9)
+    np.testing.assert_allclose(fast_vss[:3], direct_vss[:3], rtol=1e-9)
+    assert np.isnan(fast_vss[3]) and np.isnan(direct_vss[3])  # K < c
+
+
+@pytest.mark.parametrize("gram", [False, True])
+def test_wide_parallel_analysis_has_the_direct_observed_eigenvalues_and_the_same_k(monkeypatch, gram):
+    from valuelex_utils.factors import retention as FR
+
+    if gram:
+        X = _wide_gram_R()[1]
+    else:
+        df, _ = make_planted(n_respondents=600, n_factors=4, words_per_factor=12,
+                             n_noise_words=FL.FAST_PATH_MIN_WORDS, seed=11)
+        X = np.log1p(df.to_numpy(float))
+        X = X[:, X.std(axis=0) > 0]
+    fast = FR._parallel(X, 10, 95, 0, "pearson", False)
+    monkeypatch.setattr(FR, "FAST_PATH_MIN_WORDS", 10**9)  # the p x p eigendecomposition of the data's R
+    direct = FR._parallel(X, 10, 95, 0, "pearson", False)
+    np.testing.assert_allclose(fast[0], direct[0], atol=1e-10)
+    np.testing.assert_array_equal(fast[2], direct[2])  # the null is untouched
+    assert fast[3] == direct[3] and fast[4] == direct[4]

@@ -108,6 +108,12 @@ def eigenvalues(R: np.ndarray) -> np.ndarray:
 
 
 @per_matrix
+def squared_norm(R: np.ndarray) -> float:
+    """sum(R ** 2), once per matrix (each VSS entry of the K table divides by it)."""
+    return float(np.sum(R**2))
+
+
+@per_matrix
 def sym_cond(R: np.ndarray) -> float:
     """The 2-norm condition number of a symmetric matrix, |eigenvalue| max over min: what `np.linalg.cond` gives (its
     singular values are these absolute eigenvalues) from `eigvalsh`, several times cheaper than numpy's SVD."""

@@ -24,9 +24,9 @@ import pandas as pd
 from valuelex_utils.errors import UserError
 
 from .correlations import _tetrachoric, standardised
-from .extraction import _extract, _smc_start
+from .extraction import _extract, _gram_operator, _smc_start, _top_eigenpairs
 from .fit import model_fit, null_fit
-from .linalg import eigenvalues
+from .linalg import FAST_PATH_MIN_WORDS, eigenvalues, gram_factor, squared_norm
 from .options import CORRS, _one_blas_thread, available_cores, thread_map
 from .rotation import _rotate
 from .solution import _solve
@@ -110,7 +110,7 @@ def _parallel(X, n_iter: int, percentile: float, seed: int, corr: str, deflate: 
         if np.any(sd == 0):
             raise UserError("parallel_analysis: constant word column(s); drop them first (load_matrix does)")
         Z = standardised(A)
-        R = Z.T @ Z / n
+        R = Z.T @ Z / n if p <= FAST_PATH_MIN_WORDS else None
         null = np.zeros((n_iter, p))
         # the permutations are drawn here in order (the same null whatever runs them) and decomposed side by side,
         # a few at a time (at 2,000 x 2,000 each permuted copy is 31 MB)
@@ -129,8 +129,12 @@ def _parallel(X, n_iter: int, percentile: float, seed: int, corr: str, deflate: 
             N = _tetrachoric(rng.permuted(B, axis=0))[0]
             null_mats.append(N)
             null[i] = np.linalg.eigvalsh(N)[::-1]
-    vals, vecs = np.linalg.eigh(R)
-    observed, vecs = vals[::-1], vecs[:, ::-1]
+    if corr == "pearson" and p > FAST_PATH_MIN_WORDS:  # no p x p decomposition: what the null's took, for the data
+        observed = np.zeros(p)
+        observed[:min(n, p)] = _null_eigenvalues(Z)
+    else:
+        vals, vecs = np.linalg.eigh(R)
+        observed, vecs = vals[::-1], vecs[:, ::-1]
     horn = np.percentile(null, percentile, axis=0)
     above = observed > horn
     k_horn = int(above.size if above.all() else np.argmin(above))
@@ -167,9 +171,12 @@ def velicer_map(R: np.ndarray, max_k: int) -> np.ndarray:
     """Velicer's MAP: entry i (i = 0..max_k) is the mean squared off-diagonal partial correlation after the first i
     principal components are removed (i = 0: the squared correlations themselves). K by MAP is where it is lowest.
     psych::VSS reports i >= 1 only (the same values); Velicer (1976) includes i = 0, so that data without any
-    common component give K = 0. Entries whose residual variances vanish (too many components) are NaN."""
+    common component give K = 0. Entries whose residual variances vanish (too many components) are NaN.
+    Above `FAST_PATH_MIN_WORDS` words: `_velicer_map_wide`, the same numbers without p x p residuals."""
     R = np.asarray(R, float)
     p = R.shape[0]
+    if p > FAST_PATH_MIN_WORDS:
+        return _velicer_map_wide(R, max_k)
     vals, vecs = np.linalg.eigh(R)
     comp = vecs[:, ::-1] * np.sqrt(np.maximum(vals[::-1], 0.0))
     out = np.full(max_k + 1, np.nan)
@@ -181,6 +188,31 @@ def velicer_map(R: np.ndarray, max_k: int) -> np.ndarray:
         P = C / np.sqrt(np.outer(d, d))
         np.fill_diagonal(P, 0.0)
         out[i] = float((P**2).sum() / (p * (p - 1)))
+    return out
+
+
+def _velicer_map_wide(R: np.ndarray, max_k: int) -> np.ndarray:
+    """`velicer_map` in O(p^2 max_k): only the top max_k components (Lanczos, or R's Gram factor), and each entry
+    from ||W (R - A A') W||^2 = w'(R o R)w - 2 tr(B' R B) + ||A' B||^2 with d the residual variances, w = 1/d,
+    W = diag(sqrt(w)), B = A * w; the diagonal contributes exactly p (C_jj / d_j = 1). Why: at 2,000 words the direct
+    loop built and squared four p x p matrices per entry (seconds for the 21 entries of the K table)."""
+    p = R.shape[0]
+    top = min(max_k, p - 1)
+    C = gram_factor(R)
+    vals, vecs = _top_eigenpairs(R if C is None else _gram_operator(C, np.diag(R)), top) if top else (
+        np.zeros(0), np.zeros((p, 0)))
+    comp = vecs * np.sqrt(np.maximum(vals, 0.0))
+    squares = R * R
+    out = np.full(max_k + 1, np.nan)
+    for i in range(top + 1):
+        A = comp[:, :i]
+        d = np.diag(R) - np.einsum("ij,ij->i", A, A)
+        if np.any(d <= 1e-12):
+            continue
+        w = 1.0 / d
+        B = A * w[:, None]
+        total = w @ squares @ w - 2.0 * np.einsum("ij,ij->", B, R @ B) + np.sum((A.T @ B) ** 2)
+        out[i] = float((total - p) / (p * (p - 1)))
     return out
 
 
@@ -201,8 +233,12 @@ def vss_fit(R: np.ndarray, loadings: np.ndarray, c: int) -> float:
     if L.shape[1] < c:
         return float("nan")
     S = _keep_largest(L, c)
-    resid = np.asarray(R, float) - S @ S.T
-    return float(1.0 - (resid**2).sum() / (np.asarray(R) ** 2).sum())
+    R = np.asarray(R, float)
+    if R.shape[0] > FAST_PATH_MIN_WORDS:  # ||R - S S'||^2 = ||R||^2 - 2 tr(S'RS) + ||S'S||^2: no p x p residual
+        resid2 = squared_norm(R) - 2.0 * np.einsum("ij,ij->", S, R @ S) + np.sum((S.T @ S) ** 2)
+        return float(1.0 - resid2 / squared_norm(R))
+    resid = R - S @ S.T
+    return float(1.0 - (resid**2).sum() / (R**2).sum())
 
 
 def k_rule_votes(table: Any) -> dict[str, int | None]:
