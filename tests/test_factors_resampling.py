@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support.planted import make_planted
+from tests.support.planted import make_planted, wide_log_counts
 from valuelex_utils import factors as F
 from valuelex_utils.errors import UserError
 from valuelex_utils.factors import matrix as FM
@@ -115,9 +115,7 @@ def test_a_gram_factor_gives_the_eigenvalues_and_minres_start_of_the_dense_compu
     from valuelex_utils.factors import extraction as FX
     from valuelex_utils.factors import linalg as FL
 
-    X = np.log1p(make_planted(n_respondents=60, n_factors=3, words_per_factor=10, n_noise_words=450, seed=8)[0]
-                 .to_numpy(float))
-    X = X[:, X.std(axis=0) > 0]
+    X = wide_log_counts(60, 450, seed=8)
     n, p = X.shape
     assert n < p and p > FL.FAST_PATH_MIN_WORDS
     dense = F.correlation_matrix(X)
@@ -181,9 +179,7 @@ def test_minres_through_the_gram_factor_reaches_the_dense_solution(monkeypatch):
     from valuelex_utils.factors import extraction as FX
     from valuelex_utils.factors import linalg as FL
 
-    X = np.log1p(make_planted(n_respondents=90, n_factors=3, words_per_factor=10, n_noise_words=430, seed=4)[0]
-                 .to_numpy(float))
-    X = X[:, X.std(axis=0) > 0]
+    X = wide_log_counts(90, 430, seed=4)
     n, p = X.shape
     assert n < p and p > FL.FAST_PATH_MIN_WORDS
     with_factor = F.correlation_matrix(X)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.support.planted import make_planted
+from tests.support.planted import make_planted, wide_log_counts
 from valuelex_utils import factors as F
 from valuelex_utils.factors import extraction as FX
 from valuelex_utils.factors import fit as FF
@@ -107,9 +107,7 @@ def test_low_rank_fit_statistics_equal_the_direct_ones(wide_R, monkeypatch, obli
 
 def _wide_gram_R() -> tuple[np.ndarray, np.ndarray]:
     """Fewer respondents than words, with the Gram factor recorded as fit_factors records it (and the data)."""
-    X = np.log1p(make_planted(n_respondents=120, n_factors=3, words_per_factor=10, n_noise_words=420, seed=5)[0]
-                 .to_numpy(float))
-    X = X[:, X.std(axis=0) > 0]
+    X = wide_log_counts(120, 420, seed=5)
     R = F.correlation_matrix(X)
     FL.remember_gram_factor(R, (X - X.mean(axis=0)) / X.std(axis=0) / np.sqrt(X.shape[0]))
     return R, X

@@ -133,3 +133,13 @@ def make_planted(
                                                                   name="respondent"))
     truth = {names[i]: int(labels[order[i]]) for i in range(p)}
     return df, truth
+
+
+def wide_log_counts(n_respondents: int, n_noise_words: int, seed: int) -> np.ndarray:
+    """log1p counts of a planted 3-factor study with more words than the fits' fast-path bound (constant columns
+    dropped, as `load_matrix` drops them): the shape of the paper's data, fewer respondents than words when
+    n_respondents is small."""
+    counts = make_planted(n_respondents=n_respondents, n_factors=3, words_per_factor=10,
+                          n_noise_words=n_noise_words, seed=seed)[0]
+    X = np.log1p(counts.to_numpy(float))
+    return X[:, X.std(axis=0) > 0]
