@@ -20,7 +20,7 @@ def test_process_map_equals_the_loop_in_order():
 
 def test_short_lists_and_lambdas_stay_in_this_process():
     calls: list[str] = []
-    record = lambda t: calls.append(t) or len(t)  # noqa: E731  (a lambda cannot be pickled: the loop runs here)
+    record = lambda t: calls.append(t) or len(t)  # a lambda cannot be pickled: the loop runs here
     assert parallel.process_map(record, ANSWERS, min_items=1, jobs=2) == [len(t) for t in ANSWERS]
     assert calls == ANSWERS
     calls.clear()
