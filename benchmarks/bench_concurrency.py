@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> dict:
     a = p.parse_args(argv)
 
     ideal = a.calls * a.delay / a.concurrency
-    machine = machine_info(llama=False)  # no llama.cpp here: only LiteLLM, the store and a local HTTP server
+    # no llama.cpp runs here (LiteLLM, the store and a local HTTP server), but its build is recorded as in llm.json:
+    # the two are read side by side, and a reader should not have to find which wheel the machine had
+    machine = machine_info()
     with start_server(delay=a.delay) as server, tempfile.TemporaryDirectory() as tmp:
         store = ResponseStore(Path(tmp) / "responses.jsonl")
         runner = BatchRunner(store, concurrency=a.concurrency, retries=2, timeout=60)
