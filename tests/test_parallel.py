@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 
 import pandas as pd
 
@@ -35,3 +36,15 @@ def test_descriptor_table_is_the_same_read_in_two_processes(monkeypatch):
     monkeypatch.setattr(lexicon, "process_map", functools.partial(parallel.process_map, min_items=1, jobs=2))
     pd.testing.assert_frame_equal(lexicon.descriptor_table(answers, extract_descriptors), here)
     assert len(here) > 10 and set(here.columns) == {"respondent", "key", "position", "word"}
+
+
+def test_a_function_of_a_notebook_stays_in_this_process(monkeypatch):
+    """A function defined in a notebook cell pickles by reference to `__main__` (the kernel's namespace), which a
+    spawned process cannot import: it must run here, not fail in the child."""
+    def extract_upper(text: str) -> str:
+        return text.upper()
+
+    extract_upper.__module__ = "__main__"
+    extract_upper.__qualname__ = "extract_upper"
+    monkeypatch.setattr(sys.modules["__main__"], "extract_upper", extract_upper, raising=False)
+    assert parallel.process_map(extract_upper, ANSWERS, min_items=1, jobs=2) == [t.upper() for t in ANSWERS]

@@ -26,7 +26,8 @@ def process_map(fn: Callable[[T], U], items: Sequence[T], min_items: int = 5000,
 
     Why fresh ("spawn") processes: a notebook kernel runs threads (ZeroMQ, torch), and forking a process with threads
     can deadlock the child; a spawned interpreter costs ~1 s to start and import, so short lists stay in this
-    process, as does a `fn` that cannot be pickled (a lambda). `fn` must be pure: what it records elsewhere is lost.
+    process, as does a `fn` a fresh process cannot import (a lambda, or a function defined in a notebook or script:
+    its module is `__main__`). `fn` must be pure: what it records elsewhere is lost.
     """
     jobs = min(jobs or available_cores(), max(len(items), 1))
     if jobs <= 1 or len(items) < min_items or not _picklable(fn):
@@ -40,6 +41,9 @@ def process_map(fn: Callable[[T], U], items: Sequence[T], min_items: int = 5000,
 
 
 def _picklable(fn: Callable) -> bool:
+    """Whether a spawned process can get `fn`: pickled by reference, from a module it can import."""
+    if getattr(fn, "__module__", None) == "__main__":
+        return False
     try:
         pickle.dumps(fn)
     except (pickle.PicklingError, AttributeError, TypeError):

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-from .linalg import FAST_PATH_MIN_WORDS, gram_factor, per_matrix, sym_cond
+from .linalg import FAST_PATH_MIN_WORDS, gram_factor, per_matrix, squared_norm, sym_cond
 
 
 def _import_factor_analyzer():
@@ -134,7 +134,7 @@ def _minres_wide(R: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
     p = R.shape[0]
     C = gram_factor(R)
     work = R.copy() if C is None else None
-    off_diagonal = float(np.sum(R**2) - np.sum(np.diag(R) ** 2))
+    off_diagonal = squared_norm(R) - float(np.sum(np.diag(R) ** 2))
     start: list[np.ndarray | None] = [None]
 
     def reduced(psi: np.ndarray) -> Any:
