@@ -34,9 +34,10 @@ _POOL = threading.local()  # .worker is True in a thread_map worker
 
 
 def _one_blas_thread(func):
-    """Run `func` with one BLAS thread. The matrices here are small (at most a few hundred rows and columns) and the
-    work is thousands of small products and eigendecompositions; multi-threaded OpenBLAS spins waiting for its threads,
-    and on a busy 2-core machine the test file took 196 s instead of 11 s. Nested calls are cheap."""
+    """Run `func` with one BLAS thread. Most fits are of a few hundred words, where the work is thousands of small
+    products and eigendecompositions and multi-threaded OpenBLAS spins waiting for its threads (on a busy 2-core
+    machine the test file took 196 s instead of 11 s); at the paper's scale (~2,000 words) the cores go to fits side
+    by side instead (`thread_map`). Nested calls are cheap."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         from threadpoolctl import threadpool_limits
