@@ -126,7 +126,7 @@ def test_the_word_map_caches_every_umap_function_it_compiles():
 
     Y, how = project_2d(np.random.default_rng(1).normal(size=(40, 8)), seed=1)
     assert how == "umap" and Y.shape == (40, 2) and np.isfinite(Y).all()
-    assert umap_cache.cached_functions() == list(umap_cache.CACHED_FUNCTIONS)
+    assert umap_cache.cached_functions() == umap_cache.CACHED_FUNCTIONS
     cached = {id(getattr(__import__(m, fromlist=[a]), a)) for m, a in (r.split(":") for r in umap_cache.CACHED_FUNCTIONS)}
     compiled = {f"{mod.__name__}.{name}": id(obj) for mod in (umap.utils, umap.umap_, umap.layouts, umap.spectral)
                 for name, obj in vars(mod).items()

@@ -91,8 +91,11 @@ def parallel_analysis(
     return observed, threshold, k
 
 
-def _parallel(X, n_iter: int, percentile: float, seed: int, corr: str, deflate: bool):
-    """Parallel analysis; returns (observed, horn_threshold, threshold, k_horn, k)."""
+def _parallel(X, n_iter: int, percentile: float, seed: int, corr: str, deflate: bool,
+              observed: np.ndarray | None = None):
+    """Parallel analysis; returns (observed, horn_threshold, threshold, k_horn, k). `observed`: the data's correlation
+    eigenvalues (descending) when the caller has them already; used above `FAST_PATH_MIN_WORDS` words (Pearson),
+    where they are not computed again."""
     A = np.asarray(X, float)
     if A.ndim != 2 or A.shape[0] < 3 or A.shape[1] < 2:
         raise UserError("parallel_analysis: expected a respondents x words matrix with >= 3 rows and >= 2 columns")
@@ -129,9 +132,10 @@ def _parallel(X, n_iter: int, percentile: float, seed: int, corr: str, deflate: 
             N = _tetrachoric(rng.permuted(B, axis=0))[0]
             null_mats.append(N)
             null[i] = np.linalg.eigvalsh(N)[::-1]
-    if corr == "pearson" and p > FAST_PATH_MIN_WORDS:  # no p x p decomposition: what the null's took, for the data
-        observed = np.zeros(p)
-        observed[:min(n, p)] = _null_eigenvalues(Z)
+    if corr == "pearson" and p > FAST_PATH_MIN_WORDS:
+        if observed is None:  # no p x p decomposition: what the null's took, for the data
+            observed = np.zeros(p)
+            observed[:min(n, p)] = _null_eigenvalues(Z)
     else:
         vals, vecs = np.linalg.eigh(R)
         observed, vecs = vals[::-1], vecs[:, ::-1]
@@ -338,7 +342,8 @@ def choose_n_factors(X: np.ndarray, R: np.ndarray, *, n_factors: int | None, k_r
     # does not want it (resampling loops)
     pa_thr, k_pa, k_defl = None, None, None
     if n_factors is None or parallel_when_fixed:
-        _, _, pa_thr, k_pa, k_defl = _parallel(X, pa_iter, percentile, seed, corr, deflate=(k_rule == "deflated"))
+        _, _, pa_thr, k_pa, k_defl = _parallel(X, pa_iter, percentile, seed, corr, deflate=(k_rule == "deflated"),
+                                               observed=eig)
     if n_factors is not None:
         k = int(n_factors)
         rule = "fixed"

@@ -348,7 +348,7 @@ def warm_word_map(seed: int = 0) -> list[str]:
     from .umap_cache import cached_functions
 
     project_2d(np.random.default_rng(seed).normal(size=(64, 16)), seed=seed)
-    return cached_functions()
+    return list(cached_functions())
 
 
 # --------------------------------------------------------------------------------------------------------------------
