@@ -6,7 +6,7 @@ marker words; its integer labels come from cut points fitted on the same trainin
 
   (a) leave-one-system-out: fit on the annotated sets of two of valuelex / schwartz / mft (and the extra training
       systems), test on every annotated set of the third;
-  (b) a value system no shipped file covers (tests/data/blind/confucian_system.yaml), never used for fitting;
+  (b) a value system no shipped file covers (tests/data/blind/stewardship_system.yaml), never used for fitting;
   (c) the blind sets under tests/data/blind/, written and labelled before the scorer was changed, never tuned on.
 
 (b) and (c) run only with --blind: they are measured once, at the end, and every look spends them. Spent blind
@@ -43,11 +43,11 @@ FAMILY = {"valuelex": "valuelex", "schwartz": "schwartz", "mft": "mft"}  # anyth
 #: measured once each, at the end of the session that wrote them (tests/data/blind/README.md says which); a set
 #: that has been looked at is spent: it moves to the training data's former_blind/ and may then be used for fitting
 BLIND_SETS = [
-    ("fourth system: Confucian virtues", str(BLIND / "confucian_system.yaml"), BLIND / "confucian_blind.csv"),
-    ("blind: valuelex stem completions 4", "valuelex", BLIND / "valuelex_blind4.csv"),
-    ("blind: the same under reworded names", str(BLIND / "valuelex_renamed.yaml"), BLIND / "valuelex_blind4.csv",
+    ("fourth system: stewardship", str(BLIND / "stewardship_system.yaml"), BLIND / "stewardship_blind.csv"),
+    ("blind: valuelex stem completions 5", "valuelex", BLIND / "valuelex_blind5.csv"),
+    ("blind: the same under reworded names", str(BLIND / "valuelex_renamed.yaml"), BLIND / "valuelex_blind5.csv",
      "valuelex"),
-    ("blind: schwartz argued stances 3", "schwartz", BLIND / "schwartz_stances_blind3.csv"),
+    ("blind: schwartz argued stances 4", "schwartz", BLIND / "schwartz_stances_blind4.csv"),
 ]
 
 

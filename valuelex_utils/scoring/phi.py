@@ -62,6 +62,10 @@ TRAINING_SETS: tuple[tuple[str, str], ...] = (
     ("schwartz", "former_blind/schwartz_stances_blind2.csv"),
     ("former_blind/safety_system.yaml", "former_blind/safety_blind.csv"),
     ("former_blind/epistemic_system.yaml", "former_blind/epistemic_blind.csv"),
+    # the second round of session 8, measured once there, joined in session 11 (rule: commit e20117a)
+    ("valuelex", "former_blind/valuelex_blind4.csv"),
+    ("schwartz", "former_blind/schwartz_stances_blind3.csv"),
+    ("former_blind/confucian_system.yaml", "former_blind/confucian_blind.csv"),
 )
 SIMILARITY_FEATURES = ["pos", "def", "pos_sent", "def_sent", "pos_top3", "neg", "neg_sent"]
 RELATIVE_FEATURES = ["rel_pos", "rel_def", "rel_pos_sent", "rel_def_sent", "rel_pos_top3", "rel_neg"]
