@@ -38,7 +38,7 @@ from .features import FEATURE_NAMES, Prototypes, build_features, embed
 #: Bump when features or the model change: part of the cache key of the fitted model. A label set by hand on purpose:
 #: it enters `training_digest`, which the shipped model and data/phi_validity.json are keyed by, so a digest of the
 #: source instead would make the packaged model stale at every refactor that changes no score.
-CODE_VERSION = "phi-1"
+CODE_VERSION = "phi-1.1"
 NEUTRAL = 3.0
 #: the model fitted from the shipped training sets (`ship_model`), so that every machine scores with the same model
 #: and nobody waits for a fit; used only when it was fitted from exactly these training files and this scikit-learn
