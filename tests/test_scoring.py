@@ -136,6 +136,16 @@ def test_prefix_negation_and_harm_verbs():
     assert pol["accuracy"] == 1
 
 
+def test_negation_constructions_that_do_not_negate():
+    """ "a little X" is some X, "little X" hardly any; "never ... without X" is always with X, "without X" alone is not."""
+    def pol(stem: str, completion: str) -> dict[str, int]:
+        return {w: q for (w, q, *_r) in S.word_polarities(stem, completion)}
+    assert pol("Sometimes...", "a little patience helps.")["patience"] == 1
+    assert pol("Sometimes...", "I have little patience.")["patience"] == -1
+    assert pol("Privacy to me...", "means I never share data without consent.")["consent"] == 1
+    assert pol("I...", "share data without consent.")["consent"] == -1
+
+
 CONCERN_PAIRS = [  # (concern stem, completion, practice stem, completion, column) — written for this test
     # (phi-1 reads both "I regret sharing a user's private messages..." and "I secretly share..." as about 3.4 on
     # Professional, a tie that a refit can turn either way: a known shortfall, `test_conflict_scores_below_neutral`)
