@@ -211,7 +211,7 @@ def word_polarities(stem: str, completion: str) -> list[tuple[str, int, bool, bo
                 continue
             window = range(max(start, j - 3), j) if j >= start else range(0)
             negated = (any(_negates(toks, i, start) for i in window)
-                       or any(toks[i] in HARM_VERBS for i in list(window)[-2:]))
+                       or any(toks[i] in HARM_VERBS for i in window[-2:]))
             base = _strip_negative_prefix(t)
             if base is not None:  # "unfairly": the base word, negated once more
                 t, negated = base, not negated
