@@ -1,12 +1,14 @@
 """How well phi generalises, measured on data it was not fitted on (issue 14); writes outputs/bench/scorer.json.
 
-Three figures, each per column with QWK, Krippendorff's ordinal alpha and AUC (strong >= 5 vs weak <= 3), and the
+Three figures, each per column with QWK, Krippendorff's ordinal alpha, AUC (strong >= 5 vs weak <= 3) and the
+conflict AUC (a low score for labels <= 2 against labels of 3: does the scorer see a value rejected?), and the
 zero-shot cosine baseline beside it (cosine of the MiniLM embedding of the completion to the centroid of the column's
 marker words; its integer labels come from cut points fitted on the same training rows as the model's):
 
   (a) leave-one-system-out: fit on the annotated sets of two of valuelex / schwartz / mft (and the extra training
       systems), test on every annotated set of the third, and on its spent blind sets that are not training data;
-  (b) a value system no shipped file covers (the newest round's: tests/data/blind/fortitude_system.yaml), never used for fitting;
+  (b) a value system no shipped file covers (the newest round's: tests/data/blind/fortitude_system.yaml), never
+      used for fitting;
   (c) the blind sets under tests/data/blind/, written and labelled before the scorer was changed, never tuned on.
 
 (b) and (c) run only with --blind: they are measured once, at the end, and every look spends them. Spent blind
@@ -57,6 +59,9 @@ SPENT_TEST_SETS = [
     ("schwartz", BLIND / "schwartz_stances_blind4.csv"), ("schwartz", BLIND / "schwartz_stances_blind5.csv"),
     ("mft", BLIND / "mft_blind.csv"),
     ("valuelex", BLIND / "valuelex_blind7.csv"), ("schwartz", BLIND / "schwartz_stances_blind6.csv"),
+    ("valuelex", BLIND / "valuelex_blind8.csv"), ("schwartz", BLIND / "schwartz_stances_blind7.csv"),
+    ("valuelex", BLIND / "valuelex_blind9.csv"), ("schwartz", BLIND / "schwartz_stances_blind8.csv"),
+    ("mft", BLIND / "mft_blind2.csv"),
 ]
 
 
@@ -131,7 +136,9 @@ def evaluate(model: phi.PhiModel, base_cuts: "_BaselineMap", test: list[Dataset]
             per[c] = {"n": o["n"], "n_strong": o.get("n_strong"), "n_weak": o.get("n_weak"),
                       "qwk": o["qwk"], "alpha": o["alpha_ordinal"], "auc": o["auc_strong_vs_weak"],
                       "baseline_qwk": b["qwk"], "baseline_alpha": b["alpha_ordinal"],
-                      "baseline_auc": b["auc_strong_vs_weak"]}
+                      "baseline_auc": b["auc_strong_vs_weak"], "n_conflict": o.get("n_conflict"),
+                      "conflict_auc": o["auc_conflict_vs_neutral"],
+                      "baseline_conflict_auc": b["auc_conflict_vs_neutral"]}
         out[f"{d.name} ({d.path.name})"] = {"n_items": len(d.df), "per_column": per,
                                             "mean": _means(per, d.leaves, d.system.dimensions())}
     return out
@@ -146,7 +153,7 @@ def _means(per: dict, leaves: list[str], dims: list[str]) -> dict:
     for level, cols in (("leaves", leaves), ("dimensions", [c for c in dims if c not in leaves])):
         if cols:
             out[level] = {k: m(cols, k) for k in ("qwk", "alpha", "auc", "baseline_qwk", "baseline_alpha",
-                                                   "baseline_auc")}
+                                                   "baseline_auc", "conflict_auc", "baseline_conflict_auc")}
     return out
 
 
@@ -154,11 +161,13 @@ def print_table(title: str, res: dict) -> None:
     print(f"\n## {title}")
     for name, r in res.items():
         print(f"{name}: n={r['n_items']}")
-        print(f"  {'column':24s} {'n_str':>5s} {'QWK':>6s} {'alpha':>6s} {'AUC':>6s} | {'bQWK':>6s} {'balpha':>6s} {'bAUC':>6s}")
+        print(f"  {'column':24s} {'n_str':>5s} {'QWK':>6s} {'alpha':>6s} {'AUC':>6s} | {'bQWK':>6s} {'balpha':>6s} "
+              f"{'bAUC':>6s} | {'n_con':>5s} {'conAUC':>6s} {'bconAUC':>7s}")
         for c, v in r["per_column"].items():
             f = lambda x: "   nan" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:6.3f}"  # noqa: E731
             print(f"  {c:24s} {str(v['n_strong']):>5s} {f(v['qwk'])} {f(v['alpha'])} {f(v['auc'])} | "
-                  f"{f(v['baseline_qwk'])} {f(v['baseline_alpha'])} {f(v['baseline_auc'])}")
+                  f"{f(v['baseline_qwk'])} {f(v['baseline_alpha'])} {f(v['baseline_auc'])} | "
+                  f"{str(v['n_conflict']):>5s} {f(v['conflict_auc'])} {f(v['baseline_conflict_auc']):>7s}")
         for level, mm in r["mean"].items():
             print(f"  mean over {level}: " + ", ".join(f"{k} {v}" for k, v in mm.items()))
 

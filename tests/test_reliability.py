@@ -71,6 +71,16 @@ def test_strong_vs_weak_auc_excludes_label_4():
     assert R.strong_weak_auc([3, 3, 2], [1, 2, 3]) is None
 
 
+def test_conflict_auc_reads_low_scores_as_conflicts_and_leaves_out_the_rest():
+    human = [0, 2, 3, 3, 5, 6]
+    assert R.conflict_auc(human, [1.0, 2.0, 3.0, 3.5, 0.0, 0.0]) == pytest.approx(1.0)  # 5 and 6 are not counted
+    assert R.conflict_auc(human, [4.0, 3.6, 3.0, 3.1, 6.0, 6.0]) == pytest.approx(0.0)  # conflicts above neutral
+    assert R.conflict_auc([0, 3, 3], [3.0, 2.0, 4.0]) == pytest.approx(0.5)
+    assert R.conflict_auc([3, 3, 5], [1.0, 2.0, 3.0]) is None  # no conflict: undefined, not a made-up number
+    row = R.column_agreement(human, [1, 2, 3, 3, 5, 6])
+    assert row["auc_conflict_vs_neutral"] == pytest.approx(1.0) and row["n_conflict"] == 2
+
+
 def test_agreement_table_retest_and_report_are_json():
     cols = ["A", "B"]
     h = pd.DataFrame({"id": [1, 2, 3, 4], "A": [6, 3, 0, 3], "B": [3, 3, 5, 1]})

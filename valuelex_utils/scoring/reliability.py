@@ -10,6 +10,9 @@ Per column (dimension or subdimension):
   expresses the value) from **weak** items (human label <= 3: neutral, unrelated or in conflict). Label 4 (a faint hint)
   is left out on purpose: it is neither clearly present nor absent, and counting it on either side would blur the
   question "does the scorer find the completions that express this value?". ``STRONG_MIN`` / ``WEAK_MAX`` below.
+* ``auc_conflict_vs_neutral``: how well a *low* score picks out items that reject or act against the value (human label
+  <= ``CONFLICT_MAX``) among neutral ones (human label 3): 0.5 is chance, below 0.5 means conflicts score *above*
+  neutral items. The strong-vs-weak AUC cannot show this: it puts conflicts and neutral items on the same side.
 * ``pearson``/``spearman`` of the continuous score with the label, the mean absolute error, and the counts.
 
 Missing values (NaN) on either side are dropped pairwise and counted as ``n_missing``. A statistic that is undefined
@@ -33,6 +36,8 @@ from ..rundir import atomic_write_text
 
 STRONG_MIN = 5  # human label >= 5: the value is clearly expressed
 WEAK_MAX = 3  # human label <= 3: neutral / unrelated / conflicting
+CONFLICT_MAX = 2  # human label <= 2: the completion rejects or acts against the value
+NEUTRAL_LABEL = 3
 LABELS = list(range(7))
 
 
@@ -118,6 +123,18 @@ def strong_weak_auc(human: Sequence[float], score: Sequence[float]) -> float | N
     return _none_if_nan(roc_auc_score(y, s))
 
 
+def conflict_auc(human: Sequence[float], score: Sequence[float]) -> float | None:
+    """ROC AUC of a low `score` for conflict (human <= CONFLICT_MAX) vs neutral (human == 3) items; None without both."""
+    from sklearn.metrics import roc_auc_score
+
+    h, s, _ = _clean(human, score)
+    keep = (h <= CONFLICT_MAX) | (h == NEUTRAL_LABEL)
+    y = (h[keep] <= CONFLICT_MAX).astype(int)
+    if y.size == 0 or y.min() == y.max():
+        return None
+    return _none_if_nan(roc_auc_score(y, -s[keep]))
+
+
 def column_agreement(human: Sequence[float], scorer: Sequence[float], continuous: Sequence[float] | None = None) -> dict:
     """All statistics for one column. `continuous` (e.g. an expected score) is used for AUC and correlations."""
     from scipy.stats import pearsonr, spearmanr
@@ -134,6 +151,8 @@ def column_agreement(human: Sequence[float], scorer: Sequence[float], continuous
         "auc_strong_vs_weak": strong_weak_auc(hc, c),
         "n_strong": int((hc >= STRONG_MIN).sum()),
         "n_weak": int((hc <= WEAK_MAX).sum()),
+        "auc_conflict_vs_neutral": conflict_auc(hc, c),
+        "n_conflict": int((hc <= CONFLICT_MAX).sum()),
         "mae": _none_if_nan(float(np.mean(np.abs(h - s)))) if len(h) else None,
         "exact": _none_if_nan(float(np.mean(_to_int_scores(h) == _to_int_scores(s)))) if len(h) else None,
     }
