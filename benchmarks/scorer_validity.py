@@ -61,6 +61,7 @@ SPENT_TEST_SETS = [
     ("valuelex", BLIND / "valuelex_blind8.csv"), ("schwartz", BLIND / "schwartz_stances_blind7.csv"),
     ("valuelex", BLIND / "valuelex_blind9.csv"), ("schwartz", BLIND / "schwartz_stances_blind8.csv"),
     ("mft", BLIND / "mft_blind2.csv"),
+    ("valuelex", BLIND / "valuelex_blind10.csv"), ("schwartz", BLIND / "schwartz_stances_blind9.csv"),
 ]
 
 

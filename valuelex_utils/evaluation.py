@@ -247,7 +247,8 @@ def reliability_overview(runs: Mapping[str, ScoredRun]) -> pd.DataFrame:
         ann = run.reliability.get("against_annotated") or {}
         measured = ann.get("mean_qwk") is not None
         rows.append({"system": key, "scorer": run.reliability.get("scorer"),
-                     **{k: ann.get(k) for k in ("mean_qwk", "mean_alpha_ordinal", "mean_auc_strong_vs_weak")},
+                     **{k: ann.get(k) for k in ("mean_qwk", "mean_alpha_ordinal", "mean_auc_strong_vs_weak",
+                                                "mean_auc_conflict_vs_neutral")},
                      "n_labelled_items": ann.get("n_items"),
                      "note": "" if measured else "no human labels for this system: agreement unknown (reliability.json "
                      "says how it was scored)"})

@@ -194,6 +194,7 @@ def agreement_table(
         "mean_alpha_ordinal": _mean(v["alpha_ordinal"] for v in per.values()),
         "mean_alpha_interval": _mean(v["alpha_interval"] for v in per.values()),
         "mean_auc_strong_vs_weak": _mean(v["auc_strong_vs_weak"] for v in per.values()),
+        "mean_auc_conflict_vs_neutral": _mean(v["auc_conflict_vs_neutral"] for v in per.values()),
     }
 
 
@@ -208,6 +209,7 @@ def summarise_by_level(table: Mapping[str, Any], dimensions: Sequence[str], subd
             "mean_alpha_ordinal": _mean(per[c]["alpha_ordinal"] for c in cols),
             "mean_alpha_interval": _mean(per[c]["alpha_interval"] for c in cols),
             "mean_auc_strong_vs_weak": _mean(per[c]["auc_strong_vs_weak"] for c in cols),
+            "mean_auc_conflict_vs_neutral": _mean(per[c].get("auc_conflict_vs_neutral") for c in cols),
         }
     return out
 
@@ -259,6 +261,8 @@ def reliability_report(
             "alpha_interval": "Krippendorff's alpha, interval, on the continuous score",
             "auc_strong_vs_weak": f"ROC AUC of the score for human >= {STRONG_MIN} (strong) vs human <= {WEAK_MAX} "
             "(weak: neutral, unrelated or conflicting); label 4 excluded",
+            "auc_conflict_vs_neutral": f"ROC AUC of a low score for human <= {CONFLICT_MAX} (the completion rejects the "
+            f"value) vs human == {NEUTRAL_LABEL} (neutral); 0.5 is chance, below it conflicts score above neutral",
         },
     }
     if against_annotated is not None:
@@ -296,5 +300,6 @@ def reliability_table(report: Mapping[str, Any]) -> pd.DataFrame:
         per = (report.get(source) or {}).get("per_column") or {}
         for col, stats in per.items():
             rows.append({"source": source, "column": col,
-                         **{k: stats.get(k) for k in ("n", "qwk", "alpha_ordinal", "auc_strong_vs_weak", "exact")}})
+                         **{k: stats.get(k) for k in ("n", "qwk", "alpha_ordinal", "auc_strong_vs_weak",
+                                                      "auc_conflict_vs_neutral", "exact")}})
     return pd.DataFrame(rows)
