@@ -110,29 +110,28 @@ def _interval_alpha(a: np.ndarray, b: np.ndarray) -> float | None:
     return _none_if_nan(1.0 - (2.0 * float(np.sum((a - b) ** 2)) / n) / d_e)
 
 
-def strong_weak_auc(human: Sequence[float], score: Sequence[float]) -> float | None:
-    """ROC AUC of `score` for strong (human >= STRONG_MIN) vs weak (human <= WEAK_MAX) items; None without both."""
+def _two_group_auc(positive: np.ndarray, score: np.ndarray) -> float | None:
+    """ROC AUC of `score` for the positive items against the rest; None unless both groups are present."""
     from sklearn.metrics import roc_auc_score
 
-    h, s, _ = _clean(human, score)
-    keep = (h >= STRONG_MIN) | (h <= WEAK_MAX)
-    h, s = h[keep], s[keep]
-    y = (h >= STRONG_MIN).astype(int)
+    y = positive.astype(int)
     if y.size == 0 or y.min() == y.max():
         return None
-    return _none_if_nan(roc_auc_score(y, s))
+    return _none_if_nan(roc_auc_score(y, score))
+
+
+def strong_weak_auc(human: Sequence[float], score: Sequence[float]) -> float | None:
+    """ROC AUC of `score` for strong (human >= STRONG_MIN) vs weak (human <= WEAK_MAX) items; None without both."""
+    h, s, _ = _clean(human, score)
+    keep = (h >= STRONG_MIN) | (h <= WEAK_MAX)
+    return _two_group_auc(h[keep] >= STRONG_MIN, s[keep])
 
 
 def conflict_auc(human: Sequence[float], score: Sequence[float]) -> float | None:
     """ROC AUC of a low `score` for conflict (human <= CONFLICT_MAX) vs neutral (human == 3) items; None without both."""
-    from sklearn.metrics import roc_auc_score
-
     h, s, _ = _clean(human, score)
     keep = (h <= CONFLICT_MAX) | (h == NEUTRAL_LABEL)
-    y = (h[keep] <= CONFLICT_MAX).astype(int)
-    if y.size == 0 or y.min() == y.max():
-        return None
-    return _none_if_nan(roc_auc_score(y, -s[keep]))
+    return _two_group_auc(h[keep] <= CONFLICT_MAX, -s[keep])
 
 
 def column_agreement(human: Sequence[float], scorer: Sequence[float], continuous: Sequence[float] | None = None) -> dict:
@@ -209,7 +208,7 @@ def summarise_by_level(table: Mapping[str, Any], dimensions: Sequence[str], subd
             "mean_alpha_ordinal": _mean(per[c]["alpha_ordinal"] for c in cols),
             "mean_alpha_interval": _mean(per[c]["alpha_interval"] for c in cols),
             "mean_auc_strong_vs_weak": _mean(per[c]["auc_strong_vs_weak"] for c in cols),
-            "mean_auc_conflict_vs_neutral": _mean(per[c].get("auc_conflict_vs_neutral") for c in cols),
+            "mean_auc_conflict_vs_neutral": _mean(per[c]["auc_conflict_vs_neutral"] for c in cols),
         }
     return out
 
@@ -261,8 +260,8 @@ def reliability_report(
             "alpha_interval": "Krippendorff's alpha, interval, on the continuous score",
             "auc_strong_vs_weak": f"ROC AUC of the score for human >= {STRONG_MIN} (strong) vs human <= {WEAK_MAX} "
             "(weak: neutral, unrelated or conflicting); label 4 excluded",
-            "auc_conflict_vs_neutral": f"ROC AUC of a low score for human <= {CONFLICT_MAX} (the completion rejects the "
-            f"value) vs human == {NEUTRAL_LABEL} (neutral); 0.5 is chance, below it conflicts score above neutral",
+            "auc_conflict_vs_neutral": f"ROC AUC of a low score for human <= {CONFLICT_MAX} (the completion rejects "
+            f"the value) vs human == {NEUTRAL_LABEL} (neutral); 0.5 is chance, below it conflicts score above neutral",
         },
     }
     if against_annotated is not None:
