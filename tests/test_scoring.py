@@ -63,10 +63,10 @@ def test_negated_statement_scores_below_its_affirmation(emb):
         assert a > 3.0, f"{col}: affirmation {aff!r} scored {a}"
 
 
-@pytest.mark.xfail(strict=True, reason="known shortfall of phi: 'careful to check my facts' scores about 3.0 on "
-                   "Self-Competent in every model so far (3.04-3.11), so its order against the negation is a near tie "
-                   "that phi-1.1's refit reversed (3.02 vs 3.12) (README, 'How good the scores are')")
 def test_careful_with_facts_scores_above_careless(emb):
+    """A known shortfall until phi-1.1 (strict xfail): 'careful to check my facts' scored about 3.0 on Self-Competent
+    in every model (3.04-3.11), a near tie with the negation that phi-1.1 reversed (3.02 vs 3.12). phi-1.6, fitted with
+    the spent blind rounds 3-8, scores them 3.21 and 2.73."""
     _, ev = _expected(emb, ["I am very...", "I am very..."],
                       ["careful to check my facts before I answer.",
                        "careless with facts and I never check anything before I answer."])

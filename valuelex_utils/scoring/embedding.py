@@ -34,7 +34,7 @@ class EmbeddingScorer(Scorer):
     marker words and opposites, plus lexical direction cues, mapped to 0..6 by one model (`phi`) fitted on every
     shipped annotated set pooled. A system needs no annotated data of its own.
 
-    The fitted model ships in the package (`data/phi_model.joblib`, 593 KB, written by `phi.ship_model`); when the
+    The fitted model ships in the package (`data/phi_model.joblib`, 810 KB, written by `phi.ship_model`); when the
     training files or scikit-learn differ from what it was fitted with, a model is fitted at first use (minutes on 2
     cores: every training completion is embedded) and cached with joblib under `$VALUELEX_CACHE_DIR/scorers` (default
     `~/.cache/valuelex/scorers`), keyed by a hash of the code version and every training file.

@@ -38,7 +38,7 @@ from .features import FEATURE_NAMES, Prototypes, build_features, embed
 #: Bump when features or the model change: part of the cache key of the fitted model. A label set by hand on purpose:
 #: it enters `training_digest`, which the shipped model and data/phi_validity.json are keyed by, so a digest of the
 #: source instead would make the packaged model stale at every refactor that changes no score.
-CODE_VERSION = "phi-1.1"
+CODE_VERSION = "phi-1.6"  # phi-1.1's features and model; the training data of rule 201e7a6 (session 13)
 NEUTRAL = 3.0
 #: the model fitted from the shipped training sets (`ship_model`), so that every machine scores with the same model
 #: and nobody waits for a fit; used only when it was fitted from exactly these training files and this scikit-learn
@@ -66,6 +66,17 @@ TRAINING_SETS: tuple[tuple[str, str], ...] = (
     ("valuelex", "former_blind/valuelex_blind4.csv"),
     ("schwartz", "former_blind/schwartz_stances_blind3.csv"),
     ("former_blind/confucian_system.yaml", "former_blind/confucian_blind.csv"),
+    # the spent rounds 3-8 (sessions 9-12), joined in session 13 (rule: commit 201e7a6, decided on the tenth round),
+    # in the order that rule's measurement fitted them (the order moves HistGradientBoosting's early-stopping split)
+    *((fam, f"former_blind/{csv}") for fam, csv in (
+        ("valuelex", "valuelex_blind5.csv"), ("valuelex", "valuelex_blind6.csv"),
+        ("schwartz", "schwartz_stances_blind4.csv"), ("schwartz", "schwartz_stances_blind5.csv"), ("mft", "mft_blind.csv"),
+        ("valuelex", "valuelex_blind7.csv"), ("schwartz", "schwartz_stances_blind6.csv"),
+        ("valuelex", "valuelex_blind8.csv"), ("schwartz", "schwartz_stances_blind7.csv"),
+        ("valuelex", "valuelex_blind9.csv"), ("schwartz", "schwartz_stances_blind8.csv"), ("mft", "mft_blind2.csv"),
+        ("valuelex", "valuelex_blind10.csv"), ("schwartz", "schwartz_stances_blind9.csv"))),
+    *((f"former_blind/{s}_system.yaml", f"former_blind/{s}_blind.csv")
+      for s in ("stewardship", "civic", "care", "craft", "fortitude", "frugality")),
 )
 SIMILARITY_FEATURES = ["pos", "def", "pos_sent", "def_sent", "pos_top3", "neg", "neg_sent"]
 RELATIVE_FEATURES = ["rel_pos", "rel_def", "rel_pos_sent", "rel_def_sent", "rel_pos_top3", "rel_neg"]
