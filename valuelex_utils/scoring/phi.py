@@ -70,7 +70,8 @@ TRAINING_SETS: tuple[tuple[str, str], ...] = (
     # in the order that rule's measurement fitted them (the order moves HistGradientBoosting's early-stopping split)
     *((fam, f"former_blind/{csv}") for fam, csv in (
         ("valuelex", "valuelex_blind5.csv"), ("valuelex", "valuelex_blind6.csv"),
-        ("schwartz", "schwartz_stances_blind4.csv"), ("schwartz", "schwartz_stances_blind5.csv"), ("mft", "mft_blind.csv"),
+        ("schwartz", "schwartz_stances_blind4.csv"), ("schwartz", "schwartz_stances_blind5.csv"),
+        ("mft", "mft_blind.csv"),
         ("valuelex", "valuelex_blind7.csv"), ("schwartz", "schwartz_stances_blind6.csv"),
         ("valuelex", "valuelex_blind8.csv"), ("schwartz", "schwartz_stances_blind7.csv"),
         ("valuelex", "valuelex_blind9.csv"), ("schwartz", "schwartz_stances_blind8.csv"), ("mft", "mft_blind2.csv"),
