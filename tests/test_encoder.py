@@ -52,3 +52,17 @@ def test_sentence_spans_point_at_the_sentences():
     text = "- First, I check facts.\n- Second: be kind to users!  Third? ok"
     spans = phi.sentence_spans(text)
     assert [text[a:b] for a, b in spans] == phi.sentences(text)
+
+
+def test_a_texts_vectors_do_not_depend_on_the_other_texts_encoded_with_it():
+    """A completion's score must not depend on what else is scored: its pooled vectors alone and in a batch of
+    longer and shorter texts agree (an int8 encoder with dynamic quantisation failed exactly this, rule 4fb6c9f)."""
+    text = TEXTS[0]
+    others = [TEXTS[2] * 3, "Ok.", TEXTS[1]]
+    E.clear_memory_cache()
+    alone = E.embed_spans([text], [phi.sentence_spans(text)])[0]
+    E.clear_memory_cache()
+    mixed = E.embed_spans([*others, text], [phi.sentence_spans(t) for t in [*others, text]])[-1]
+    assert len(alone) == len(mixed) == 2
+    for a, b in zip(alone, mixed):
+        assert np.abs(a - b).max() < 1e-5
