@@ -1,5 +1,5 @@
 """The one-pass sentence vectors the scorer pools from a completion's own tokens (`embeddings.embed_spans`,
-`phi.sentence_vectors`). Sentences written for these tests."""
+`phi.completion_vectors`). Sentences written for these tests."""
 from __future__ import annotations
 
 import numpy as np
@@ -42,8 +42,7 @@ def test_a_span_past_the_encoders_window_is_none_and_the_scorer_encodes_it_alone
     spans = phi.sentence_spans(long, max_n=100)
     vs = E.embed_spans([long], [spans])[0]
     assert vs[0] is not None and vs[-1] is None  # 256 tokens cover the first sentence, not the last
-    comp = E.embed([long])
-    sent, owner = phi.sentence_vectors([long, "Short one."], np.vstack([comp, E.embed(["Short one."])]))
+    _comp, sent, owner = phi.completion_vectors([long, "Short one."])
     assert len(sent) == len(phi.sentences(long)) + 1 and owner[-1] == 1
     assert np.isfinite(sent).all() and np.allclose(np.linalg.norm(sent, axis=1), 1, atol=1e-5)
 

@@ -183,25 +183,24 @@ def embed_spans(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
     texts = [str(t) for t in texts]
     if len(spans) != len(texts):
         raise ValueError("embed_spans needs one list of spans per text")
-    mem, smem = _MEM, _SPAN_MEM
     keys = [[_span_key(t, sp) for sp in sps] for t, sps in zip(texts, spans)]
-    todo = [i for i, ks in enumerate(keys) if any(k not in smem for k in ks)]
+    todo = [i for i, ks in enumerate(keys) if any(k not in _SPAN_MEM for k in ks)]
     disk = _disk_path()
     skey = _model_key() + "#span"
     if todo and disk is not None:
-        smem.update(_disk_get(disk, [k for i in todo for k in keys[i]], key=skey))
-        todo = [i for i in todo if any(k not in smem for k in keys[i])]
+        _SPAN_MEM.update(_disk_get(disk, [k for i in todo for k in keys[i]], key=skey))
+        todo = [i for i in todo if any(k not in _SPAN_MEM for k in keys[i])]
     if todo:
         whole, new = _pool_spans([texts[i] for i in todo], [spans[i] for i in todo], batch_size)
         found = {k: v for i, vs in zip(todo, new) for k, v in zip(keys[i], vs) if v is not None}
-        smem.update(found)
-        fresh = {texts[i]: v for i, v in zip(todo, whole) if texts[i] not in mem}
-        mem.update(fresh)  # the same pass gives the whole text's vector: `embed` need not encode it again
+        _SPAN_MEM.update(found)
+        fresh = {texts[i]: v for i, v in zip(todo, whole) if texts[i] not in _MEM}
+        _MEM.update(fresh)  # the same pass gives the whole text's vector: `embed` need not encode it again
         if disk is not None:
             _disk_put(disk, found, key=skey)
             _disk_put(disk, fresh)
-    out = [[smem.get(k) for k in ks] for ks in keys]
-    _bound(smem)
+    out = [[_SPAN_MEM.get(k) for k in ks] for ks in keys]
+    _bound(_SPAN_MEM)
     return out
 
 
@@ -228,17 +227,21 @@ def _pool_spans(texts: list[str], spans: Sequence[Sequence[tuple[int, int]]],
         mask = enc["attention_mask"].numpy().astype(bool)
         real = mask & ~special
         for r, i in enumerate(idx):
-            w = states[r, mask[r]].mean(0)
-            whole[i] = (w / max(float(np.linalg.norm(w)), 1e-12)).astype(np.float32)
+            whole[i] = _unit_row(states[r, mask[r]].mean(0))
             start, end = offsets[r, :, 0], offsets[r, :, 1]
             for a, z in spans[i]:
                 inside = real[r] & (start >= a) & (end <= z) & (end > start)
                 if not inside.any():
                     out[i].append(None)
                     continue
-                v = states[r, inside].mean(0)
-                out[i].append((v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32))
+                out[i].append(_unit_row(states[r, inside].mean(0)))
     return whole, out
+
+
+def _unit_row(v: np.ndarray) -> np.ndarray:
+    """One pooled vector at unit length. Not `unit`: its float32 norm rounds the last bit differently, and phi-1.7 was
+    fitted on vectors normalised this way (features bit-identical)."""
+    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
 
 
 def unit(x: np.ndarray, dtype: Any = None) -> np.ndarray:

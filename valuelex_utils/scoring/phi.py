@@ -98,41 +98,44 @@ def sentences(completion: str, max_n: int = 12) -> list[str]:
 
 def sentence_spans(completion: str, max_n: int = 12) -> list[tuple[int, int]]:
     """Character spans of `sentences(completion)` in the completion, in order ((0, 0) if one is not found)."""
-    text, pos, out = str(completion or ""), 0, []
-    for part in sentences(text, max_n):
+    return _locate(str(completion or ""), sentences(completion, max_n))
+
+
+def _locate(text: str, parts: list[str]) -> list[tuple[int, int]]:
+    pos, out = 0, []
+    for part in parts:
         a = text.find(part, pos)
         out.append((a, a + len(part)) if a >= 0 else (0, 0))
         pos = a + len(part) if a >= 0 else pos
     return out
 
 
-def sentence_vectors(completions: Sequence[str], comp: np.ndarray,
-                     pooled: dict[int, list[np.ndarray | None]] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(vectors, owner): one unit vector per sentence of each completion and the index of the completion it is from.
+def completion_vectors(completions: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(whole, sentence vectors, owner): each completion's unit vector, one unit vector per sentence, and the index of
+    the completion each sentence is from.
 
-    A completion of one sentence (or none) is its own sentence: its whole vector `comp[i]`. The sentences of a longer
-    one are pooled from a single encoder pass over it (`embeddings.embed_spans`: the encoder is most of the scorer's
-    time, and encoding every sentence again nearly doubled it); one the encoder's window cut off is encoded alone.
-    `pooled` (completion index -> its span vectors) is the caller's `embed_spans` result, if it has one.
+    The sentences of a multi-sentence completion are pooled from the single encoder pass over it
+    (`embeddings.embed_spans`: the encoder is most of the scorer's time, and encoding every sentence again nearly
+    doubled it); that pass also caches the completion's whole vector, so it runs first. A completion of one sentence
+    (or none) is its own sentence; a sentence the encoder's window cut off is encoded alone.
     """
-    if pooled is None:
-        multi = [i for i, c in enumerate(completions) if len(sentences(c)) > 1]
-        pooled = dict(zip(multi, embed_spans([completions[i] for i in multi],
-                                             [sentence_spans(completions[i]) for i in multi])))
+    parts = [sentences(c) for c in completions]
+    multi = [i for i, p in enumerate(parts) if len(p) > 1]
+    pooled = dict(zip(multi, embed_spans([completions[i] for i in multi],
+                                         [_locate(completions[i], parts[i]) for i in multi])))
+    comp = embed([c if c.strip() else "-" for c in completions])
     rows: list[np.ndarray | None] = []
     owner: list[int] = []
     alone: dict[int, str] = {}
     for i, c in enumerate(completions):
-        vs = pooled.get(i, [comp[i]])
-        for part, v in zip(sentences(c) if i in pooled else [c], vs):
+        for part, v in zip(parts[i], pooled[i]) if i in pooled else [(c, comp[i])]:
             if v is None:
                 alone[len(rows)] = part
             rows.append(v)
             owner.append(i)
-    if alone:
-        for r, v in zip(alone, embed(list(alone.values()))):
-            rows[r] = v
-    return np.vstack(rows).astype(np.float32), np.asarray(owner)
+    for r, v in zip(alone, embed(list(alone.values()))):
+        rows[r] = v
+    return comp, np.vstack(rows).astype(np.float32), np.asarray(owner)
 
 
 @dataclass
@@ -195,10 +198,7 @@ def pair_features(stems: Sequence[str], completions: Sequence[str], system: Any)
     enc = embed
     cols = LeafTexts.of(system)
     n = len(completions)
-    spans = {i: sentence_spans(c) for i, c in enumerate(completions) if len(sentences(c)) > 1}
-    pooled = dict(zip(spans, embed_spans([completions[i] for i in spans], list(spans.values()))))
-    comp = enc([c if c.strip() else "-" for c in completions])  # the multi-sentence ones are cached by now
-    sent, owner = sentence_vectors(completions, comp, pooled)
+    comp, sent, owner = completion_vectors(completions)
     defs = enc(cols.definitions)
     pos = _unit32(np.vstack([enc(w).mean(0) for w in cols.markers]))
     neg = _unit32(np.vstack([enc(w).mean(0) if w else np.zeros(comp.shape[1], np.float32) for w in cols.opposites]))
