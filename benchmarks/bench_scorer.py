@@ -3,7 +3,9 @@ outputs/bench/scorer_speed.json.
 
 Load = importing the package, loading the encoder and the packaged phi model (when the package has none for its
 training files, the fit or cached fit is timed apart as `fit_s_first_use`). The completions are the shipped annotated ones, each made distinct
-by a suffix so that no embedding comes from a cache. Records the CPU and the load average beside the figures.
+by a suffix so that no embedding comes from a cache. Records the CPU and the load average beside the figures, and
+the encoder's floor on this machine (`encoder_floor`: how long the workload's dense-layer products take at the fp32
+matrix-product rate torch reaches here), so that a figure from one CPU can be read against another's.
 """
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ def main() -> None:
         "fit_s_first_use": None if t_fit is None else round(t_fit, 1),
         "mean_completion_chars": round(float(items["completion"].str.len().mean()), 1),
         "target": "10,000 completions in <= 120 s on 2 cores, load included",
+        "encoder_floor": encoder_floor(items["completion"].tolist()),
         "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "loadavg_at_end": os.getloadavg(),
                     "python": platform.python_version()},
     }
@@ -73,6 +76,37 @@ def main() -> None:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
+
+
+def encoder_floor(texts: list[str]) -> dict:
+    """The least time the encoder's linear layers need for these texts on this CPU: every token (as far as the
+    256-token window) through MiniLM-L6's six layers of dense matrix products (4 x 384 x 384 attention projections,
+    384 x 1536 and 1536 x 384 feed-forward: 21.2 MFLOP a token) at the fp32 GEMM rate torch reaches here on those
+    shapes. Why: the scorer's time is almost all encoder, and the encoder's time almost all these products; when
+    the floor alone is near or over the target, no change short of fewer or cheaper (int8) operations can meet it."""
+    import torch
+
+    from valuelex_utils.scoring import get_encoder
+
+    enc = get_encoder()
+    window = int(enc.max_seq_length)
+    tokens = sum(min(len(ids), window) for ids in enc.tokenizer(texts)["input_ids"])
+    flop_per_token = 6 * 2 * (4 * 384 * 384 + 2 * 384 * 1536)
+    rates = {}
+    for k, n in ((384, 384), (384, 1536), (1536, 384)):
+        a, b = torch.randn(3200, k), torch.randn(k, n)
+        for _ in range(3):
+            a @ b
+        t, reps = time.perf_counter(), 20
+        for _ in range(reps):
+            a @ b
+        rates[f"{k}x{n}"] = 2 * 3200 * k * n * reps / (time.perf_counter() - t) / 1e9
+    # the mix of shapes in one layer: 4 products of 384x384, one of each feed-forward shape
+    mix = (4 * 384 * 384 + 2 * 384 * 1536) / (4 * 384 * 384 / rates["384x384"] + 384 * 1536 / rates["384x1536"]
+                                              + 1536 * 384 / rates["1536x384"])
+    return {"tokens": int(tokens), "gflop": round(tokens * flop_per_token / 1e9, 1),
+            "gemm_gflop_per_s": {k: round(v, 1) for k, v in rates.items()}, "torch_threads": torch.get_num_threads(),
+            "linear_layers_floor_s": round(tokens * flop_per_token / 1e9 / mix, 1)}
 
 
 def _cpu() -> str:

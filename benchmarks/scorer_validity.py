@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -42,19 +43,20 @@ from valuelex_utils.scoring import phi, reliability  # noqa: E402
 ANN = phi.ANNOTATED_DIR
 BLIND = ROOT / "tests" / "data" / "blind"
 FAMILY = {"valuelex": "valuelex", "schwartz": "schwartz", "mft": "mft"}  # anything else is an extra training system
-#: the newest round (tests/data/blind/README.md says who wrote what): measured once; this one (session 14) decided
-#: rule 4fb6c9f (phi-1.7) and is spent, so --blind only repeats that figure: the next change needs new sets, written first
+#: the newest round (tests/data/blind/README.md says who wrote what): measured once; this one (session 15) decided
+#: rule d07a47c (phi-1.8) and is spent, so --blind only repeats that figure: the next change needs new sets, written first
 BLIND_SETS = [
-    ("fourth system: harm avoidance", str(BLIND / "harm_system.yaml"), BLIND / "harm_blind.csv"),
-    ("blind: valuelex stem completions 13", "valuelex", BLIND / "valuelex_blind13.csv"),
-    ("blind: the same under reworded names", str(BLIND / "valuelex_renamed.yaml"), BLIND / "valuelex_blind13.csv",
+    ("fourth system: creativity and aesthetics", str(BLIND / "creative_system.yaml"), BLIND / "creative_blind.csv"),
+    ("blind: valuelex stem completions 14", "valuelex", BLIND / "valuelex_blind14.csv"),
+    ("blind: the same under reworded names", str(BLIND / "valuelex_renamed.yaml"), BLIND / "valuelex_blind14.csv",
      "valuelex"),
-    ("blind: schwartz argued stances 12", "schwartz", BLIND / "schwartz_stances_blind12.csv"),
-    ("blind: mft stem completions 5", "mft", BLIND / "mft_blind5.csv"),
+    ("blind: schwartz argued stances 13", "schwartz", BLIND / "schwartz_stances_blind13.csv"),
+    ("blind: mft stem completions 6", "mft", BLIND / "mft_blind6.csv"),
 ]
-#: spent blind sets that are not training data (rounds 3-8 joined it by rule 201e7a6; the ninth to eleventh rounds
+#: spent blind sets that are not training data (rounds 3-8 joined it by rule 201e7a6; the ninth to twelfth rounds
 #: stay test-only): (a) tests each with its family, never fits on it, so a fold's figure rests on more than the
-#: training data (rule 4fb6c9f's folds were measured before the eleventh round's sets joined this list)
+#: training data (rule 4fb6c9f's folds were measured before the eleventh round's sets joined this list, rule
+#: d07a47c's before the twelfth's)
 SPENT_TEST_SETS = [
     ("valuelex", BLIND / "valuelex_blind11.csv"), ("schwartz", BLIND / "schwartz_stances_blind10.csv"),
     ("mft", BLIND / "mft_blind3.csv"),
@@ -62,6 +64,8 @@ SPENT_TEST_SETS = [
     ("mft", BLIND / "mft_blind4.csv"),
     ("valuelex", BLIND / "valuelex_blind13.csv"), ("schwartz", BLIND / "schwartz_stances_blind12.csv"),
     ("mft", BLIND / "mft_blind5.csv"),
+    ("valuelex", BLIND / "valuelex_blind14.csv"), ("schwartz", BLIND / "schwartz_stances_blind13.csv"),
+    ("mft", BLIND / "mft_blind6.csv"),
 ]
 
 
@@ -88,6 +92,7 @@ class Dataset:
         cents /= np.linalg.norm(cents, axis=1, keepdims=True)
         self.baseline = comp @ cents.T
         self.baseline_leaf = self.baseline[:, [self.columns.index(c) for c in self.leaves]]
+        self.reworded: Dataset | None = None  # the same rows under a reworded copy of the system (training only)
 
     def subset(self, rows: np.ndarray) -> "Dataset":
         d = object.__new__(Dataset)
@@ -95,14 +100,32 @@ class Dataset:
         d.df = self.df.iloc[rows].reset_index(drop=True)
         for a in ("Y", "Yleaf", "groups", "X", "baseline", "baseline_leaf"):
             setattr(d, a, getattr(self, a)[rows])
+        d.reworded = self.reworded.subset(rows) if self.reworded is not None else None
+        return d
+
+    def under(self, system: Any) -> "Dataset":
+        """The same rows and labels, featured under another system of the same columns."""
+        d = object.__new__(Dataset)
+        d.__dict__.update(self.__dict__)
+        d.system, d.reworded = system, None
+        d.X = phi.pair_features(self.df["stem"].tolist(), self.df["completion"].tolist(), system)
         return d
 
 
+def add_rewordings(train: list[Dataset]) -> None:
+    """Give every training set its `phi.reworded` copy, drawn over all of them in `phi.TRAINING_SETS` order as
+    `phi.fit` draws them, so that a fold's model is fitted as the shipped one is."""
+    for d, system in zip(train, phi.reworded([d.system for d in train])):
+        d.reworded = d.under(system)
+
+
 def fit(train: list[Dataset]) -> tuple[phi.PhiModel, "_BaselineMap"]:
-    X = np.vstack([d.X.reshape(-1, d.X.shape[2]) for d in train])
-    y = np.concatenate([d.Yleaf.reshape(-1) for d in train])
-    b = np.concatenate([d.baseline_leaf.reshape(-1) for d in train])
-    return phi.PhiModel().fit(X, y), _BaselineMap().fit(b, y)
+    """phi fitted as `phi.fit` fits it (every set, then every set's reworded copy), and the baseline's label map."""
+    rows = train + [d.reworded for d in train if d.reworded is not None]
+    X = np.vstack([d.X.reshape(-1, d.X.shape[2]) for d in rows])
+    y = np.concatenate([d.Yleaf.reshape(-1) for d in rows])
+    b = np.concatenate([d.baseline_leaf.reshape(-1) for d in train])  # the baseline reads the sets as they are
+    return phi.PhiModel().fit(X, y), _BaselineMap().fit(b, y[:len(b)])
 
 
 class _BaselineMap:
@@ -214,6 +237,7 @@ def main() -> None:
     t0 = time.time()
     train = [Dataset(FAMILY.get(ref, "extra"), ref, ANN / csv) for ref, csv in phi.TRAINING_SETS
              if (ANN / csv).is_file()]
+    add_rewordings(train)
     fams = {d.name for d in train}
     spent = [Dataset(ref, ref, path) for ref, path in SPENT_TEST_SETS if path.is_file()]
     report: dict = {"code_version": phi.CODE_VERSION, "features": phi.FEATURES,

@@ -269,6 +269,29 @@ def test_the_packaged_model_was_fitted_from_the_shipped_training_data():
     assert model.meta["features"] == phi.FEATURES
 
 
+def test_reworded_copies_keep_the_columns_and_half_the_words_and_are_drawn_the_same_every_time():
+    """The second wording every training set is fitted under (rule d07a47c): the same columns and structure, a
+    random half of each column's markers (at least 2) and opposites (at least 1), a digest of its own; drawn from a
+    fixed seed, so the shipped model can be refitted exactly; the system it copies is left as it was."""
+    from valuelex_utils.scoring import phi
+
+    systems = [load_system("valuelex"), load_system("schwartz")]
+    before = {c: (systems[0].markers(c), systems[0].opposites(c)) for c in systems[0].columns()}
+    copies = phi.reworded(systems)
+    again = phi.reworded(systems)
+    for system, copy, twin in zip(systems, copies, again):
+        assert copy.columns() == system.columns() and copy.leaves() == system.leaves()
+        assert copy.digest != system.digest and copy.digest == twin.digest
+        for c in system.columns():
+            full, kept = system.markers(c), copy.markers(c)
+            assert set(kept) <= set(full) and len(kept) == max(min(2, len(full)), round(len(full) / 2))
+            assert kept == twin.markers(c)
+            full_o, kept_o = system.opposites(c), copy.opposites(c)
+            assert set(kept_o) <= set(full_o) and len(kept_o) == max(min(1, len(full_o)), round(len(full_o) / 2))
+    assert any(copies[0].markers(c) != systems[0].markers(c) for c in systems[0].columns())
+    assert {c: (systems[0].markers(c), systems[0].opposites(c)) for c in systems[0].columns()} == before
+
+
 def test_embedding_scorer_works_for_a_run_taxonomy(emb, tmp_path):
     df = pd.DataFrame({"id": [1, 2], "stem": ["Trust is...", "I secretly..."],
                        "completion": ["earned by always telling the truth.", "lie to people all the time."]})

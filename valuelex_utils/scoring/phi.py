@@ -21,6 +21,7 @@ neutral), so a dimension can never disagree with its own subdimensions.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
@@ -39,8 +40,10 @@ from .features import FEATURE_NAMES, Prototypes, build_features, embed, embed_sp
 #: it enters `training_digest`, which the shipped model and data/phi_validity.json are keyed by, so a digest of the
 #: source instead would make the packaged model stale at every refactor that changes no score.
 #: phi-1.7: phi-1.6's features, model and training data, with each sentence's vector pooled from one encoder pass
-#: over its completion (rule 4fb6c9f, candidate A, session 14: faster, validity within the rule's margins)
-CODE_VERSION = "phi-1.7"
+#: over its completion (rule 4fb6c9f, candidate A, session 14: faster, validity within the rule's margins).
+#: phi-1.8: phi-1.7 fitted on every training set twice, under its own system and under a `reworded` copy (rule
+#: d07a47c, session 15: better under wordings it was not fitted on)
+CODE_VERSION = "phi-1.8"
 NEUTRAL = 3.0
 #: the model fitted from the shipped training sets (`ship_model`), so that every machine scores with the same model
 #: and nobody waits for a fit; used only when it was fitted from exactly these training files and this scikit-learn
@@ -81,6 +84,8 @@ TRAINING_SETS: tuple[tuple[str, str], ...] = (
     *((f"former_blind/{s}_system.yaml", f"former_blind/{s}_blind.csv")
       for s in ("stewardship", "civic", "care", "craft", "fortitude", "frugality")),
 )
+#: the seed of the reworded copies every training set is also fitted under (`reworded`)
+REWORDING_SEED = 15
 SIMILARITY_FEATURES = ["pos", "def", "pos_sent", "def_sent", "pos_top3", "neg", "neg_sent"]
 RELATIVE_FEATURES = ["rel_pos", "rel_def", "rel_pos_sent", "rel_def_sent", "rel_pos_top3", "rel_neg"]
 #: the direction features of `features.build_features`, in its order
@@ -305,14 +310,41 @@ def leaf_rows(system: ValueSystem, df: Any) -> tuple[np.ndarray, np.ndarray]:
     return X.reshape(-1, X.shape[2]), y.reshape(-1)
 
 
+def reworded(systems: Sequence[ValueSystem], seed: int = REWORDING_SEED) -> list[ValueSystem]:
+    """One perturbed copy of each system, drawn in order: each column keeps a random half of its marker words (at
+    least 2) and of its opposites (at least 1), under a new digest.
+
+    Why: the model is fitted on systems it will never score; it is meant for systems worded by someone else (a run's
+    own taxonomy, a researcher's YAML). Fitted on each annotated set under one wording only, it learnt how that
+    wording's similarities look, and under reworded names it fell below the bare cosine on stem completions of a
+    system left out of fitting (rule d07a47c). Seeing each set under a second, thinner wording teaches it features
+    that hold across wordings."""
+    rng = np.random.default_rng(seed)
+
+    def half(words: tuple[str, ...], at_least: int) -> tuple[str, ...]:
+        if len(words) <= at_least:
+            return words
+        keep = rng.choice(len(words), max(at_least, int(round(len(words) / 2))), replace=False)
+        return tuple(words[i] for i in sorted(keep))
+
+    out = []
+    for system in systems:
+        cols = {name: dataclasses.replace(c, markers=half(c.markers, 2), opposites=half(c.opposites, 1))
+                for name, c in system.by_name.items()}
+        out.append(dataclasses.replace(system, by_name=cols, digest=f"{system.digest}-aug{rng.integers(10 ** 9)}"))
+    return out
+
+
 def fit(data: Sequence[tuple[ValueSystem, Any]] | None = None, seed: int = 0) -> PhiModel:
-    """Fit the model on the given (system, annotated frame) pairs (default: every training set), pooled."""
+    """Fit the model on the given (system, annotated frame) pairs (default: every training set), pooled, each set
+    once under its own system and once under a `reworded` copy of it."""
     data = training_data() if data is None else data
     if not data:
         raise UserError("no annotated set is installed: the embedding scorer cannot be fitted")
+    data = list(data) + list(zip(reworded([s for s, _d in data]), [d for _s, d in data]))
     rows = [leaf_rows(s, d) for s, d in data]
     model = PhiModel(seed).fit(np.vstack([r[0] for r in rows]), np.concatenate([r[1] for r in rows]))
-    model.meta["training_sets"] = [f"{s.name}:{len(d)}" for s, d in data]
+    model.meta["training_sets"] = [f"{s.name}:{len(d)}" for s, d in data[:len(data) // 2]]
     return model
 
 
