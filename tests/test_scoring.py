@@ -292,6 +292,23 @@ def test_reworded_copies_keep_the_columns_and_half_the_words_and_are_drawn_the_s
     assert {c: (systems[0].markers(c), systems[0].opposites(c)) for c in systems[0].columns()} == before
 
 
+def test_a_dimension_takes_its_child_furthest_from_neutral_and_neutral_on_an_opposite_tie():
+    """The rubric's rule for dimension labels, which the blind sets' annotators follow: Competence is the child of
+    Self-Competent and User-Oriented furthest from 3; 5 against 1 is a tie on opposite sides, so 3."""
+    from valuelex_utils.scoring import phi
+
+    system = load_system("valuelex")
+    leaves = np.full((4, len(system.leaves())), 3.0)
+    sc, uo = system.leaves().index("Self-Competent"), system.leaves().index("User-Oriented")
+    leaves[0, [sc, uo]] = 5, 4
+    leaves[1, [sc, uo]] = 1, 4
+    leaves[2, [sc, uo]] = 5, 1
+    leaves[3, [sc, uo]] = 5, 5
+    out = phi.with_dimensions(leaves, system)
+    assert out[:, system.columns().index("Competence")].tolist() == [5, 1, 3, 5]
+    assert out[:, system.columns().index("Self-Competent")].tolist() == [5, 1, 5, 5]
+
+
 def test_embedding_scorer_works_for_a_run_taxonomy(emb, tmp_path):
     df = pd.DataFrame({"id": [1, 2], "stem": ["Trust is...", "I secretly..."],
                        "completion": ["earned by always telling the truth.", "lie to people all the time."]})

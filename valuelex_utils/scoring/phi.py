@@ -227,14 +227,17 @@ def pair_features(stems: Sequence[str], completions: Sequence[str], system: Any)
 
 
 def with_dimensions(leaf_values: np.ndarray, system: ValueSystem) -> np.ndarray:
-    """(n, leaves) -> (n, columns): a dimension with subdimensions takes its child furthest from neutral (the
-    rubric's rule for dimension labels); a leaf keeps its own value."""
+    """(n, leaves) -> (n, columns): a dimension with subdimensions takes its child furthest from neutral, or neutral
+    when two children are equally far on opposite sides (the rubric's rule for dimension labels; such exact ties
+    happen with integer labels, as in `benchmarks/annotator_agreement.py`); a leaf keeps its own value."""
     leaves = system.leaves()
     out = np.zeros((leaf_values.shape[0], len(system.columns())), leaf_values.dtype)
     for j, c in enumerate(system.columns()):
         kids = [leaves.index(k) for k in system.children(c)] or [leaves.index(c)]
-        sub = leaf_values[:, kids]
-        out[:, j] = sub[np.arange(len(sub)), np.abs(sub - NEUTRAL).argmax(1)]
+        dev = leaf_values[:, kids] - NEUTRAL
+        far = np.abs(dev).max(1, keepdims=True)
+        tie = ((dev == far) & (far > 0)).any(1) & (dev == -far).any(1)
+        out[:, j] = np.where(tie, NEUTRAL, NEUTRAL + dev[np.arange(len(dev)), np.abs(dev).argmax(1)])
     return out
 
 
