@@ -80,20 +80,24 @@ def main() -> None:
 
 def encoder_floor(texts: list[str]) -> dict:
     """The least time the encoder's linear layers need for these texts on this CPU: every token (as far as the
-    256-token window) through MiniLM-L6's six layers of dense matrix products (4 x 384 x 384 attention projections,
-    384 x 1536 and 1536 x 384 feed-forward: 21.2 MFLOP a token) at the fp32 GEMM rate torch reaches here on those
-    shapes. Why: the scorer's time is almost all encoder, and the encoder's time almost all these products; when
-    the floor alone is near or over the target, no change short of fewer or cheaper (int8) operations can meet it."""
+    encoder's window) through each layer's dense matrix products (four hidden x hidden attention projections, the
+    hidden x ffn and ffn x hidden feed-forward: for MiniLM-L6, 384 and 1536 over six layers, 21.2 MFLOP a token) at
+    the fp32 GEMM rate torch reaches here on those shapes. Why: the scorer's time is almost all encoder, and the
+    encoder's time almost all these products; when the floor alone is near or over the target, no change short of
+    fewer or cheaper (int8) operations can meet it."""
     import torch
 
     from valuelex_utils.scoring import get_encoder
 
     enc = get_encoder()
+    cfg = enc[0].auto_model.config
+    h, f = int(cfg.hidden_size), int(cfg.intermediate_size)
+    shapes = [(h, h)] * 4 + [(h, f), (f, h)]  # one layer's products, (inner, outer) per token
     window = int(enc.max_seq_length)
     tokens = sum(min(len(ids), window) for ids in enc.tokenizer(texts)["input_ids"])
-    flop_per_token = 6 * 2 * (4 * 384 * 384 + 2 * 384 * 1536)
+    flop_per_token = cfg.num_hidden_layers * sum(2 * k * n for k, n in shapes)
     rates = {}
-    for k, n in ((384, 384), (384, 1536), (1536, 384)):
+    for k, n in dict.fromkeys(shapes):
         a, b = torch.randn(3200, k), torch.randn(k, n)
         for _ in range(3):
             a @ b
@@ -101,12 +105,10 @@ def encoder_floor(texts: list[str]) -> dict:
         for _ in range(reps):
             a @ b
         rates[f"{k}x{n}"] = 2 * 3200 * k * n * reps / (time.perf_counter() - t) / 1e9
-    # the mix of shapes in one layer: 4 products of 384x384, one of each feed-forward shape
-    mix = (4 * 384 * 384 + 2 * 384 * 1536) / (4 * 384 * 384 / rates["384x384"] + 384 * 1536 / rates["384x1536"]
-                                              + 1536 * 384 / rates["1536x384"])
+    seconds_per_token = cfg.num_hidden_layers * sum(2 * k * n / (rates[f"{k}x{n}"] * 1e9) for k, n in shapes)
     return {"tokens": int(tokens), "gflop": round(tokens * flop_per_token / 1e9, 1),
             "gemm_gflop_per_s": {k: round(v, 1) for k, v in rates.items()}, "torch_threads": torch.get_num_threads(),
-            "linear_layers_floor_s": round(tokens * flop_per_token / 1e9 / mix, 1)}
+            "linear_layers_floor_s": round(tokens * seconds_per_token, 1)}
 
 
 def _cpu() -> str:

@@ -234,10 +234,9 @@ def with_dimensions(leaf_values: np.ndarray, system: ValueSystem) -> np.ndarray:
     out = np.zeros((leaf_values.shape[0], len(system.columns())), leaf_values.dtype)
     for j, c in enumerate(system.columns()):
         kids = [leaves.index(k) for k in system.children(c)] or [leaves.index(c)]
-        dev = leaf_values[:, kids] - NEUTRAL
-        far = np.abs(dev).max(1, keepdims=True)
-        tie = ((dev == far) & (far > 0)).any(1) & (dev == -far).any(1)
-        out[:, j] = np.where(tie, NEUTRAL, NEUTRAL + dev[np.arange(len(dev)), np.abs(dev).argmax(1)])
+        up = leaf_values[:, kids].max(1) - NEUTRAL  # the furthest child above neutral (negative if none is)
+        down = leaf_values[:, kids].min(1) - NEUTRAL  # ... and below it
+        out[:, j] = NEUTRAL + np.where(up > -down, up, np.where(-down > up, down, 0.0))
     return out
 
 
@@ -344,10 +343,10 @@ def fit(data: Sequence[tuple[ValueSystem, Any]] | None = None, seed: int = 0) ->
     data = training_data() if data is None else data
     if not data:
         raise UserError("no annotated set is installed: the embedding scorer cannot be fitted")
-    data = list(data) + list(zip(reworded([s for s, _d in data]), [d for _s, d in data]))
-    rows = [leaf_rows(s, d) for s, d in data]
+    copies = list(zip(reworded([s for s, _d in data]), [d for _s, d in data]))
+    rows = [leaf_rows(s, d) for s, d in [*data, *copies]]
     model = PhiModel(seed).fit(np.vstack([r[0] for r in rows]), np.concatenate([r[1] for r in rows]))
-    model.meta["training_sets"] = [f"{s.name}:{len(d)}" for s, d in data[:len(data) // 2]]
+    model.meta["training_sets"] = [f"{s.name}:{len(d)}" for s, d in data]
     return model
 
 
