@@ -14,7 +14,9 @@ Features per (item, leaf column), `pair_features`:
   completion of "Privacy to me..." would otherwise look like Professional;
 - the same relative to the item's mean over the system's leaves (which value the item is *most* about);
 - direction: the lexical polarity evidence of `features.build_features` (a marker word negated, an opposite praised,
-  fear or regret about a value read as endorsing it), and item properties (negation, loops, stem echoes, length).
+  fear or regret about a value read as endorsing it), and item properties (negation, loops, stem echoes, length);
+- opposition: pull from the columns the system sets against this one (an item about a value whose markers look
+  like this column's opposites), so an answer that champions one value can read as rejecting its opposite.
 
 A dimension that has subdimensions is scored from its children by the rubric's rule (the child furthest from
 neutral), so a dimension can never disagree with its own subdimensions.
@@ -42,8 +44,9 @@ from .features import FEATURE_NAMES, Prototypes, build_features, embed, embed_sp
 #: phi-1.7: phi-1.6's features, model and training data, with each sentence's vector pooled from one encoder pass
 #: over its completion (rule 4fb6c9f, candidate A, session 14: faster, validity within the rule's margins).
 #: phi-1.8: phi-1.7 fitted on every training set twice, under its own system and under a `reworded` copy (rule
-#: d07a47c, session 15: better under wordings it was not fitted on)
-CODE_VERSION = "phi-1.8"
+#: d07a47c, session 15: better under wordings it was not fitted on).
+#: phi-1.9: phi-1.8 with two features of pull from opposed columns (`_cross_opposition`; rule 57ce6fe, session 16)
+CODE_VERSION = "phi-1.9"
 NEUTRAL = 3.0
 #: the model fitted from the shipped training sets (`ship_model`), so that every machine scores with the same model
 #: and nobody waits for a fit; used only when it was fitted from exactly these training files and this scikit-learn
@@ -90,7 +93,9 @@ SIMILARITY_FEATURES = ["pos", "def", "pos_sent", "def_sent", "pos_top3", "neg", 
 RELATIVE_FEATURES = ["rel_pos", "rel_def", "rel_pos_sent", "rel_def_sent", "rel_pos_top3", "rel_neg"]
 #: the direction features of `features.build_features`, in its order
 LEXICAL_FEATURES = list(FEATURE_NAMES)
-FEATURES = SIMILARITY_FEATURES + RELATIVE_FEATURES + ["lex_" + f for f in LEXICAL_FEATURES]
+#: pull from the columns a system sets against each one (`_cross_opposition`)
+OPPOSITION_FEATURES = ["cross_opp", "cross_opp_sent"]
+FEATURES = SIMILARITY_FEATURES + RELATIVE_FEATURES + ["lex_" + f for f in LEXICAL_FEATURES] + OPPOSITION_FEATURES
 _SENT_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+|\s+[-*•]\s+")
 
 
@@ -223,7 +228,25 @@ def pair_features(stems: Sequence[str], completions: Sequence[str], system: Any)
     leaf_idx = [system.columns().index(c) for c in cols.names]
     for i, name in enumerate(FEATURE_NAMES):
         f["lex_" + name] = lex[:, leaf_idx, i]
+    pull = _opposition(pos, neg)
+    f["cross_opp"], f["cross_opp_sent"] = _cross_opposition(f["rel_pos"], pull), _cross_opposition(f["rel_pos_sent"], pull)
     return np.stack([f[name] for name in FEATURES], axis=2).astype(np.float32)
+
+
+def _opposition(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """(leaves, leaves): how much leaf k's marker centroid (row) looks like leaf j's opposites (column), 0 when they
+    do not, on the diagonal, or when j lists no opposites (its `neg` row is zero)."""
+    pull = np.clip(pos @ neg.T, 0.0, None)
+    np.fill_diagonal(pull, 0.0)
+    return pull
+
+
+def _cross_opposition(rel: np.ndarray, pull: np.ndarray) -> np.ndarray:
+    """(n, leaves): per leaf j, the strongest max(rel[k], 0) * pull[k, j] over the other leaves k. Why: an argued answer
+    often rejects a value by championing the one the system sets against it (speeding for the thrill: Stimulation
+    high, Conformity low) without a word of the rejected value; the system's own opposites say which columns pull
+    against each other, so the feature holds for any system that lists opposites (rule 57ce6fe)."""
+    return (np.clip(rel, 0.0, None)[:, :, None] * pull[None, :, :]).max(1)
 
 
 def with_dimensions(leaf_values: np.ndarray, system: ValueSystem) -> np.ndarray:
