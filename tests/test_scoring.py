@@ -292,6 +292,39 @@ def test_reworded_copies_keep_the_columns_and_half_the_words_and_are_drawn_the_s
     assert {c: (systems[0].markers(c), systems[0].opposites(c)) for c in systems[0].columns()} == before
 
 
+OPPOSED_SYSTEM = """
+name: opposed
+dimensions:
+  - name: Thrill
+    definition: "Seeking excitement, speed and risk."
+    markers: [thrill, excitement, adrenaline, risk, speed]
+  - name: Obedience
+    definition: "Following rules and the law."
+    markers: [rules, law, obedience, compliance]
+    opposites: [thrill, excitement, adrenaline, risk, speed]
+"""
+
+
+def test_an_item_about_a_value_pulls_against_the_column_that_lists_it_as_opposite(tmp_path):
+    """phi-1.9's opposition features (rule 57ce6fe): a text championing Thrill pulls against Obedience, whose opposites
+    are Thrill's words, and not against Thrill itself (Thrill lists no opposites); the pull is the text's lead on
+    Thrill times how alike Thrill's markers and Obedience's opposites are, so a text about neither gets less."""
+    from valuelex_utils.scoring import phi
+
+    path = tmp_path / "opposed.yaml"
+    path.write_text(OPPOSED_SYSTEM)
+    texts = ["I floor it on empty highways at 3am for the adrenaline rush of pure speed.", "I like soup."]
+    X = phi.pair_features(["I like...", "I like..."], texts, path)
+    f = {name: X[:, :, phi.FEATURES.index(name)] for name in phi.OPPOSITION_FEATURES}
+    for name, v in f.items():
+        assert v[0, 0] == 0.0, name  # Thrill: no column lists opposites that look like Obedience's markers
+        assert v[0, 1] > 0.05 and v[0, 1] > v[1, 1], (name, v)
+    pull = phi._opposition(np.eye(2, dtype=np.float32), np.array([[0, 0], [1, 0]], np.float32))
+    assert pull.tolist() == [[0.0, 1.0], [0.0, 0.0]]  # row k = whose markers, column j = whose opposites
+    rel = np.array([[0.2, -0.2], [-0.1, 0.1]], np.float32)
+    assert np.allclose(phi._cross_opposition(rel, pull), [[0.0, 0.2], [0.0, 0.0]])
+
+
 def test_a_dimension_takes_its_child_furthest_from_neutral_and_neutral_on_an_opposite_tie():
     """The rubric's rule for dimension labels, which the blind sets' annotators follow: Competence is the child of
     Self-Competent and User-Oriented furthest from 3; 5 against 1 is a tie on opposite sides, so 3."""
