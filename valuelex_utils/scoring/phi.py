@@ -229,7 +229,8 @@ def pair_features(stems: Sequence[str], completions: Sequence[str], system: Any)
     for i, name in enumerate(FEATURE_NAMES):
         f["lex_" + name] = lex[:, leaf_idx, i]
     pull = _opposition(pos, neg)
-    f["cross_opp"], f["cross_opp_sent"] = _cross_opposition(f["rel_pos"], pull), _cross_opposition(f["rel_pos_sent"], pull)
+    f["cross_opp"] = _cross_opposition(f["rel_pos"], pull)
+    f["cross_opp_sent"] = _cross_opposition(f["rel_pos_sent"], pull)
     return np.stack([f[name] for name in FEATURES], axis=2).astype(np.float32)
 
 
