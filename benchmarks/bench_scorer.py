@@ -1,6 +1,10 @@
 """Speed of the offline scorer (issue 14): 10,000 completions on one value system, load included; writes
 outputs/bench/scorer_speed.json.
 
+Both encoder back-ends are measured side by side in one run, each in a fresh process (so each pays its own load):
+onnxruntime (the default, `valuelex_utils.onnx_encoder`) and torch (`VALUELEX_ONNX=0`, the fallback). The top-level
+figures are the default's; `backends` holds both and `torch_over_onnxruntime` the ratio of their totals.
+
 Load = importing the package, loading the encoder and the packaged phi model (when the package has none for its
 training files, the fit or cached fit is timed apart as `fit_s_first_use`). The completions are the shipped annotated ones, each made distinct
 by a suffix so that no embedding comes from a cache. Records the CPU and the load average beside the figures, and
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from valuelex_utils import scoring  # noqa: E402
+from valuelex_utils import onnx_encoder, scoring  # noqa: E402
 from valuelex_utils.scoring import phi  # noqa: E402
 
 N = int(os.environ.get("VALUELEX_BENCH_N", "10000"))
@@ -45,7 +50,7 @@ def completions(n: int) -> pd.DataFrame:
     return rows
 
 
-def main() -> None:
+def measure() -> dict:
     items = completions(N)
     t_fit = None
     shipped = phi.shipped_model() is not None  # else model_for fits (or loads a cached fit): timed apart from loading
@@ -69,9 +74,30 @@ def main() -> None:
         "mean_completion_chars": round(float(items["completion"].str.len().mean()), 1),
         "target": "10,000 completions in <= 120 s on 2 cores, load included",
         "encoder_floor": encoder_floor(items["completion"].tolist()),
+        "encoder_backend": "onnxruntime" if onnx_encoder.session(lambda: None) is not None else "torch",
         "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "loadavg_at_end": os.getloadavg(),
                     "python": platform.python_version()},
     }
+    return res
+
+
+def main() -> None:
+    if os.environ.get("VALUELEX_BENCH_CHILD"):
+        print("RESULT " + json.dumps(measure()))
+        return
+    from valuelex_utils.embeddings import prepare_encoder
+
+    print("onnxruntime encoder:", prepare_encoder(), flush=True)  # built by `make setup`; not timed
+    runs = {}
+    for backend, flag in (("onnxruntime", "1"), ("torch", "0")):
+        env = {**os.environ, "VALUELEX_BENCH_CHILD": "1", "VALUELEX_ONNX": flag}
+        done = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, check=True)
+        runs[backend] = json.loads(done.stdout.split("RESULT ", 1)[1])
+        print(backend, {k: runs[backend][k] for k in ("load_s", "score_s", "total_s")}, flush=True)
+    res = {**runs["onnxruntime"], "backend": "onnxruntime",
+           "torch_over_onnxruntime": round(runs["torch"]["total_s"] / runs["onnxruntime"]["total_s"], 2),
+           "backends": {b: {k: r[k] for k in ("load_s", "score_s", "total_s", "cpu_s", "machine")}
+                        for b, r in runs.items()}}
     out_path = ROOT / "outputs" / "bench" / "scorer_speed.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(res, indent=1))

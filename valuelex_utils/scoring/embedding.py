@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from ..env import cache_root
 from ..errors import UserError
 from ..systems import load_system
 from . import phi
@@ -23,9 +24,7 @@ VALIDITY_FILE = PACKAGE_DATA / "phi_validity.json"
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("VALUELEX_CACHE_DIR")
-    root = Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "valuelex"
-    return root / "scorers"
+    return cache_root() / "scorers"
 
 
 @register
