@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
