@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from valuelex_utils import onnx_encoder, scoring  # noqa: E402
+from valuelex_utils import embeddings, onnx_encoder, scoring  # noqa: E402
 from valuelex_utils.scoring import phi  # noqa: E402
 
 N = int(os.environ.get("VALUELEX_BENCH_N", "10000"))
@@ -74,7 +74,7 @@ def measure() -> dict:
         "mean_completion_chars": round(float(items["completion"].str.len().mean()), 1),
         "target": "10,000 completions in <= 120 s on 2 cores, load included",
         "encoder_floor": encoder_floor(items["completion"].tolist()),
-        "encoder_backend": "onnxruntime" if onnx_encoder.session(lambda: None) is not None else "torch",
+        "encoder_backend": "onnxruntime" if onnx_encoder.session(embeddings._bert) is not None else "torch",
         "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "loadavg_at_end": os.getloadavg(),
                     "python": platform.python_version()},
     }
@@ -85,9 +85,7 @@ def main() -> None:
     if os.environ.get("VALUELEX_BENCH_CHILD"):
         print("RESULT " + json.dumps(measure()))
         return
-    from valuelex_utils.embeddings import prepare_encoder
-
-    print("onnxruntime encoder:", prepare_encoder(), flush=True)  # built by `make setup`; not timed
+    print("onnxruntime encoder:", embeddings.prepare_encoder(), flush=True)  # built by `make setup`; not timed
     runs = {}
     for backend, flag in (("onnxruntime", "1"), ("torch", "0")):
         env = {**os.environ, "VALUELEX_BENCH_CHILD": "1", "VALUELEX_ONNX": flag}

@@ -251,7 +251,7 @@ def _forward(texts: list[str], batch_size: int, offsets: bool = False) -> Iterat
         import torch
 
         with torch.inference_mode():
-            states = model[0].auto_model(**{k: torch.from_numpy(enc[k]) for k in onnx_encoder.INPUTS})
+            states = _bert()(**{k: torch.from_numpy(enc[k]) for k in onnx_encoder.INPUTS})
         return idx, enc, states.last_hidden_state.float().numpy()
 
     if sess is None or onnx_encoder.streams() == 1 or len(batches) == 1:

@@ -18,9 +18,8 @@ directory (`env.cache_root()`: `VALUELEX_CACHE_DIR`, default `~/.cache/valuelex`
 builds it (about 15 s: `embeddings.prepare_encoder()`), otherwise the first embedding does. Its name carries the
 versions and the recipe that shape it. onnxruntime has no exporter of its own, and sentence-transformers' ONNX route
 needs `optimum`, which pins transformers below the version installed here: the export is written out here, the
-pooling stays in `embeddings`. Without onnxruntime, or when the
-export fails, `embeddings` encodes with torch as before (same vectors, slower), after one warning; `VALUELEX_ONNX=0`
-asks for torch.
+pooling stays in `embeddings`. Without onnxruntime, or when the export fails, `embeddings` encodes with torch as
+before (same vectors, slower), after one warning; `VALUELEX_ONNX=0` asks for torch.
 """
 from __future__ import annotations
 
@@ -36,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .env import cache_root
+from .parallel import available_cores
 
 __all__ = ["RECIPE", "INPUTS", "build", "file_path", "session", "hidden_states", "streams"]
 
@@ -98,10 +98,7 @@ def build(bert: Any, dest: Path | None = None) -> Path:
 
 def streams() -> int:
     """How many batches run at once, each on one thread: the cores this process may use (or OMP_NUM_THREADS)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
+    cores = available_cores()
     env = os.environ.get("OMP_NUM_THREADS", "")
     return max(1, min(cores, int(env))) if env.isdigit() and int(env) > 0 else max(1, cores)
 
