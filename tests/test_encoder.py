@@ -2,6 +2,8 @@
 `phi.completion_vectors`). Sentences written for these tests."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,32 @@ def test_the_onnxruntime_encoder_is_used_and_gives_torchs_vectors(monkeypatch):
     assert np.abs(np.vstack(fast[0]) - np.vstack(slow[0])).max() < 1e-5
     for a, b in zip(fast[1], slow[1]):
         assert len(a) == len(b) and all(np.abs(x - y).max() < 1e-5 for x, y in zip(a, b))
+
+
+def test_the_light_tokenizer_gives_sentence_transformers_tokens():
+    """Under onnxruntime the scorer tokenises with `tokenizers` alone (no torch to import); ids, masks, offsets and
+    special-token marks must be those of sentence-transformers' tokenizer, padding and truncation included."""
+    model = E.get_model()
+    texts = [*TEXTS, "", "é ü 漢字 😀 don't", "word " * 400, "- a list\n- of items\t and  gaps"]
+    got = E._tokenizer()(texts, offsets=True)
+    want = model.tokenizer(texts, padding=True, truncation=True, max_length=model.max_seq_length,
+                           return_offsets_mapping=True, return_special_tokens_mask=True, return_tensors="np")
+    assert got["input_ids"].shape == (len(texts), model.max_seq_length)  # the long text is cut at the window
+    for key in ("input_ids", "token_type_ids", "attention_mask", "offset_mapping", "special_tokens_mask"):
+        assert np.array_equal(got[key], want[key].astype(np.int64)), key
+
+
+def test_scoring_under_onnxruntime_loads_no_torch(tmp_path):
+    """torch, transformers and sentence-transformers take about 7 s to import: a fresh process that scores through
+    onnxruntime must not import them (the export, done at set-up, is the only step that needs torch)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from valuelex_utils import scoring; import pandas as pd; "
+            "df = pd.DataFrame({'id': [1], 'stem': ['Privacy to me'], 'completion': ['is something I guard.']}); "
+            "out = scoring.EmbeddingScorer().score(df, 'valuelex'); assert len(out) == 1; "
+            "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "VALUELEX_EMBED_CACHE": str(tmp_path / "none.sqlite")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

