@@ -11,7 +11,8 @@ Pairs: every non-neutral (completion, leaf column) of phi's training sets and of
 sampled); the others train (N_TRAIN pairs, balanced as far as the rejections allow). Beside the cross-encoder (one
 epoch, AdamW, linear warm-up and decay, seed 0): cosine of the completion to the column's markers, markers minus
 opposites, a column-blind logistic probe on the completion's vector and a column-aware SBERT head on
-[u, v, u*v, |u-v|], all on the same pairs. Writes outputs/bench/stance_spike_<family>.json.
+[u, v, u*v, |u-v|], all on the same pairs. Writes outputs/bench/stance_spike_<family>.json, with the machine
+(`_machine.machine_info`: CPU, commit, load) beside the timings.
 
 Session 19, AMD EPYC 2 vCPU, torch 2.13.0+cpu, direction AUC cross-encoder / probe / head / cosine minus opposites:
 Schwartz 0.752 / 0.717 / 0.713 / 0.552, ValueLex 0.938 / 0.920 / 0.871 / 0.650, MFT 0.881 / 0.855 / 0.834 / 0.616;
@@ -38,6 +39,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+from benchmarks._machine import machine_info, write_result  # noqa: E402
 from valuelex_utils import embeddings  # noqa: E402
 from valuelex_utils.scoring import phi  # noqa: E402
 from valuelex_utils.systems import load_system  # noqa: E402
@@ -167,9 +169,10 @@ def main() -> None:
     t0 = time.time()
     tr, te = split(pairs())
     print("train", len(tr), round(tr.y.mean(), 3), "test", len(te), round(te.y.mean(), 3), flush=True)
-    res: dict = {"test_family": TEST_FAMILY, "n_train": len(tr), "n_test": len(te), "test_pos_rate": float(te.y.mean())}
+    res: dict = {"machine": machine_info(llama=False), "test_family": TEST_FAMILY, "n_train": len(tr),
+                 "n_test": len(te), "test_pos_rate": float(te.y.mean())}
     res.update(baselines(tr, te))
-    print({k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()}, flush=True)
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in res.items() if k != "machine"}, flush=True)
     scores, train_s, per_pair = cross_encoder(tr, te)
     res.update(train_s=round(train_s, 1), cross_encoder=roc_auc_score(te.y, scores),
                infer_s_per_pair=round(per_pair, 4))
@@ -177,9 +180,8 @@ def main() -> None:
     res["cross_encoder_by_set"] = {k: round(roc_auc_score(g.y, g.xenc), 3)
                                    for k, g in te.groupby("set") if g.y.nunique() == 2}
     res["seconds"] = round(time.time() - t0, 1)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=1, default=float))
-    print(json.dumps(res, indent=1, default=float))
+    write_result(res, OUT)
+    print(json.dumps({k: v for k, v in res.items() if k != "machine"}, indent=1))
 
 
 if __name__ == "__main__":
