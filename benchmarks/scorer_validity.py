@@ -126,13 +126,13 @@ def add_rewordings(train: list[Dataset]) -> None:
         d.reworded = d.under(system)
 
 
-def fit(train: list[Dataset]) -> tuple[phi.PhiModel, "_BaselineMap"]:
+def fit(train: list[Dataset], seed: int = 0) -> tuple[phi.PhiModel, "_BaselineMap"]:
     """phi fitted as `phi.fit` fits it (every set, then every set's reworded copy), and the baseline's label map."""
     rows = train + [d.reworded for d in train if d.reworded is not None]
     X = np.vstack([d.X.reshape(-1, d.X.shape[2]) for d in rows])
     y = np.concatenate([d.Yleaf.reshape(-1) for d in rows])
     b = np.concatenate([d.baseline_leaf.reshape(-1) for d in train])  # the baseline reads the sets as they are
-    return phi.PhiModel().fit(X, y), _BaselineMap().fit(b, y[:len(b)])
+    return phi.PhiModel(seed).fit(X, y), _BaselineMap().fit(b, y[:len(b)])
 
 
 class _BaselineMap:
