@@ -19,6 +19,7 @@ Schwartz 0.752 / 0.717 / 0.713 / 0.552, ValueLex 0.938 / 0.920 / 0.871 / 0.650, 
 13-16 min to train, 0.015-0.035 s a pair to score. Not built into phi (its criterion: commit f1275bb).
 
     TEST_FAMILY=schwartz python benchmarks/stance_spike.py   # also N_TRAIN, N_TEST, MAXLEN, LR
+    STANCE_PAIRS=1 BASELINES_ONLY=1 python benchmarks/stance_spike.py   # the heads with and without the pairs
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ from valuelex_utils.scoring import phi  # noqa: E402
 from valuelex_utils.systems import load_system  # noqa: E402
 
 BLIND = ROOT / "tests" / "data" / "blind"
+PAIRS_DIR = phi.ANNOTATED_DIR / "stance_pairs"
 #: the unmeasured round: asserted never to be read
 FIFTEENTH = {"valuelex_blind17.csv", "tolerance_blind.csv", "schwartz_stances_blind16.csv", "mft_blind9.csv"}
 TEST_FAMILY = os.environ.get("TEST_FAMILY", "schwartz")
@@ -52,8 +54,12 @@ N_TRAIN = int(os.environ.get("N_TRAIN", "6000"))
 N_TEST = int(os.environ.get("N_TEST", "2500"))
 MAXLEN = int(os.environ.get("MAXLEN", "192"))
 LR = float(os.environ.get("LR", "4e-5"))
+#: add the stance pairs (valuelex_utils/data/annotated/stance_pairs, session 20) to every training split
+STANCE_PAIRS = os.environ.get("STANCE_PAIRS", "0") == "1"
+#: skip the cross-encoder: the zero-shot cosines and the two heads only (seconds, not minutes)
+BASELINES_ONLY = os.environ.get("BASELINES_ONLY", "0") == "1"
 BATCH = 16
-OUT = ROOT / "outputs" / "bench" / f"stance_spike_{TEST_FAMILY}.json"
+OUT = ROOT / "outputs" / "bench" / f"stance_spike_{TEST_FAMILY}{'_pairs' if STANCE_PAIRS else ''}.json"
 
 
 def family(ref: str) -> str:
@@ -75,10 +81,23 @@ def all_sets() -> list[tuple[str, object, str, pd.DataFrame]]:
     return out
 
 
-def pairs() -> pd.DataFrame:
+def pair_systems() -> dict[str, str]:
+    """Each stance-pair file's name and its system (`stance_pairs/systems.yaml`)."""
+    import yaml
+
+    return yaml.safe_load((PAIRS_DIR / "systems.yaml").read_text(encoding="utf-8"))
+
+
+def stance_pair_sets() -> list[tuple[str, object, str, pd.DataFrame]]:
+    """The stance-pair files under their systems, as family "pairs" (never a test family)."""
+    return [("pairs", phi.training_system(ref), f"{name}_pairs.csv", pd.read_csv(PAIRS_DIR / f"{name}_pairs.csv"))
+            for name, ref in pair_systems().items()]
+
+
+def pairs(sets: list[tuple[str, object, str, pd.DataFrame]] | None = None) -> pd.DataFrame:
     """One row per non-neutral (completion, leaf column): y = 1 for an endorsement (4-6), 0 for a rejection (0-2)."""
     rows = []
-    for fam, system, csv, df in all_sets():
+    for fam, system, csv, df in (all_sets() if sets is None else sets):
         df["stem"] = df["stem"].fillna("").astype(str)
         df["completion"] = df["completion"].fillna("").astype(str)
         for c in system.leaves():
@@ -168,11 +187,21 @@ def cross_encoder(tr: pd.DataFrame, te: pd.DataFrame) -> tuple[np.ndarray, float
 def main() -> None:
     t0 = time.time()
     tr, te = split(pairs())
+    res: dict = {"machine": machine_info(llama=False), "test_family": TEST_FAMILY, "n_test": len(te),
+                 "test_pos_rate": float(te.y.mean())}
+    if STANCE_PAIRS:  # the heads without the pairs first, on the same split, then with them
+        res["without_pairs"] = baselines(tr, te)
+        extra = pairs(stance_pair_sets())
+        res["n_pairs_added"], res["pairs_pos_rate"] = len(extra), float(extra.y.mean())
+        tr = pd.concat([tr, extra]).sample(frac=1, random_state=1)
     print("train", len(tr), round(tr.y.mean(), 3), "test", len(te), round(te.y.mean(), 3), flush=True)
-    res: dict = {"machine": machine_info(llama=False), "test_family": TEST_FAMILY, "n_train": len(tr),
-                 "n_test": len(te), "test_pos_rate": float(te.y.mean())}
+    res["n_train"] = len(tr)
     res.update(baselines(tr, te))
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in res.items() if k != "machine"}, flush=True)
+    if BASELINES_ONLY:
+        res["seconds"] = round(time.time() - t0, 1)
+        write_result(res, OUT)
+        return
     scores, train_s, per_pair = cross_encoder(tr, te)
     res.update(train_s=round(train_s, 1), cross_encoder=roc_auc_score(te.y, scores),
                infer_s_per_pair=round(per_pair, 4))
