@@ -40,8 +40,9 @@ from valuelex_utils.scoring import phi  # noqa: E402
 OUT = ROOT / "outputs" / "bench" / "stance_pairs_check.json"
 
 
-def scored(name: str, ref: str, model: phi.PhiModel) -> pd.DataFrame:
-    """The file's rows with phi's expected score and label, and the cosine, on the target and on the rival."""
+def scored(name: str, ref: str, model: phi.PhiModel) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows, leaf cells): the rows with phi's expected score and label and the cosine on the target and the rival;
+    every leaf cell's human label, phi's label and its expected score."""
     system = phi.training_system(ref)
     df = pd.read_csv(PAIRS_DIR / f"{name}_pairs.csv")
     df["stem"], df["completion"] = df["stem"].fillna("").astype(str), df["completion"].fillna("").astype(str)
@@ -55,7 +56,7 @@ def scored(name: str, ref: str, model: phi.PhiModel) -> pd.DataFrame:
     at = lambda m, names: [m[i, cols.index(c)] if c in cols else np.nan for i, c in enumerate(names)]  # noqa: E731
     rival = df["rival"].fillna("").astype(str)
     df = df.assign(file=name, exp_t=at(expected, df["target"]), lab_t=at(labels, df["target"]),
-                   cos_t=at(cosine, df["target"]), human_t=at(df[cols].to_numpy(), df["target"]),
+                   cos_t=at(cosine, df["target"]),
                    exp_r=at(expected, rival), cos_r=at(cosine, rival))
     leaves = system.leaves()
     idx = [cols.index(c) for c in leaves]
