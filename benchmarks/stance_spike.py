@@ -17,6 +17,8 @@ opposites, a column-blind logistic probe on the completion's vector and a column
 Session 19, AMD EPYC 2 vCPU, torch 2.13.0+cpu, direction AUC cross-encoder / probe / head / cosine minus opposites:
 Schwartz 0.752 / 0.717 / 0.713 / 0.552, ValueLex 0.938 / 0.920 / 0.871 / 0.650, MFT 0.881 / 0.855 / 0.834 / 0.616;
 13-16 min to train, 0.015-0.035 s a pair to score. Not built into phi (its criterion: commit f1275bb).
+Session 20, STANCE_PAIRS=1 BASELINES_ONLY=1 (criterion 7a1102f, result d301ae5): the 615 non-neutral rows of the
+stance pairs added to the heads' training moved Schwartz's probe / head 0.717 / 0.713 -> 0.717 / 0.716: failed.
 
     TEST_FAMILY=schwartz python benchmarks/stance_spike.py   # also N_TRAIN, N_TEST, MAXLEN, LR
     STANCE_PAIRS=1 BASELINES_ONLY=1 python benchmarks/stance_spike.py   # the heads with and without the pairs
