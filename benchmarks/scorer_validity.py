@@ -126,6 +126,14 @@ def add_rewordings(train: list[Dataset]) -> None:
         d.reworded = d.under(system)
 
 
+def datasets() -> tuple[list[Dataset], list[Dataset]]:
+    """phi's training sets (each with its reworded copy) and the spent test sets: what (a) fits and tests on."""
+    train = [Dataset(FAMILY.get(ref, "extra"), ref, ANN / csv) for ref, csv in phi.TRAINING_SETS
+             if (ANN / csv).is_file()]
+    add_rewordings(train)
+    return train, [Dataset(ref, ref, path) for ref, path in SPENT_TEST_SETS if path.is_file()]
+
+
 def fit(train: list[Dataset], seed: int = 0) -> tuple[phi.PhiModel, "_BaselineMap"]:
     """phi fitted as `phi.fit` fits it (every set, then every set's reworded copy), and the baseline's label map."""
     rows = train + [d.reworded for d in train if d.reworded is not None]
@@ -242,11 +250,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "outputs" / "bench" / "scorer.json"))
     args = ap.parse_args()
     t0 = time.time()
-    train = [Dataset(FAMILY.get(ref, "extra"), ref, ANN / csv) for ref, csv in phi.TRAINING_SETS
-             if (ANN / csv).is_file()]
-    add_rewordings(train)
+    train, spent = datasets()
     fams = {d.name for d in train}
-    spent = [Dataset(ref, ref, path) for ref, path in SPENT_TEST_SETS if path.is_file()]
     report: dict = {"code_version": phi.CODE_VERSION, "features": phi.FEATURES,
                     "train_sets": [str(d.path.relative_to(ROOT)) for d in train],
                     "spent_test_sets": [str(d.path.relative_to(ROOT)) for d in spent],

@@ -32,9 +32,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import cohen_kappa_score, roc_auc_score  # noqa: E402
 
+from benchmarks import scorer_validity as sv  # noqa: E402
 from benchmarks._machine import machine_info, write_result  # noqa: E402
 from benchmarks.stance_spike import PAIRS_DIR, pair_systems  # noqa: E402
-from valuelex_utils import embeddings  # noqa: E402
 from valuelex_utils.scoring import phi  # noqa: E402
 
 OUT = ROOT / "outputs" / "bench" / "stance_pairs_check.json"
@@ -42,25 +42,16 @@ OUT = ROOT / "outputs" / "bench" / "stance_pairs_check.json"
 
 def scored(name: str, ref: str, model: phi.PhiModel) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows, leaf cells): the rows with phi's expected score and label and the cosine on the target and the rival;
-    every leaf cell's human label, phi's label and its expected score."""
-    system = phi.training_system(ref)
-    df = pd.read_csv(PAIRS_DIR / f"{name}_pairs.csv")
-    df["stem"], df["completion"] = df["stem"].fillna("").astype(str), df["completion"].fillna("").astype(str)
-    labels, expected = model.predict(phi.pair_features(df["stem"].tolist(), df["completion"].tolist(), system),
-                                     system)
-    cols = system.columns()
-    comp = embeddings.embed([c if c.strip() else "-" for c in df["completion"]])
-    cents = embeddings.unit(np.vstack([embeddings.embed([w.lower() for w in system.markers(c)]).mean(0)
-                                       for c in cols]))
-    cosine = comp @ cents.T
+    every leaf cell's human label, phi's label and its expected score. Features and cosine as `scorer_validity`'s."""
+    d = sv.Dataset(name, ref, PAIRS_DIR / f"{name}_pairs.csv")
+    labels, expected = model.predict(d.X, d.system)
+    cols = d.columns
     at = lambda m, names: [m[i, cols.index(c)] if c in cols else np.nan for i, c in enumerate(names)]  # noqa: E731
-    rival = df["rival"].fillna("").astype(str)
-    df = df.assign(file=name, exp_t=at(expected, df["target"]), lab_t=at(labels, df["target"]),
-                   cos_t=at(cosine, df["target"]),
-                   exp_r=at(expected, rival), cos_r=at(cosine, rival))
-    leaves = system.leaves()
-    idx = [cols.index(c) for c in leaves]
-    cells = pd.DataFrame({"human": df[leaves].to_numpy().ravel(), "label": labels[:, idx].ravel(),
+    rival = d.df["rival"].fillna("").astype(str)
+    df = d.df.assign(file=name, exp_t=at(expected, d.df["target"]), lab_t=at(labels, d.df["target"]),
+                     cos_t=at(d.baseline, d.df["target"]), exp_r=at(expected, rival), cos_r=at(d.baseline, rival))
+    idx = [cols.index(c) for c in d.leaves]
+    cells = pd.DataFrame({"human": d.Yleaf.ravel(), "label": labels[:, idx].ravel(),
                           "expected": expected[:, idx].ravel()})
     return df, cells
 
